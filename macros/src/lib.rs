@@ -1,0 +1,169 @@
+//! Procedural macros of hpx-rs. Use them through the `hpx` crate:
+//! `#[hpx::main]` and `#[hpx::action]`.
+#![warn(missing_docs)]
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::{format_ident, quote};
+use syn::{parse_macro_input, FnArg, ItemFn, Pat, ReturnType, Type};
+
+fn error(span: Span, msg: &str) -> TokenStream {
+    syn::Error::new(span, msg).to_compile_error().into()
+}
+
+/// Marks `async fn main()` as the entry point of an hpx program.
+///
+/// `#[hpx::main]` runs main on every locality (SPMD);
+/// `#[hpx::main(root_only)]` runs it on locality 0 while the others serve
+/// actions. Main may return `()` or `Result<(), E>` with `E: Display`.
+///
+/// ```ignore
+/// #[hpx::main]
+/// async fn main() { /* body */ }
+/// ```
+/// expands to
+/// ```ignore
+/// fn main() -> std::process::ExitCode {
+///     async fn __hpx_main() { /* body */ }
+///     hpx::__private::main_spmd(__hpx_main)
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as ItemFn);
+    let entry = if attr.is_empty() {
+        quote!(main_spmd)
+    } else {
+        let mode = parse_macro_input!(attr as syn::Ident);
+        match mode.to_string().as_str() {
+            "root_only" => quote!(main_root_only),
+            "spmd" => quote!(main_spmd),
+            _ => return error(mode.span(), "expected `spmd` or `root_only`"),
+        }
+    };
+    if input.sig.asyncness.is_none() {
+        return error(input.sig.fn_token.span, "#[hpx::main] needs an `async fn`");
+    }
+    if !input.sig.inputs.is_empty() {
+        return error(
+            input.sig.fn_token.span,
+            "main takes no arguments: use hpx::args()",
+        );
+    }
+    let attrs = &input.attrs;
+    let vis = &input.vis;
+    let name = &input.sig.ident;
+    let output = &input.sig.output;
+    let body = &input.block;
+    quote! {
+        #(#attrs)*
+        #vis fn #name() -> ::std::process::ExitCode {
+            async fn __hpx_main() #output #body
+            ::hpx::__private::#entry(__hpx_main)
+        }
+    }
+    .into()
+}
+
+/// Makes an `async fn` an action: callable on any locality with
+/// `hpx::async_at(locality, name, args)`, `hpx::post` and
+/// `hpx::broadcast_action`.
+///
+/// The function becomes a unit struct of the same name implementing
+/// `hpx::Action` (so `name` is the value passed to `async_at`), and the body
+/// stays callable locally as `name::call(args)`. The arguments are the
+/// parameter itself for one parameter, a tuple otherwise (`()` for none); they
+/// and the result must be serde types. An action returning `Result<T, E>`
+/// (with `E: Display`) has output `T`; its `Err` reaches the caller as
+/// `hpx::Error::Remote`.
+#[proc_macro_attribute]
+pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return error(Span::call_site(), "#[hpx::action] takes no arguments");
+    }
+    let input = parse_macro_input!(item as ItemFn);
+    let sig = &input.sig;
+    if sig.asyncness.is_none() {
+        return error(sig.fn_token.span, "#[hpx::action] needs an `async fn`");
+    }
+    if !sig.generics.params.is_empty() {
+        return error(sig.ident.span(), "actions cannot be generic");
+    }
+    let mut types = Vec::new();
+    let mut params = Vec::new();
+    for (i, arg) in sig.inputs.iter().enumerate() {
+        match arg {
+            FnArg::Receiver(r) => {
+                return error(r.self_token.span, "actions are free functions, not methods")
+            }
+            FnArg::Typed(t) => {
+                if matches!(*t.ty, Type::Reference(_)) {
+                    return error(Span::call_site(), "action parameters must be owned values");
+                }
+                types.push((*t.ty).clone());
+                params.push(format_ident!("__hpx_arg{}", i));
+                let _: &Pat = &t.pat;
+            }
+        }
+    }
+    let name = &sig.ident;
+    let vis = &input.vis;
+    let attrs = &input.attrs;
+    let inputs = &sig.inputs;
+    let output = &sig.output;
+    let body = &input.block;
+    let (args_ty, destructure) = match types.len() {
+        1 => {
+            let t = &types[0];
+            let p = &params[0];
+            (quote!(#t), quote!(let #p = args;))
+        }
+        _ => (quote!((#(#types,)*)), quote!(let (#(#params,)*) = args;)),
+    };
+    let (output_ty, wrap) = match output {
+        ReturnType::Default => (quote!(()), quote!(Ok(out))),
+        ReturnType::Type(_, ty) => {
+            let is_result = matches!(&**ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result"));
+            if is_result {
+                (
+                    quote!(<#ty as ::hpx::ActionResult>::Ok),
+                    quote!(::hpx::ActionResult::into_action_result(out)),
+                )
+            } else {
+                (quote!(#ty), quote!(Ok(out)))
+            }
+        }
+    };
+    let name_str = name.to_string();
+    quote! {
+        #(#attrs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #name;
+
+        impl #name {
+            /// Runs the action's body here, as a plain async function.
+            #vis async fn call(#inputs) #output #body
+        }
+
+        impl ::hpx::Action for #name {
+            type Args = #args_ty;
+            type Output = #output_ty;
+            const NAME: &'static str = concat!(module_path!(), "::", #name_str);
+            const ID: u64 = ::hpx::__private::action_id(<Self as ::hpx::Action>::NAME);
+
+            fn invoke(args: Self::Args) -> ::hpx::__private::BoxFuture<'static, ::std::result::Result<Self::Output, ::std::string::String>> {
+                #destructure
+                ::std::boxed::Box::pin(async move {
+                    let out = #name::call(#(#params),*).await;
+                    #wrap
+                })
+            }
+        }
+
+        ::hpx::__private::inventory::submit! {
+            ::hpx::__private::ActionEntry::of::<#name>()
+        }
+    }
+    .into()
+}

@@ -1,0 +1,96 @@
+//! Parcels and their transport for hpx-rs.
+//!
+//! The parcelport moves [`Parcel`]s between [`LocalityId`]s. It knows
+//! framing, connections, authentication, coalescing and flow control, and
+//! nothing of actions, names or arrays: the layer above gives meaning to a
+//! parcel's `kind`, `tag` and `seq` and receives parcels through a
+//! [`ParcelHandler`].
+//!
+//! Two implementations of [`Parcelport`]: [`QuicParcelport`] (quinn) for real
+//! jobs, and [`LoopbackParcelport`] for a job of one locality, which opens no
+//! socket at all.
+//!
+//! The wire protocol ([`parcel`], [`handshake`]) is plain functions over
+//! bytes, tested without sockets.
+#![warn(missing_docs)]
+
+mod error;
+pub mod handshake;
+mod locality;
+mod loopback;
+pub mod parcel;
+mod quic;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::OwnedSemaphorePermit;
+
+pub use error::TransportError;
+pub use locality::LocalityId;
+pub use loopback::LoopbackParcelport;
+pub use parcel::{Parcel, ParcelHeader};
+pub use quic::{QuicConfig, QuicParcelport};
+
+/// Receives what arrives from the network. Implemented by the runtime.
+///
+/// Both methods are called from the parcelport's tasks and must not block:
+/// hand long work to a task of your own.
+pub trait ParcelHandler: Send + Sync + 'static {
+    /// A parcel arrived. Keep `credit` alive until the parcel's work is done:
+    /// it is this parcel's share of the incoming budget, and while the budget
+    /// is spent the parcelport stops reading, which throttles the senders.
+    fn on_parcel(&self, parcel: Parcel, credit: Credit);
+
+    /// A locality stopped answering or its connection broke. Called at most
+    /// once per locality; later sends to it fail with
+    /// [`TransportError::PeerLost`].
+    fn on_peer_lost(&self, locality: LocalityId, reason: &str);
+}
+
+/// A received parcel's share of the incoming budget; dropping it returns the share.
+#[derive(Debug)]
+pub struct Credit {
+    _share: Option<OwnedSemaphorePermit>,
+}
+
+impl Credit {
+    /// A credit that holds no budget (for replies and control parcels).
+    pub fn unmetered() -> Credit {
+        Credit { _share: None }
+    }
+
+    fn metered(permit: OwnedSemaphorePermit) -> Credit {
+        Credit {
+            _share: Some(permit),
+        }
+    }
+}
+
+/// Moves parcels between the localities of one job.
+pub trait Parcelport: Send + Sync + 'static {
+    /// This locality.
+    fn here(&self) -> LocalityId;
+
+    /// Number of localities in the job.
+    fn num_localities(&self) -> u32;
+
+    /// Starts delivering received parcels to `handler`. Until then nothing is
+    /// read from the network. Only the first call has an effect.
+    fn attach(&self, handler: Arc<dyn ParcelHandler>);
+
+    /// Queues a parcel for `parcel.header.dest`. Never blocks; parcels to one
+    /// destination arrive in the order they were sent. A parcel to this
+    /// locality is delivered to the handler without touching the network.
+    fn send(&self, parcel: Parcel) -> Result<(), TransportError>;
+
+    /// Sends everything queued, waits until peers have received it, and
+    /// closes all connections in an orderly way (peers do not see a loss).
+    fn flush_and_close(&self) -> BoxFuture<'static, ()>;
+
+    /// Closes every connection at once; peers see this locality as lost with `reason`.
+    fn abort(&self, reason: &str);
+
+    /// Whether `locality` has been declared lost.
+    fn is_lost(&self, locality: LocalityId) -> bool;
+}

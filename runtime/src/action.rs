@@ -1,0 +1,160 @@
+//! Actions: async functions callable on any locality, registered at link time.
+//!
+//! `#[hpx::action]` turns `async fn name(args) -> R` into a unit struct
+//! `name` implementing [`Action`] and submits an [`ActionEntry`] to the
+//! registry. Every locality runs the same binary, so the registry is the same
+//! everywhere and an action is named on the wire by [`Action::ID`], a hash of
+//! its path.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::OnceLock;
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec;
+
+/// A function that can run on any locality.
+pub trait Action: Copy + Send + Sync + 'static {
+    /// The arguments: the parameter's type for one parameter, a tuple otherwise.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// The result type (the `T` of a `Result<T, E>`-returning action).
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The action's stable name (module path and function name).
+    const NAME: &'static str;
+    /// The id used on the wire: [`action_id`] of [`Action::NAME`].
+    const ID: u64;
+
+    /// Runs the action here. `Err` carries the action's own error as text.
+    fn invoke(args: Self::Args) -> BoxFuture<'static, Result<Self::Output, String>>;
+}
+
+/// Turns an action's return value into its output or error text.
+pub trait ActionResult {
+    /// The successful value.
+    type Ok;
+    /// Splits into value or error message.
+    fn into_action_result(self) -> Result<Self::Ok, String>;
+}
+
+impl<T, E: Display> ActionResult for Result<T, E> {
+    type Ok = T;
+    fn into_action_result(self) -> Result<T, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// The 64-bit FNV-1a hash of an action's name: its wire id.
+pub const fn action_id(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// Why running an encoded action failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The arguments could not be decoded.
+    BadArguments(String),
+    /// The action returned an error.
+    Failed(String),
+}
+
+/// The type-erased entry point of a registered action.
+pub type ActionHandler = fn(&[u8]) -> BoxFuture<'static, Result<Vec<u8>, Failure>>;
+
+/// One registered action.
+#[derive(Debug)]
+pub struct ActionEntry {
+    /// The stable name.
+    pub name: &'static str,
+    /// The wire id.
+    pub id: u64,
+    /// Decodes arguments, runs the action, encodes the result.
+    pub handler: ActionHandler,
+}
+
+impl ActionEntry {
+    /// The entry of action `A` (used by `#[hpx::action]`).
+    pub const fn of<A: Action>() -> ActionEntry {
+        ActionEntry {
+            name: A::NAME,
+            id: A::ID,
+            handler: run_encoded::<A>,
+        }
+    }
+}
+
+inventory::collect!(ActionEntry);
+
+fn run_encoded<A: Action>(args: &[u8]) -> BoxFuture<'static, Result<Vec<u8>, Failure>> {
+    let args = codec::decode::<A::Args>(args);
+    Box::pin(async move {
+        let args = args.map_err(|e| Failure::BadArguments(e.to_string()))?;
+        let out = A::invoke(args).await.map_err(Failure::Failed)?;
+        codec::encode(&out).map_err(|e| Failure::Failed(e.to_string()))
+    })
+}
+
+/// The registry of all actions linked into this binary.
+pub struct Registry {
+    by_id: HashMap<u64, &'static ActionEntry>,
+}
+
+impl Registry {
+    /// The process-wide registry, built on first use.
+    pub fn global() -> &'static Registry {
+        static REGISTRY: OnceLock<Registry> = OnceLock::new();
+        REGISTRY.get_or_init(|| {
+            let mut by_id: HashMap<u64, &'static ActionEntry> = HashMap::new();
+            let mut collided = Vec::new();
+            for entry in inventory::iter::<ActionEntry> {
+                match by_id.insert(entry.id, entry) {
+                    Some(other) if other.name != entry.name => {
+                        // Two names with one 64-bit id: refuse both rather
+                        // than run the wrong one.
+                        tracing::error!(a = other.name, b = entry.name, "action id collision");
+                        collided.push(entry.id);
+                    }
+                    _ => {}
+                }
+            }
+            for id in collided {
+                by_id.remove(&id);
+            }
+            Registry { by_id }
+        })
+    }
+
+    /// Looks an action up by wire id.
+    pub fn get(&self, id: u64) -> Option<&'static ActionEntry> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// Names of every registered action, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.by_id.values().map(|e| e.name).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_fnv1a() {
+        assert_eq!(action_id(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(action_id("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(action_id("m::f"), action_id("m::g"));
+    }
+}

@@ -1,0 +1,169 @@
+//! Calling actions: `async_at`, `post`, `broadcast_action`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use hpx_parcelport::LocalityId;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::action::Action;
+use crate::runtime::{current, panic_message};
+use crate::{codec, Error, Result};
+
+enum State<T> {
+    Ready(Option<Result<T>>),
+    Remote {
+        reply: oneshot::Receiver<Result<Bytes>>,
+        locality: LocalityId,
+    },
+    Local(JoinHandle<Result<T>>),
+}
+
+/// The future result of an action started with [`async_at`]. The call is
+/// already under way when this is created (like HPX's `hpx::async`); awaiting
+/// it only waits for the result. Dropping it does not cancel the call.
+#[must_use = "the call runs anyway; await the future to get its result"]
+pub struct ActionFuture<T> {
+    state: State<T>,
+}
+
+impl<T> ActionFuture<T> {
+    fn ready(result: Result<T>) -> Self {
+        ActionFuture {
+            state: State::Ready(Some(result)),
+        }
+    }
+}
+
+// No field is ever pinned: values of T are only moved out.
+impl<T> Unpin for ActionFuture<T> {}
+
+impl<T: serde::de::DeserializeOwned> Future for ActionFuture<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.get_mut();
+        match &mut this.state {
+            State::Ready(value) => Poll::Ready(value.take().unwrap_or(Err(Error::Transport(
+                "ActionFuture polled after completion".into(),
+            )))),
+            State::Remote { reply, locality } => match Pin::new(reply).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(Ok(bytes))) => Poll::Ready(codec::decode::<T>(&bytes)),
+                Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(Error::LocalityLost {
+                    locality: *locality,
+                    reason: "the runtime shut down before the reply arrived".into(),
+                })),
+            },
+            State::Local(handle) => match Pin::new(handle).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(result)) => Poll::Ready(result),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(Error::Transport(format!(
+                    "local action task failed: {e}"
+                )))),
+            },
+        }
+    }
+}
+
+/// Runs action `A` here on a task of its own, catching panics, counting it as
+/// work of the job.
+fn run_local<A: Action>(args: A::Args) -> Result<JoinHandle<Result<A::Output>>> {
+    let rt = current()?;
+    let here = rt.here();
+    Ok(rt.spawn_counted(async move {
+        match std::panic::AssertUnwindSafe(A::invoke(args))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(message)) => Err(Error::Remote {
+                locality: here,
+                action: A::NAME.to_owned(),
+                message,
+            }),
+            Err(panic) => Err(Error::RemotePanic {
+                locality: here,
+                action: A::NAME.to_owned(),
+                message: panic_message(panic.as_ref()),
+            }),
+        }
+    }))
+}
+
+/// Calls `action` with `args` on `locality` and returns the future of its
+/// result. The call starts at once. On this locality the action runs on a new
+/// task without any encoding; elsewhere the arguments travel as a parcel.
+///
+/// Errors: the action's own error or panic ([`Error::Remote`],
+/// [`Error::RemotePanic`]), [`Error::LocalityLost`] if the locality dies,
+/// [`Error::NoSuchLocality`], [`Error::UnknownAction`].
+pub fn async_at<A: Action>(
+    locality: LocalityId,
+    _action: A,
+    args: A::Args,
+) -> ActionFuture<A::Output> {
+    let rt = match current() {
+        Ok(rt) => rt,
+        Err(e) => return ActionFuture::ready(Err(e)),
+    };
+    if locality == rt.here() {
+        return match run_local::<A>(args) {
+            Ok(handle) => ActionFuture {
+                state: State::Local(handle),
+            },
+            Err(e) => ActionFuture::ready(Err(e)),
+        };
+    }
+    if locality.0 >= rt.num_localities() {
+        return ActionFuture::ready(Err(Error::NoSuchLocality(locality)));
+    }
+    let payload = match codec::encode(&args) {
+        Ok(p) => p,
+        Err(e) => return ActionFuture::ready(Err(e)),
+    };
+    ActionFuture {
+        state: State::Remote {
+            reply: rt.request(locality, A::ID, A::NAME, payload),
+            locality,
+        },
+    }
+}
+
+/// Calls `action` on `locality` without waiting for, or getting, a result
+/// (fire and forget). Small posts to one locality are coalesced into few
+/// network writes. A failure of the action is logged where it runs.
+pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Result<()> {
+    let rt = current()?;
+    if locality == rt.here() {
+        let handle = run_local::<A>(args)?;
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = handle.await {
+                tracing::error!(%e, "posted action failed");
+            }
+        });
+        return Ok(());
+    }
+    if locality.0 >= rt.num_localities() {
+        return Err(Error::NoSuchLocality(locality));
+    }
+    rt.post(locality, A::ID, codec::encode(&args)?)
+}
+
+/// Calls `action` with a copy of `args` on every locality and returns the
+/// results in locality order; the first error, if any.
+pub async fn broadcast_action<A: Action>(action: A, args: A::Args) -> Result<Vec<A::Output>>
+where
+    A::Args: Clone,
+{
+    let n = current()?.num_localities();
+    let calls: Vec<_> = (0..n)
+        .map(|i| async_at(LocalityId(i), action, args.clone()))
+        .collect();
+    futures::future::join_all(calls).await.into_iter().collect()
+}

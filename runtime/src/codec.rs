@@ -1,0 +1,163 @@
+//! Serialization of action arguments and results: serde with bincode 2, and
+//! [`PodVec`] for numeric buffers that travel as raw bytes.
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+
+use bytemuck::Pod;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, Result};
+
+/// Upper bound on what a decoder may be asked to allocate (1 GiB).
+const DECODE_LIMIT: usize = 1 << 30;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<DECODE_LIMIT>()
+}
+
+/// Encodes a value.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| Error::Codec(e.to_string()))
+}
+
+/// Decodes a value, rejecting trailing bytes. Never panics on malformed input.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| Error::Codec(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(Error::Codec(format!(
+            "{} trailing bytes after the value",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+/// A vector of plain numbers that is serialized as one block of raw bytes
+/// (a length and a memory copy) instead of element by element. Use it for
+/// bulk numeric arguments and results of actions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodVec<T: Pod>(pub Vec<T>);
+
+impl<T: Pod> PodVec<T> {
+    /// Unwraps the vector.
+    pub fn into_inner(self) -> Vec<T> {
+        self.0
+    }
+}
+
+impl<T: Pod> From<Vec<T>> for PodVec<T> {
+    fn from(v: Vec<T>) -> Self {
+        PodVec(v)
+    }
+}
+
+impl<T: Pod> Deref for PodVec<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T: Pod> DerefMut for PodVec<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
+    }
+}
+
+impl<T: Pod> Serialize for PodVec<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytemuck::cast_slice(&self.0))
+    }
+}
+
+struct PodVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Pod> serde::de::Visitor<'de> for PodVisitor<T> {
+    type Value = PodVec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "a byte buffer of {}-byte elements",
+            std::mem::size_of::<T>()
+        )
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<Self::Value, E> {
+        let size = std::mem::size_of::<T>().max(1);
+        if v.len() % size != 0 {
+            return Err(E::custom(format!(
+                "{} bytes is not a whole number of {size}-byte elements",
+                v.len()
+            )));
+        }
+        Ok(PodVec(bytemuck::pod_collect_to_vec(v)))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(
+        self,
+        v: Vec<u8>,
+    ) -> std::result::Result<Self::Value, E> {
+        self.visit_bytes(&v)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for PodVec<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_byte_buf(PodVisitor(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn pod_vec_is_raw_bytes() {
+        let v = PodVec(vec![1.5f64, -2.0, 3.25]);
+        let bytes = encode(&v).unwrap();
+        assert_eq!(bytes.len(), 8 + 3 * 8);
+        assert_eq!(decode::<PodVec<f64>>(&bytes).unwrap(), v);
+    }
+
+    #[test]
+    fn rejects_trailing_and_truncated() {
+        let mut bytes = encode(&(1u32, 2u64)).unwrap();
+        assert!(decode::<(u32, u64)>(&bytes[..5]).is_err());
+        bytes.push(0);
+        assert!(decode::<(u32, u64)>(&bytes).is_err());
+        let odd = encode(&PodVec(vec![1u8, 2, 3])).unwrap();
+        assert!(decode::<PodVec<u32>>(&odd).is_err());
+    }
+
+    #[test]
+    fn huge_claimed_length_is_an_error_not_an_allocation() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode::<Vec<u64>>(&bytes).is_err());
+        assert!(decode::<PodVec<u64>>(&bytes).is_err());
+        assert!(decode::<String>(&bytes).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = decode::<(String, Vec<u32>, Option<f64>)>(&bytes);
+            let _ = decode::<PodVec<f32>>(&bytes);
+        }
+
+        #[test]
+        fn round_trip(v in proptest::collection::vec(any::<i64>(), 0..64), s in ".*") {
+            let bytes = encode(&(v.clone(), s.clone(), PodVec(v.clone()))).unwrap();
+            let back: (Vec<i64>, String, PodVec<i64>) = decode(&bytes).unwrap();
+            prop_assert_eq!(back, (v.clone(), s, PodVec(v)));
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! Runtime configuration, read in one documented place.
+//!
+//! Sources, strongest first:
+//!
+//! 1. command-line flags `--hpx:NAME=VALUE` (removed from [`crate::args`]);
+//! 2. `HPX_*` environment variables, as set by `hpxrun`;
+//! 3. Slurm's variables, so `srun -n 4 prog` needs no launcher;
+//! 4. defaults: one locality, no network.
+//!
+//! | flag | variable | meaning | default |
+//! |---|---|---|---|
+//! | `--hpx:threads=N` | `HPX_THREADS` | worker threads of this locality | cores |
+//! | `--hpx:locality=I` | `HPX_LOCALITY` (`SLURM_PROCID`) | this locality's id | 0 |
+//! | `--hpx:localities=N` | `HPX_NUM_LOCALITIES` (`SLURM_NTASKS`) | localities in the job | 1 |
+//! | `--hpx:agas=HOST:PORT` | `HPX_AGAS` (first host of `SLURM_STEP_NODELIST`, port `HPX_PORT` or 7910) | the root's rendezvous | required if N > 1 |
+//! | `--hpx:host=ADDR` | `HPX_HOST` (`SLURMD_NODENAME`) | address this locality binds | 127.0.0.1 |
+//! | `--hpx:startup-timeout=S` | `HPX_STARTUP_TIMEOUT` | seconds for all localities to arrive | 30 |
+//! | `--hpx:peer-timeout=S` | `HPX_PEER_TIMEOUT` | seconds of silence before a locality is lost | 5 |
+//! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one) | required if N > 1 |
+//!
+//! `HPX_SECRET` has no flag on purpose: command lines are visible to every
+//! user of a machine. For `srun`, export it first:
+//! `export HPX_SECRET=$(openssl rand -hex 32); srun -n 4 prog`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use hpx_parcelport::LocalityId;
+
+use crate::{Error, Result};
+
+/// Default rendezvous port under Slurm when `HPX_PORT` is not set.
+pub const DEFAULT_SLURM_PORT: u16 = 7910;
+
+/// Where main runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExecutionMode {
+    /// Main runs on every locality (like MPI); the job ends when all mains
+    /// have returned and in-flight work is drained.
+    #[default]
+    Spmd,
+    /// Main runs on locality 0; the others serve actions until it returns.
+    RootOnly,
+}
+
+/// Everything a locality needs to join its job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This locality's id.
+    pub locality: LocalityId,
+    /// Number of localities in the job.
+    pub num_localities: u32,
+    /// The root's rendezvous address (needed when there is more than one locality).
+    pub agas: Option<SocketAddr>,
+    /// The address this locality binds and advertises.
+    pub host: IpAddr,
+    /// The job secret.
+    pub secret: Option<Vec<u8>>,
+    /// Worker threads (None: one per core).
+    pub threads: Option<usize>,
+    /// How long the bootstrap may take.
+    pub startup_timeout: Duration,
+    /// Silence after which a peer is declared lost.
+    pub peer_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            locality: LocalityId(0),
+            num_localities: 1,
+            agas: None,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            secret: None,
+            threads: None,
+            startup_timeout: Duration::from_secs(30),
+            peer_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn bad(what: &str, value: &str, why: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{what}={value:?}: {why}"))
+}
+
+fn parse_num<T: std::str::FromStr>(what: &str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse::<T>().map_err(|e| bad(what, value, e))
+}
+
+fn parse_secs(what: &str, value: &str) -> Result<Duration> {
+    let secs: f64 = parse_num(what, value)?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(bad(what, value, "must be a positive number of seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| bad(what, value, e))
+}
+
+fn resolve(what: &str, value: &str, port: u16) -> Result<SocketAddr> {
+    value
+        .to_socket_addrs()
+        .or_else(|_| (value, port).to_socket_addrs())
+        .map_err(|e| bad(what, value, e))?
+        .next()
+        .ok_or_else(|| bad(what, value, "resolves to no address"))
+}
+
+fn parse_host(what: &str, value: &str) -> Result<IpAddr> {
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    resolve(what, value, 0).map(|a| a.ip())
+}
+
+/// Decodes hex digits into bytes.
+fn parse_hex(what: &str, value: &str) -> Result<Vec<u8>> {
+    let value = value.trim();
+    if value.len() < 32 || value.len() % 2 != 0 {
+        return Err(bad(
+            what,
+            "<hidden>",
+            "must be at least 32 hex digits, an even number",
+        ));
+    }
+    (0..value.len())
+        .step_by(2)
+        .map(|i| {
+            value
+                .get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(|| bad(what, "<hidden>", "not hex"))
+        })
+        .collect()
+}
+
+/// The first host of a Slurm node list such as `node[03-05,9],gpu1`.
+pub fn first_slurm_host(list: &str) -> Option<String> {
+    let list = list.trim();
+    let end = list.find(',').unwrap_or(list.len());
+    let bracket = list.find('[');
+    match bracket {
+        Some(b) if b < end => {
+            let close = list[b..].find(']')? + b;
+            let prefix = &list[..b];
+            let first = list[b + 1..close].split(',').next()?;
+            let first = first.split('-').next()?;
+            if first.is_empty() {
+                return None;
+            }
+            Some(format!("{prefix}{first}"))
+        }
+        _ => {
+            let host = &list[..end];
+            (!host.is_empty()).then(|| host.to_owned())
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration of this process from its environment and
+    /// command line, returning it with the arguments left for the program.
+    pub fn from_env() -> Result<(Config, Vec<String>)> {
+        let args: Vec<String> = std::env::args().collect();
+        Config::parse(|k| std::env::var(k).ok(), &args)
+    }
+
+    /// Reads the configuration from `env` and `args` (`args[0]` is the
+    /// program). Returns it and the arguments without `--hpx:` flags.
+    pub fn parse(
+        env: impl Fn(&str) -> Option<String>,
+        args: &[String],
+    ) -> Result<(Config, Vec<String>)> {
+        let mut cfg = Config::default();
+        let mut flags: Vec<(String, String)> = Vec::new();
+        let mut rest = Vec::with_capacity(args.len());
+        for arg in args {
+            match arg.strip_prefix("--hpx:") {
+                Some(flag) => {
+                    let (name, value) = flag.split_once('=').ok_or_else(|| {
+                        Error::Config(format!("{arg}: expected --hpx:NAME=VALUE"))
+                    })?;
+                    flags.push((name.to_owned(), value.to_owned()));
+                }
+                None => rest.push(arg.clone()),
+            }
+        }
+        let flag = |name: &str| {
+            flags
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        for (name, _) in &flags {
+            const KNOWN: [&str; 7] = [
+                "threads",
+                "locality",
+                "localities",
+                "agas",
+                "host",
+                "startup-timeout",
+                "peer-timeout",
+            ];
+            if !KNOWN.contains(&name.as_str()) {
+                return Err(Error::Config(format!(
+                    "unknown flag --hpx:{name} (known: {})",
+                    KNOWN.map(|k| format!("--hpx:{k}")).join(", ")
+                )));
+            }
+        }
+        let get = |flag_name: &str, var: &str| {
+            flag(flag_name)
+                .map(|v| (format!("--hpx:{flag_name}"), v))
+                .or_else(|| env(var).map(|v| (var.to_owned(), v)))
+        };
+        let slurm = env("HPX_LOCALITY").is_none()
+            && flag("locality").is_none()
+            && env("SLURM_PROCID").is_some();
+
+        if let Some((what, v)) = get("threads", "HPX_THREADS") {
+            let n: usize = parse_num(&what, &v)?;
+            if n == 0 {
+                return Err(bad(&what, &v, "must be at least 1"));
+            }
+            cfg.threads = Some(n);
+        }
+        let locality = get("locality", "HPX_LOCALITY").or_else(|| {
+            slurm
+                .then(|| env("SLURM_PROCID").map(|v| ("SLURM_PROCID".to_owned(), v)))
+                .flatten()
+        });
+        if let Some((what, v)) = locality {
+            cfg.locality = LocalityId(parse_num(&what, &v)?);
+        }
+        let count = get("localities", "HPX_NUM_LOCALITIES").or_else(|| {
+            slurm
+                .then(|| env("SLURM_NTASKS").map(|v| ("SLURM_NTASKS".to_owned(), v)))
+                .flatten()
+        });
+        if let Some((what, v)) = count {
+            cfg.num_localities = parse_num(&what, &v)?;
+            if cfg.num_localities == 0 {
+                return Err(bad(&what, &v, "must be at least 1"));
+            }
+        }
+        if cfg.locality.0 >= cfg.num_localities {
+            return Err(Error::Config(format!(
+                "locality {} does not exist in a job of {} localities",
+                cfg.locality, cfg.num_localities
+            )));
+        }
+        let port = match env("HPX_PORT") {
+            Some(p) => parse_num("HPX_PORT", &p)?,
+            None => DEFAULT_SLURM_PORT,
+        };
+        if let Some((what, v)) = get("agas", "HPX_AGAS") {
+            cfg.agas = Some(resolve(&what, &v, port)?);
+        } else if slurm {
+            if let Some(list) = env("SLURM_STEP_NODELIST").or_else(|| env("SLURM_JOB_NODELIST")) {
+                let host = first_slurm_host(&list)
+                    .ok_or_else(|| bad("SLURM_STEP_NODELIST", &list, "no host in the list"))?;
+                cfg.agas = Some(resolve("SLURM_STEP_NODELIST", &host, port)?);
+            }
+        }
+        if let Some((what, v)) = get("host", "HPX_HOST") {
+            cfg.host = parse_host(&what, &v)?;
+        } else if slurm {
+            if let Some(node) = env("SLURMD_NODENAME") {
+                cfg.host = parse_host("SLURMD_NODENAME", &node)?;
+            }
+        }
+        if let Some((what, v)) = get("startup-timeout", "HPX_STARTUP_TIMEOUT") {
+            cfg.startup_timeout = parse_secs(&what, &v)?;
+        }
+        if let Some((what, v)) = get("peer-timeout", "HPX_PEER_TIMEOUT") {
+            cfg.peer_timeout = parse_secs(&what, &v)?;
+        }
+        if let Some(secret) = env("HPX_SECRET") {
+            cfg.secret = Some(parse_hex("HPX_SECRET", &secret)?);
+        }
+        if cfg.num_localities > 1 {
+            if cfg.agas.is_none() {
+                return Err(Error::Config(format!(
+                    "{} localities but no rendezvous address: set HPX_AGAS=HOST:PORT or --hpx:agas, or start the job with hpxrun",
+                    cfg.num_localities
+                )));
+            }
+            if cfg.secret.is_none() {
+                return Err(Error::Config(
+                    "HPX_SECRET is not set: start the job with hpxrun, or export HPX_SECRET=$(openssl rand -hex 32) before srun".into(),
+                ));
+            }
+        }
+        Ok((cfg, rest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn parse(vars: &[(&str, &str)], args: &[&str]) -> Result<(Config, Vec<String>)> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Config::parse(|k| env.get(k).cloned(), &args)
+    }
+
+    #[test]
+    fn defaults_are_one_locality() {
+        let (cfg, rest) = parse(&[], &["prog", "x"]).unwrap();
+        assert_eq!(cfg, Config::default());
+        assert_eq!(rest, ["prog", "x"]);
+    }
+
+    #[test]
+    fn hpxrun_environment() {
+        let (cfg, _) = parse(
+            &[
+                ("HPX_LOCALITY", "2"),
+                ("HPX_NUM_LOCALITIES", "4"),
+                ("HPX_AGAS", "127.0.0.1:5000"),
+                ("HPX_SECRET", SECRET),
+                ("HPX_THREADS", "3"),
+            ],
+            &["prog"],
+        )
+        .unwrap();
+        assert_eq!(cfg.locality, LocalityId(2));
+        assert_eq!(cfg.num_localities, 4);
+        assert_eq!(cfg.agas, Some("127.0.0.1:5000".parse().unwrap()));
+        assert_eq!(cfg.threads, Some(3));
+        assert_eq!(cfg.secret.as_ref().map(Vec::len), Some(32));
+    }
+
+    #[test]
+    fn flags_override_environment_and_are_removed() {
+        let (cfg, rest) = parse(
+            &[("HPX_THREADS", "3")],
+            &[
+                "prog",
+                "--hpx:threads=5",
+                "a",
+                "--hpx:peer-timeout=1.5",
+                "b",
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.threads, Some(5));
+        assert_eq!(cfg.peer_timeout, Duration::from_millis(1500));
+        assert_eq!(rest, ["prog", "a", "b"]);
+        assert!(parse(&[], &["prog", "--hpx:bogus=1"])
+            .unwrap_err()
+            .to_string()
+            .contains("--hpx:threads"));
+        assert!(parse(&[], &["prog", "--hpx:threads"]).is_err());
+        assert!(parse(&[], &["prog", "--hpx:threads=0"]).is_err());
+        assert!(parse(&[], &["prog", "--hpx:threads=x"]).is_err());
+    }
+
+    #[test]
+    fn slurm_variables() {
+        let (cfg, _) = parse(
+            &[
+                ("SLURM_PROCID", "3"),
+                ("SLURM_NTASKS", "8"),
+                ("SLURM_STEP_NODELIST", "localhost,node2"),
+                ("HPX_SECRET", SECRET),
+                ("HPX_PORT", "6000"),
+            ],
+            &["prog"],
+        )
+        .unwrap();
+        assert_eq!(cfg.locality, LocalityId(3));
+        assert_eq!(cfg.num_localities, 8);
+        assert_eq!(cfg.agas.map(|a| a.port()), Some(6000));
+        assert!(cfg.agas.is_some_and(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn hpx_variables_win_over_slurm() {
+        let (cfg, _) = parse(
+            &[
+                ("SLURM_PROCID", "3"),
+                ("SLURM_NTASKS", "8"),
+                ("HPX_LOCALITY", "1"),
+                ("HPX_NUM_LOCALITIES", "2"),
+                ("HPX_AGAS", "127.0.0.1:1"),
+                ("HPX_SECRET", SECRET),
+            ],
+            &["prog"],
+        )
+        .unwrap();
+        assert_eq!((cfg.locality, cfg.num_localities), (LocalityId(1), 2));
+    }
+
+    #[test]
+    fn slurm_node_lists() {
+        assert_eq!(
+            first_slurm_host("node[03-05,9],gpu1").as_deref(),
+            Some("node03")
+        );
+        assert_eq!(first_slurm_host("gpu1,node[1-2]").as_deref(), Some("gpu1"));
+        assert_eq!(first_slurm_host("single").as_deref(), Some("single"));
+        assert_eq!(first_slurm_host("n[7]").as_deref(), Some("n7"));
+        assert_eq!(first_slurm_host(""), None);
+        assert_eq!(first_slurm_host("n[").as_deref(), None);
+        assert_eq!(first_slurm_host("n[]"), None);
+    }
+
+    #[test]
+    fn clear_errors_for_bad_layouts() {
+        let e = parse(
+            &[("HPX_LOCALITY", "4"), ("HPX_NUM_LOCALITIES", "4")],
+            &["p"],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("locality 4 does not exist"), "{e}");
+        let e = parse(
+            &[("HPX_NUM_LOCALITIES", "2"), ("HPX_SECRET", SECRET)],
+            &["p"],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("HPX_AGAS"), "{e}");
+        let e = parse(
+            &[("HPX_NUM_LOCALITIES", "2"), ("HPX_AGAS", "127.0.0.1:9")],
+            &["p"],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("HPX_SECRET"), "{e}");
+        let e = parse(&[("HPX_SECRET", "abc")], &["p"]).unwrap_err();
+        assert!(
+            !e.to_string().contains("abc"),
+            "the secret must not be echoed: {e}"
+        );
+        assert!(parse(&[("HPX_STARTUP_TIMEOUT", "-1")], &["p"]).is_err());
+        assert!(parse(&[("HPX_STARTUP_TIMEOUT", "inf")], &["p"]).is_err());
+        assert!(parse(&[("HPX_NUM_LOCALITIES", "0")], &["p"]).is_err());
+    }
+}

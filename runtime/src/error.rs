@@ -1,0 +1,105 @@
+//! The one error type of hpx-rs.
+
+use hpx_parcelport::{LocalityId, TransportError};
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in hpx-rs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A remote action returned an error.
+    #[error("action {action} failed on locality {locality}: {message}")]
+    Remote {
+        /// Where the action ran.
+        locality: LocalityId,
+        /// The action's name.
+        action: String,
+        /// The action's error, as text.
+        message: String,
+    },
+    /// A remote action panicked.
+    #[error("action {action} panicked on locality {locality}: {message}")]
+    RemotePanic {
+        /// Where the action ran.
+        locality: LocalityId,
+        /// The action's name.
+        action: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The locality died or became unreachable.
+    #[error("locality {locality} was lost: {reason}")]
+    LocalityLost {
+        /// The lost locality.
+        locality: LocalityId,
+        /// Why it is considered lost.
+        reason: String,
+    },
+    /// No locality with this id in the job.
+    #[error("no locality {0} in this job")]
+    NoSuchLocality(LocalityId),
+    /// The receiving locality does not know the action (different binaries?).
+    #[error("locality {locality} has no action with id {id:#018x} ({action})")]
+    UnknownAction {
+        /// Where the call was sent.
+        locality: LocalityId,
+        /// The unknown id.
+        id: u64,
+        /// The caller's name for it.
+        action: String,
+    },
+    /// Something did not complete in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Encoding or decoding a value failed.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// The transport failed.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// A peer failed authentication, or this process failed it.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
+    /// An argument was out of range or otherwise invalid.
+    #[error("bad argument: {0}")]
+    BadArgument(String),
+    /// The runtime configuration (environment, flags) is invalid.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The job could not start: bootstrap failed.
+    #[error("bootstrap failed: {0}")]
+    Bootstrap(String),
+    /// This locality's main function failed or panicked.
+    #[error("{0}")]
+    MainFailed(String),
+    /// The job was aborted because of a failure elsewhere.
+    #[error("job aborted: {0}")]
+    Aborted(String),
+    /// No hpx runtime is running in this process.
+    #[error("no hpx runtime is running in this process (use #[hpx::main] or hpx::Runtime)")]
+    NotRunning,
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::PeerLost { locality, reason } => {
+                Error::LocalityLost { locality, reason }
+            }
+            TransportError::NoSuchLocality(l) => Error::NoSuchLocality(l),
+            TransportError::Authentication(addr) => Error::Authentication(format!(
+                "{addr} rejected this process: it does not hold the job's secret (HPX_SECRET)"
+            )),
+            TransportError::Bootstrap(m) => Error::Bootstrap(m),
+            TransportError::Config(m) => Error::Config(m),
+            other => Error::Transport(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Transport(e.to_string())
+    }
+}

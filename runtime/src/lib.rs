@@ -1,0 +1,221 @@
+//! The runtime of hpx-rs: localities, bootstrap, actions and their futures.
+//!
+//! Users normally reach this through the `hpx` facade crate. The pieces:
+//!
+//! - [`Runtime`] starts a locality (or `#[hpx::main]` does it for you);
+//! - [`Config`] says which locality of which job this process is;
+//! - [`Action`] is implemented by `#[hpx::action]` functions, called with
+//!   [`async_at`], [`post`] and [`broadcast_action`];
+//! - [`find_here`], [`find_all_localities`], [`get_locality_id`] and
+//!   [`get_num_localities`] describe the job.
+#![warn(missing_docs)]
+
+pub mod action;
+mod call;
+pub mod codec;
+pub mod config;
+mod error;
+mod runtime;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+pub use action::{Action, ActionResult};
+pub use call::{async_at, broadcast_action, post, ActionFuture};
+pub use codec::PodVec;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use hpx_parcelport::LocalityId;
+
+use config::ExecutionMode;
+
+/// Starts this process's locality of a job and runs a main function on it.
+///
+/// ```no_run
+/// let answer = hpx_runtime::Runtime::builder()
+///     .threads(2)
+///     .run(|| async { Ok::<_, std::io::Error>(hpx_runtime::get_num_localities() * 2) })
+///     .expect("the job failed");
+/// ```
+#[derive(Debug, Default)]
+pub struct Runtime {
+    config: Option<Config>,
+    args: Vec<String>,
+    threads: Option<usize>,
+}
+
+impl Runtime {
+    /// A builder reading the job from the environment and command line (see [`config`]).
+    pub fn builder() -> Runtime {
+        Runtime::default()
+    }
+
+    /// Worker threads when neither `--hpx:threads` nor `HPX_THREADS` says otherwise.
+    pub fn threads(mut self, threads: usize) -> Runtime {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Uses `config` instead of the environment, with `args` as the program's arguments.
+    pub fn config(mut self, config: Config, args: Vec<String>) -> Runtime {
+        self.config = Some(config);
+        self.args = args;
+        self
+    }
+
+    fn resolve(self) -> Result<(Config, Vec<String>)> {
+        let (mut config, args) = match self.config {
+            Some(c) => (c, self.args),
+            None => Config::from_env()?,
+        };
+        if config.threads.is_none() {
+            config.threads = self.threads;
+        }
+        Ok((config, args))
+    }
+
+    /// SPMD: runs `main` on every locality, like MPI. Returns this locality's
+    /// result once every locality's main has returned and no work is in
+    /// flight. If any main fails or a locality dies, every locality returns
+    /// an error ([`Error::MainFailed`] where main failed, [`Error::Aborted`]
+    /// elsewhere).
+    pub fn run<T, E, F, Fut>(self, main: F) -> Result<T>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let (config, args) = self.resolve()?;
+        runtime::run_job(config, args, ExecutionMode::Spmd, main)?
+            .ok_or_else(|| Error::MainFailed("main did not run".into()))
+    }
+
+    /// Root-only: runs `main` on locality 0 while the others serve actions
+    /// until it returns (HPX's default). Returns `Some(result)` on locality 0
+    /// and `None` elsewhere.
+    pub fn run_on_root<T, E, F, Fut>(self, main: F) -> Result<Option<T>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let (config, args) = self.resolve()?;
+        runtime::run_job(config, args, ExecutionMode::RootOnly, main)
+    }
+}
+
+/// This locality. Panics outside a running runtime.
+pub fn find_here() -> LocalityId {
+    runtime::expect_current().here()
+}
+
+/// The root locality (0).
+pub fn find_root_locality() -> LocalityId {
+    LocalityId::ROOT
+}
+
+/// All localities of the job, in order. Panics outside a running runtime.
+pub fn find_all_localities() -> Vec<LocalityId> {
+    (0..get_num_localities()).map(LocalityId).collect()
+}
+
+/// All localities but this one. Panics outside a running runtime.
+pub fn find_remote_localities() -> Vec<LocalityId> {
+    let here = find_here();
+    find_all_localities()
+        .into_iter()
+        .filter(|l| *l != here)
+        .collect()
+}
+
+/// This locality's id as a number. Panics outside a running runtime.
+pub fn get_locality_id() -> u32 {
+    find_here().0
+}
+
+/// Number of localities in the job. Panics outside a running runtime.
+pub fn get_num_localities() -> u32 {
+    runtime::expect_current().num_localities()
+}
+
+/// The program's arguments (with `args()[0]` the program) without `--hpx:` flags.
+/// Panics outside a running runtime.
+pub fn args() -> Vec<String> {
+    runtime::expect_current().args().to_vec()
+}
+
+/// Where each locality listens, indexed by id (empty in a one-locality job,
+/// which uses no network). Panics outside a running runtime.
+pub fn locality_addresses() -> Vec<SocketAddr> {
+    runtime::expect_current().addresses()
+}
+
+/// What `#[hpx::main]` and `#[hpx::action]` expand to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use futures::future::BoxFuture;
+    pub use inventory;
+
+    pub use crate::action::{action_id, ActionEntry};
+
+    use std::fmt::Display;
+    use std::process::ExitCode;
+
+    /// What a main function may return.
+    pub trait MainResult {
+        /// The error type.
+        type Err: Display + Send + 'static;
+        /// As a `Result`.
+        fn into_main_result(self) -> Result<(), Self::Err>;
+    }
+
+    impl MainResult for () {
+        type Err = std::convert::Infallible;
+        fn into_main_result(self) -> Result<(), Self::Err> {
+            Ok(())
+        }
+    }
+
+    impl<E: Display + Send + 'static> MainResult for Result<(), E> {
+        type Err = E;
+        fn into_main_result(self) -> Result<(), E> {
+            self
+        }
+    }
+
+    fn exit(result: crate::Result<()>) -> ExitCode {
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// Entry of `#[hpx::main]`.
+    pub fn main_spmd<F, Fut>(main: F) -> ExitCode
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: MainResult,
+    {
+        exit(crate::Runtime::builder().run(|| async move { main().await.into_main_result() }))
+    }
+
+    /// Entry of `#[hpx::main(root_only)]`.
+    pub fn main_root_only<F, Fut>(main: F) -> ExitCode
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: MainResult,
+    {
+        exit(
+            crate::Runtime::builder()
+                .run_on_root(|| async move { main().await.into_main_result() })
+                .map(|_| ()),
+        )
+    }
+}

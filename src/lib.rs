@@ -1,0 +1,53 @@
+//! # hpx-rs
+//!
+//! An asynchronous, task-based distributed runtime in the spirit of
+//! [HPX](https://hpx.stellar-group.org): a program runs as N *localities*
+//! (processes), and everything that crosses a locality returns a future.
+//!
+//! ```no_run
+//! use hpx::prelude::*;
+//!
+//! #[hpx::action]
+//! async fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! #[hpx::main]
+//! async fn main() -> Result<(), hpx::Error> {
+//!     let next = LocalityId((hpx::get_locality_id() + 1) % hpx::get_num_localities());
+//!     let nine = hpx::async_at(next, square, 3).await?;
+//!     println!("locality {} got {nine} from {next}", hpx::find_here());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Run plainly (`cargo run`), a program is one locality and uses no network.
+//! Under `hpxrun -l 4 prog` it is four processes that find each other over
+//! QUIC on loopback (or, with `-r ssh`/`srun`, across hosts).
+//!
+//! - `#[hpx::main]` runs main on every locality (SPMD, like MPI);
+//!   `#[hpx::main(root_only)]` runs it on locality 0 while the others serve
+//!   actions. [`Runtime`] is the same without the macro.
+//! - `#[hpx::action]` makes an `async fn` callable anywhere with
+//!   [`async_at`], [`post`] and [`broadcast_action`].
+//! - Configuration (threads, Slurm, timeouts) is described in [`config`].
+#![warn(missing_docs)]
+
+pub use hpx_macros::{action, main};
+pub use hpx_runtime::{
+    args, async_at, broadcast_action, config, find_all_localities, find_here,
+    find_remote_localities, find_root_locality, get_locality_id, get_num_localities,
+    locality_addresses, post, Action, ActionFuture, ActionResult, Config, Error, LocalityId,
+    PodVec, Result, Runtime,
+};
+
+/// What `use hpx::prelude::*;` brings into scope.
+pub mod prelude {
+    pub use crate::{
+        async_at, broadcast_action, find_all_localities, find_here, get_locality_id,
+        get_num_localities, post, Action, LocalityId, PodVec,
+    };
+}
+
+#[doc(hidden)]
+pub use hpx_runtime::__private;
