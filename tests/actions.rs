@@ -1,0 +1,296 @@
+//! Actions across real clusters of 1 to 4 localities started with hpxrun.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{in_locality, launch, spmd};
+use hpx::prelude::*;
+use hpx::Error;
+
+#[hpx::action]
+async fn whoami(x: u64) -> (u32, u64) {
+    (hpx::get_locality_id(), x * 2)
+}
+
+#[hpx::action]
+async fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[hpx::action]
+async fn no_args() -> String {
+    format!("L{}", hpx::get_locality_id())
+}
+
+#[hpx::action]
+async fn fails(msg: String) -> Result<u32, String> {
+    Err(format!("refused: {msg}"))
+}
+
+#[hpx::action]
+async fn panics(msg: String) -> u32 {
+    panic!("deliberate panic: {msg}")
+}
+
+#[hpx::action]
+async fn sum_bulk(v: PodVec<f64>) -> (usize, f64) {
+    (v.len(), v.iter().sum())
+}
+
+#[hpx::action]
+async fn echo_bulk(v: PodVec<u8>) -> PodVec<u8> {
+    v
+}
+
+/// Recursive calls that hop across every locality before returning.
+#[hpx::action]
+async fn relay(hops: u32, trail: Vec<u32>) -> Result<Vec<u32>, Error> {
+    let mut trail = trail;
+    trail.push(hpx::get_locality_id());
+    if hops == 0 {
+        return Ok(trail);
+    }
+    let next = LocalityId((hpx::get_locality_id() + 1) % hpx::get_num_localities());
+    hpx::async_at(next, relay, (hops - 1, trail)).await
+}
+
+static POSTED: AtomicU64 = AtomicU64::new(0);
+static POSTED_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+#[hpx::action]
+async fn record(amount: u64) {
+    POSTED.fetch_add(amount, Ordering::SeqCst);
+    POSTED_CHANGED.notify_waiters();
+}
+
+/// Waits (without sleeping) until this locality has recorded `total`.
+#[hpx::action]
+async fn recorded_at_least(total: u64) -> u64 {
+    loop {
+        let changed = POSTED_CHANGED.notified();
+        let now = POSTED.load(Ordering::SeqCst);
+        if now >= total {
+            return now;
+        }
+        changed.await;
+    }
+}
+
+/// An action this binary knows by type but never registered: every receiver
+/// must answer "unknown action".
+#[derive(Clone, Copy)]
+struct Unregistered;
+
+impl hpx::Action for Unregistered {
+    type Args = ();
+    type Output = ();
+    const NAME: &'static str = "tests::Unregistered";
+    const ID: u64 = hpx::__private::action_id(Self::NAME);
+    fn invoke(_: ()) -> hpx::__private::BoxFuture<'static, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_string())
+    }
+}
+
+#[test]
+fn actions_reach_every_locality_both_ways() {
+    if in_locality() {
+        return spmd(|| async {
+            let here = hpx::get_locality_id();
+            let n = hpx::get_num_localities();
+            for target in hpx::find_all_localities() {
+                let x = u64::from(here * 100 + target.0);
+                let got = hpx::async_at(target, whoami, x)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ensure(
+                    got == (target.0, x * 2),
+                    format!("{here}->{target}: {got:?}"),
+                )?;
+                let sum = hpx::async_at(target, add, (-5, i64::from(target.0)))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ensure(sum == i64::from(target.0) - 5, "add")?;
+                let name = hpx::async_at(target, no_args, ())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ensure(name == format!("L{target}"), "no_args")?;
+            }
+            // Many calls in flight at once, to every locality.
+            let calls: Vec<_> = (0..2000u64)
+                .map(|i| hpx::async_at(LocalityId((i % u64::from(n)) as u32), whoami, i))
+                .collect();
+            for (i, r) in futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                let (loc, twice) = r.map_err(|e| e.to_string())?;
+                ensure(
+                    loc as u64 == i as u64 % u64::from(n) && twice == 2 * i as u64,
+                    "concurrent",
+                )?;
+            }
+            let trail = hpx::async_at(LocalityId(0), relay, (2 * n, vec![]))
+                .await
+                .map_err(|e| e.to_string())?;
+            let expected: Vec<u32> = (0..=2 * n).map(|i| i % n).collect();
+            ensure(trail == expected, format!("relay {trail:?}"))?;
+            println!("RESULT ok {here}");
+            Ok(())
+        });
+    }
+    for n in 1..=4 {
+        let out = launch("actions_reach_every_locality_both_ways", n);
+        out.assert_success();
+        for l in 0..n {
+            assert_eq!(out.tagged_by(l, "RESULT"), [format!("ok {l}")], "{out}");
+        }
+    }
+}
+
+#[test]
+fn broadcast_returns_results_in_locality_order() {
+    if in_locality() {
+        return spmd(|| async {
+            let all = hpx::broadcast_action(whoami, 21)
+                .await
+                .map_err(|e| e.to_string())?;
+            let n = hpx::get_num_localities();
+            ensure(
+                all == (0..n).map(|l| (l, 42)).collect::<Vec<_>>(),
+                format!("{all:?}"),
+            )
+        });
+    }
+    for n in [1, 3] {
+        launch("broadcast_returns_results_in_locality_order", n).assert_success();
+    }
+}
+
+#[test]
+fn remote_errors_name_the_locality() {
+    if in_locality() {
+        return spmd(|| async {
+            let n = hpx::get_num_localities();
+            let target = LocalityId(n - 1);
+            match hpx::async_at(target, fails, "x".to_owned()).await {
+                Err(Error::Remote {
+                    locality,
+                    message,
+                    action,
+                }) => {
+                    ensure(locality == target, "remote error locality")?;
+                    ensure(message == "refused: x", message)?;
+                    ensure(action.ends_with("::fails"), action)?;
+                }
+                other => return Err(format!("expected Remote, got {other:?}")),
+            }
+            match hpx::async_at(target, panics, "y".to_owned()).await {
+                Err(Error::RemotePanic {
+                    locality, message, ..
+                }) => {
+                    ensure(locality == target, "panic locality")?;
+                    ensure(message.contains("deliberate panic: y"), message)?;
+                }
+                other => return Err(format!("expected RemotePanic, got {other:?}")),
+            }
+            // The locality that panicked keeps serving.
+            let (loc, _) = hpx::async_at(target, whoami, 1)
+                .await
+                .map_err(|e| e.to_string())?;
+            ensure(loc == target.0, "after panic")?;
+            if target != hpx::find_here() {
+                match hpx::async_at(target, Unregistered, ()).await {
+                    Err(Error::UnknownAction { locality, id, .. }) => {
+                        ensure(
+                            locality == target && id == Unregistered::ID,
+                            "unknown action fields",
+                        )?;
+                    }
+                    other => return Err(format!("expected UnknownAction, got {other:?}")),
+                }
+            }
+            match hpx::async_at(LocalityId(n), whoami, 1).await {
+                Err(Error::NoSuchLocality(l)) => ensure(l == LocalityId(n), "no such locality")?,
+                other => return Err(format!("expected NoSuchLocality, got {other:?}")),
+            }
+            ensure(
+                hpx::post(LocalityId(n + 5), record, 1).is_err(),
+                "post to nowhere",
+            )?;
+            println!("RESULT errors ok");
+            Ok(())
+        });
+    }
+    for n in [1, 2, 3] {
+        let out = launch("remote_errors_name_the_locality", n);
+        out.assert_success();
+        assert_eq!(out.tagged("RESULT errors ok").len(), n as usize, "{out}");
+    }
+}
+
+#[test]
+fn posts_are_all_delivered() {
+    if in_locality() {
+        return spmd(|| async {
+            let n = hpx::get_num_localities();
+            let per_target = 5000u64;
+            for target in hpx::find_all_localities() {
+                for _ in 0..per_target {
+                    hpx::post(target, record, 1).map_err(|e| e.to_string())?;
+                }
+            }
+            // Every locality receives per_target posts from each of the n senders.
+            let expected = per_target * u64::from(n);
+            for target in hpx::find_all_localities() {
+                let got = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    hpx::async_at(target, recorded_at_least, expected),
+                )
+                .await
+                .map_err(|_| format!("posts to {target} did not all arrive"))?
+                .map_err(|e| e.to_string())?;
+                ensure(got >= expected, "count")?;
+            }
+            Ok(())
+        });
+    }
+    for n in [1, 2, 4] {
+        launch("posts_are_all_delivered", n).assert_success();
+    }
+}
+
+#[test]
+fn bulk_payloads_travel_intact() {
+    if in_locality() {
+        return spmd(|| async {
+            let n = hpx::get_num_localities();
+            let target = LocalityId((hpx::get_locality_id() + 1) % n);
+            for len in [0usize, 1, 1000, 3 << 20] {
+                let v: Vec<f64> = (0..len).map(|i| i as f64 * 0.5).collect();
+                let expected: f64 = v.iter().sum();
+                let (got_len, got_sum) = hpx::async_at(target, sum_bulk, PodVec(v))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ensure(got_len == len && got_sum == expected, format!("len {len}"))?;
+            }
+            let bytes: Vec<u8> = (0..(20usize << 20)).map(|i| (i % 251) as u8).collect();
+            let back = hpx::async_at(target, echo_bulk, PodVec(bytes.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            ensure(back.0 == bytes, "20 MiB echo")
+        });
+    }
+    launch("bulk_payloads_travel_intact", 2).assert_success();
+    launch("bulk_payloads_travel_intact", 3).assert_success();
+}
