@@ -170,12 +170,16 @@ fn write_piece<W: Write>(
     data: &[u8],
     add_newline: bool,
 ) -> io::Result<()> {
-    let mut w = sink.lock().unwrap_or_else(PoisonError::into_inner);
-    w.write_all(prefix)?;
-    w.write_all(data)?;
+    // One write call per piece: stderr is unbuffered, and a prefix written
+    // apart from its line could be split from it by another stream's output.
+    let mut piece = Vec::with_capacity(prefix.len() + data.len() + 1);
+    piece.extend_from_slice(prefix);
+    piece.extend_from_slice(data);
     if add_newline {
-        w.write_all(b"\n")?;
+        piece.push(b'\n');
     }
+    let mut w = sink.lock().unwrap_or_else(PoisonError::into_inner);
+    w.write_all(&piece)?;
     w.flush()
 }
 

@@ -1,0 +1,212 @@
+//! A process without the job secret can neither join a job nor run an action.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{in_locality, launch, role, self_args};
+use hpx::prelude::*;
+use hpx::Error;
+use hpx_parcelport::handshake::{Hello, Purpose, TOKEN_LEN};
+use hpx_parcelport::parcel::encode_parcel;
+use hpx_parcelport::{Parcel, ParcelHeader};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+static MARKS: AtomicU32 = AtomicU32::new(0);
+
+#[hpx::action]
+async fn mark() {
+    MARKS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[hpx::action]
+async fn marks() -> u32 {
+    MARKS.load(Ordering::SeqCst)
+}
+
+/// A TLS client that trusts anything: what an intruder would use.
+#[derive(Debug)]
+struct TrustAll(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for TrustAll {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn intruder_endpoint() -> quinn::Endpoint {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut crypto = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TrustAll(provider)))
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![b"hpx-rs/1".to_vec()];
+    let config = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(crypto).expect("QUIC client config"),
+    ));
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    endpoint.set_default_client_config(config);
+    endpoint
+}
+
+/// Connects without the secret, sends `hello_bytes` as the handshake and a
+/// parcel that would run `mark`, and returns how the locality closed it.
+async fn intrude(
+    addr: std::net::SocketAddr,
+    target: LocalityId,
+    hello_bytes: Vec<u8>,
+) -> Result<String, String> {
+    let endpoint = intruder_endpoint();
+    let conn = endpoint
+        .connect(addr, "hpx-rs")
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| format!("TLS itself failed: {e}"))?;
+    let mut parcel = bytes::BytesMut::new();
+    let header = ParcelHeader {
+        kind: 2,
+        flags: 0,
+        source: LocalityId(0),
+        dest: target,
+        tag: <mark as hpx::Action>::ID,
+        seq: 0,
+    };
+    encode_parcel(
+        &Parcel {
+            header,
+            payload: bytes::Bytes::new(),
+        },
+        &mut parcel,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Ok(mut uni) = conn.open_uni().await {
+        let _ = uni.write_all(&parcel).await;
+    }
+    if let Ok((mut send, _recv)) = conn.open_bi().await {
+        let _ = send
+            .write_all(&(hello_bytes.len() as u32).to_le_bytes())
+            .await;
+        let _ = send.write_all(&hello_bytes).await;
+    }
+    let reason = tokio::time::timeout(Duration::from_secs(20), conn.closed())
+        .await
+        .map_err(|_| "the locality kept the unauthenticated connection open".to_owned())?;
+    endpoint.close(0u32.into(), b"");
+    Ok(reason.to_string())
+}
+
+#[test]
+fn wrong_secret_cannot_join_or_run_actions() {
+    if role().as_deref() == Some("intruder") {
+        // Started by locality 0 with the job's address but another secret.
+        let result = hpx::Runtime::builder().run(|| async {
+            hpx::post(LocalityId(0), mark, ())?;
+            Ok::<_, Error>(())
+        });
+        match result {
+            Err(Error::Authentication(msg)) => println!("RESULT intruder rejected: {msg}"),
+            other => println!("RESULT intruder got {other:?}"),
+        }
+        return;
+    }
+    if in_locality() {
+        return common::spmd(|| async {
+            if hpx::get_locality_id() != 0 {
+                return Ok(());
+            }
+            let addrs = hpx::locality_addresses();
+            // 1. A whole process with the wrong secret tries to join.
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let child = tokio::process::Command::new(exe)
+                .args(self_args("wrong_secret_cannot_join_or_run_actions"))
+                .env("HPX_TEST_ROLE", "intruder")
+                .env("HPX_LOCALITY", "1")
+                .env("HPX_NUM_LOCALITIES", "2")
+                .env("HPX_AGAS", addrs[0].to_string())
+                .env("HPX_SECRET", "ff".repeat(32))
+                .env("HPX_STARTUP_TIMEOUT", "10")
+                .kill_on_drop(true)
+                .output();
+            let out = tokio::time::timeout(Duration::from_secs(40), child)
+                .await
+                .map_err(|_| "intruder process hung".to_owned())?
+                .map_err(|e| e.to_string())?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !stdout.contains("RESULT intruder rejected") || !stdout.contains("secret") {
+                return Err(format!("intruder was not rejected cleanly: {stdout}"));
+            }
+            // 2. Raw QUIC peers skip the handshake, send garbage, or a forged token.
+            let garbage = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+            let forged = Hello {
+                purpose: Purpose::Peer,
+                locality: LocalityId(0),
+                num_localities: 2,
+                token: [0x42; TOKEN_LEN],
+                listen_addr: String::new(),
+            }
+            .encode()
+            .map_err(|e| e.to_string())?;
+            for target in [LocalityId(0), LocalityId(1)] {
+                for hello in [garbage.clone(), forged.clone()] {
+                    let reason = intrude(addrs[target.index()], target, hello).await?;
+                    println!("RESULT closed by {target}: {reason}");
+                }
+            }
+            // 3. Nobody ran `mark`, and the job still works.
+            let counts = hpx::broadcast_action(marks, ())
+                .await
+                .map_err(|e| e.to_string())?;
+            if counts != [0, 0] {
+                return Err(format!("an unauthenticated peer ran actions: {counts:?}"));
+            }
+            println!("RESULT no action ran");
+            Ok(())
+        });
+    }
+    let out = launch("wrong_secret_cannot_join_or_run_actions", 2);
+    out.assert_success();
+    let results = out.tagged("RESULT");
+    assert!(results.iter().any(|r| r == "no action ran"), "{out}");
+    let closes: Vec<_> = results
+        .iter()
+        .filter(|r| r.starts_with("closed by"))
+        .collect();
+    assert_eq!(closes.len(), 4, "{out}");
+    assert!(closes.iter().all(|r| r.contains("closed by peer")), "{out}");
+    assert!(
+        closes.iter().any(|r| r.contains("authentication failed")),
+        "{out}"
+    );
+}
