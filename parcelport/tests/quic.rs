@@ -190,7 +190,6 @@ async fn orderly_close_is_not_a_loss_but_abort_is() {
             assert!(reason.contains("test abort"), "{reason}");
         }
         Ok(Some(Event::Parcel(..))) => panic!("unexpected parcel"),
-        Ok(Some(Event::Lost(l, r))) => panic!("{l} reported lost: {r}"),
         _ => panic!("the abort was not noticed"),
     }
     assert!(job[0].0.is_lost(LocalityId(2)));
