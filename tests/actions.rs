@@ -88,8 +88,8 @@ impl hpx::Action for Unregistered {
     type Output = ();
     const NAME: &'static str = "tests::Unregistered";
     const ID: u64 = hpx::__private::action_id(Self::NAME);
-    fn invoke(_: ()) -> hpx::__private::BoxFuture<'static, Result<(), String>> {
-        Box::pin(async { Ok(()) })
+    async fn invoke(_: ()) -> Result<(), String> {
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@
 //! | `HPX_NUM_LOCALITIES` | `N` |
 //! | `HPX_AGAS` | `HOST0:PORT`, the UDP (QUIC) address where locality 0 listens and every other locality registers (`[ADDR]:PORT` for IPv6 literals). `hpxrun` picks a free port on the host of locality 0 by binding port 0 and closing the socket again. If `HPX_AGAS` is already set in `hpxrun`'s environment, that value is passed on unchanged. |
 //! | `HPX_HOST` | the host locality `i` runs on, where it should bind its own endpoint |
+//! | `HPX_LOCALITIES_ON_HOST` | how many localities of the job run on that host (the runtime shares the host's cores among them) |
 //! | `HPX_SECRET` | 64 lowercase hex characters (32 random bytes), generated once per job and identical for all localities |
 //! | `HPX_THREADS` | worker threads per locality, only with `-t T` |
 //! | `HPX_STARTUP_TIMEOUT` | seconds (decimal, e.g. `30` or `2.5`) to wait for the other localities at startup, only with `--startup-timeout` |

@@ -182,13 +182,16 @@ fn common_env(opts: &Options, secret: &str) -> Vec<(OsString, OsString)> {
 fn locality_env(
     opts: &Options,
     index: usize,
-    host: &str,
+    assignment: &[String],
     job: &JobContext,
 ) -> Vec<(OsString, OsString)> {
+    let host = assignment[index].as_str();
+    let on_host = assignment.iter().filter(|h| *h == host).count();
     let mut env = vec![
         ("HPX_LOCALITY".into(), index.to_string().into()),
         ("HPX_AGAS".into(), job.agas.clone()),
         ("HPX_HOST".into(), host.into()),
+        ("HPX_LOCALITIES_ON_HOST".into(), on_host.to_string().into()),
     ];
     env.extend(common_env(opts, &job.secret));
     env
@@ -207,17 +210,15 @@ fn locality_labels(opts: &Options, index: usize) -> (String, String) {
 /// One local child per locality, running the program directly.
 fn local_children(opts: &Options, assignment: &[String], job: &JobContext) -> Vec<ChildSpec> {
     let (program, args) = split_command(opts);
-    assignment
-        .iter()
-        .enumerate()
-        .map(|(index, host)| {
+    (0..assignment.len())
+        .map(|index| {
             let (name, prefix) = locality_labels(opts, index);
             ChildSpec {
                 name,
                 prefix,
                 program: program.clone(),
                 args: args.to_vec(),
-                env: locality_env(opts, index, host, job),
+                env: locality_env(opts, index, assignment, job),
                 inherit_stdin: index == 0,
             }
         })
@@ -236,7 +237,7 @@ fn ssh_children(
         .enumerate()
         .map(|(index, host)| {
             let (name, prefix) = locality_labels(opts, index);
-            let env = locality_env(opts, index, host, job);
+            let env = locality_env(opts, index, assignment, job);
             ChildSpec {
                 name,
                 prefix,
@@ -524,7 +525,7 @@ mod tests {
             .collect();
         let secret = "ab".repeat(32);
         let expected_remote = format!(
-            "cd '/home/u/my dir' && env HPX_LOCALITY=1 HPX_AGAS=10.0.0.1:4000 HPX_HOST=node2 \
+            "cd '/home/u/my dir' && env HPX_LOCALITY=1 HPX_AGAS=10.0.0.1:4000 HPX_HOST=node2 HPX_LOCALITIES_ON_HOST=1 \
              HPX_NUM_LOCALITIES=2 HPX_SECRET={secret} HPX_THREADS=2 'my prog' 'it'\\''s' --v"
         );
         assert_eq!(

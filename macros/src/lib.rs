@@ -152,12 +152,12 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
             const NAME: &'static str = concat!(module_path!(), "::", #name_str);
             const ID: u64 = ::hpx::__private::action_id(<Self as ::hpx::Action>::NAME);
 
-            fn invoke(args: Self::Args) -> ::hpx::__private::BoxFuture<'static, ::std::result::Result<Self::Output, ::std::string::String>> {
+            fn invoke(args: Self::Args) -> impl ::std::future::Future<Output = ::std::result::Result<Self::Output, ::std::string::String>> + ::std::marker::Send + 'static {
                 #destructure
-                ::std::boxed::Box::pin(async move {
+                async move {
                     let out = #name::call(#(#params),*).await;
                     #wrap
-                })
+                }
             }
         }
 

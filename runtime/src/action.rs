@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::future::Future;
 use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
@@ -28,7 +29,9 @@ pub trait Action: Copy + Send + Sync + 'static {
     const ID: u64;
 
     /// Runs the action here. `Err` carries the action's own error as text.
-    fn invoke(args: Self::Args) -> BoxFuture<'static, Result<Self::Output, String>>;
+    fn invoke(
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, String>> + Send + 'static;
 }
 
 /// Turns an action's return value into its output or error text.

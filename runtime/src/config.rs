@@ -9,13 +9,14 @@
 //!
 //! | flag | variable | meaning | default |
 //! |---|---|---|---|
-//! | `--hpx:threads=N` | `HPX_THREADS` | worker threads of this locality | cores |
+//! | `--hpx:threads=N` | `HPX_THREADS` | worker threads of this locality | cores ÷ localities on this host (`HPX_LOCALITIES_ON_HOST`, set by hpxrun), at least 1 |
 //! | `--hpx:locality=I` | `HPX_LOCALITY` (`SLURM_PROCID`) | this locality's id | 0 |
 //! | `--hpx:localities=N` | `HPX_NUM_LOCALITIES` (`SLURM_NTASKS`) | localities in the job | 1 |
 //! | `--hpx:agas=HOST:PORT` | `HPX_AGAS` (first host of `SLURM_STEP_NODELIST`, port `HPX_PORT` or 7910) | the root's rendezvous | required if N > 1 |
 //! | `--hpx:host=ADDR` | `HPX_HOST` (`SLURMD_NODENAME`) | address this locality binds | 127.0.0.1 |
 //! | `--hpx:startup-timeout=S` | `HPX_STARTUP_TIMEOUT` | seconds for all localities to arrive | 30 |
 //! | `--hpx:peer-timeout=S` | `HPX_PEER_TIMEOUT` | seconds of silence before a locality is lost | 5 |
+//! | `--hpx:spin-us=US` | `HPX_SPIN_US` | microseconds a worker stays awake after a message (0: never) | 500 if the workers of all localities on the host fit its cores, else 0 |
 //! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one) | required if N > 1 |
 //!
 //! `HPX_SECRET` has no flag on purpose: command lines are visible to every
@@ -56,12 +57,16 @@ pub struct Config {
     pub host: IpAddr,
     /// The job secret.
     pub secret: Option<Vec<u8>>,
-    /// Worker threads (None: one per core).
+    /// Worker threads (None: this locality's share of the cores).
     pub threads: Option<usize>,
+    /// Localities of the job on this host, this one included (None: unknown).
+    pub localities_on_host: Option<usize>,
     /// How long the bootstrap may take.
     pub startup_timeout: Duration,
     /// Silence after which a peer is declared lost.
     pub peer_timeout: Duration,
+    /// How long a worker keeps polling for messages after one (None: the default).
+    pub spin: Option<Duration>,
 }
 
 impl Default for Config {
@@ -73,8 +78,10 @@ impl Default for Config {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             secret: None,
             threads: None,
+            localities_on_host: None,
             startup_timeout: Duration::from_secs(30),
             peer_timeout: Duration::from_secs(5),
+            spin: None,
         }
     }
 }
@@ -159,6 +166,15 @@ pub fn first_slurm_host(list: &str) -> Option<String> {
 }
 
 impl Config {
+    /// Worker threads to start: the configured number, else this locality's
+    /// share of the host's cores.
+    pub fn worker_threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / self.localities_on_host.unwrap_or(1)).max(1)
+        })
+    }
+
     /// Reads the configuration of this process from its environment and
     /// command line, returning it with the arguments left for the program.
     pub fn from_env() -> Result<(Config, Vec<String>)> {
@@ -194,7 +210,8 @@ impl Config {
                 .map(|(_, v)| v.clone())
         };
         for (name, _) in &flags {
-            const KNOWN: [&str; 7] = [
+            const KNOWN: [&str; 8] = [
+                "spin-us",
                 "threads",
                 "locality",
                 "localities",
@@ -276,6 +293,13 @@ impl Config {
         }
         if let Some((what, v)) = get("peer-timeout", "HPX_PEER_TIMEOUT") {
             cfg.peer_timeout = parse_secs(&what, &v)?;
+        }
+        if let Some(v) = env("HPX_LOCALITIES_ON_HOST") {
+            let n: usize = parse_num("HPX_LOCALITIES_ON_HOST", &v)?;
+            cfg.localities_on_host = Some(n.max(1));
+        }
+        if let Some((what, v)) = get("spin-us", "HPX_SPIN_US") {
+            cfg.spin = Some(Duration::from_micros(parse_num(&what, &v)?));
         }
         if let Some(secret) = env("HPX_SECRET") {
             cfg.secret = Some(parse_hex("HPX_SECRET", &secret)?);

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod config;
 mod error;
 mod runtime;
+mod warm;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -155,7 +156,6 @@ pub fn locality_addresses() -> Vec<SocketAddr> {
 /// What `#[hpx::main]` and `#[hpx::action]` expand to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use futures::future::BoxFuture;
     pub use inventory;
 
     pub use crate::action::{action_id, ActionEntry};

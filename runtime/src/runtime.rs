@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::Context;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -29,6 +30,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use crate::action::{Failure, Registry};
 use crate::codec;
 use crate::config::{Config, ExecutionMode};
+use crate::warm::{spin_window, Warmth};
 use crate::{Error, Result};
 
 /// Parcel kinds used by the runtime.
@@ -107,6 +109,8 @@ pub(crate) struct Inner {
     done: AtomicU64,
     active: AtomicU64,
     idle: Notify,
+    idle_wanted: AtomicBool,
+    warmth: Arc<Warmth>,
     phase: watch::Sender<Phase>,
     root: Mutex<RootState>,
 }
@@ -209,6 +213,14 @@ impl Inner {
             (quic.clone() as Arc<dyn Parcelport>, Some(quic))
         };
         let n = config.num_localities;
+        let window = match &quic {
+            None => std::time::Duration::ZERO,
+            Some(q) => {
+                let mine = q.listen_addr().ip();
+                let colocated = q.addresses().iter().filter(|a| a.ip() == mine).count();
+                spin_window(colocated * config.worker_threads(), config.spin)
+            }
+        };
         let (phase, _) = watch::channel(Phase::Running);
         let inner = Arc::new(Inner {
             here: config.locality,
@@ -222,6 +234,8 @@ impl Inner {
             done: AtomicU64::new(0),
             active: AtomicU64::new(0),
             idle: Notify::new(),
+            idle_wanted: AtomicBool::new(false),
+            warmth: Arc::new(Warmth::new(window)),
             phase,
             root: Mutex::new(RootState {
                 finished: vec![false; n as usize],
@@ -262,6 +276,7 @@ impl Inner {
     }
 
     fn send(&self, header: ParcelHeader, payload: Vec<u8>) -> Result<()> {
+        self.warmth.touch();
         self.port
             .send(Parcel {
                 header,
@@ -309,30 +324,38 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs `work` here as counted work (it keeps the job from ending).
-    pub(crate) fn spawn_counted<F>(self: &Arc<Self>, work: F) -> tokio::task::JoinHandle<F::Output>
+    /// Runs `work` here as counted work (it keeps the job from ending). A
+    /// local call is sent and finished on this locality, so only the count
+    /// of active work changes.
+    pub(crate) fn spawn_counted<F>(self: Arc<Self>, work: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.sent.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::SeqCst);
-        let inner = self.clone();
         tokio::spawn(async move {
             let out = work.await;
-            inner.work_finished();
+            self.active_finished();
             out
         })
     }
 
+    /// A received request or post has been handled.
     fn work_finished(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
-        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+        self.active_finished();
+    }
+
+    fn active_finished(&self) {
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.idle_wanted.load(Ordering::SeqCst)
+        {
             self.idle.notify_waiters();
         }
     }
 
     async fn wait_idle(&self) {
+        self.idle_wanted.store(true, Ordering::SeqCst);
         loop {
             let notified = self.idle.notified();
             if self.active.load(Ordering::SeqCst) == 0 {
@@ -343,12 +366,13 @@ impl Inner {
     }
 
     fn on_parcel(self: Arc<Self>, parcel: Parcel, credit: Credit) {
+        self.warmth.touch();
         let Parcel { header, payload } = parcel;
         match header.kind {
             kind::REQUEST | kind::POST => {
                 self.active.fetch_add(1, Ordering::SeqCst);
                 let entry = Registry::global().get(header.tag);
-                tokio::spawn(async move {
+                run_inline_or_spawn(async move {
                     let outcome = match entry {
                         None => Err(WireFailure {
                             kind: FailureKind::UnknownAction,
@@ -656,6 +680,19 @@ impl Inner {
     }
 }
 
+/// Polls `work` once right here and hands it to a task of its own only if
+/// it is not finished: most actions complete in their first poll, and then
+/// the parcel costs no task and no hand-off between threads (HPX calls such
+/// actions "direct"). Moving a pending future to a new task is sound: the
+/// task polls it again, which registers the task's waker.
+fn run_inline_or_spawn(work: impl Future<Output = ()> + Send + 'static) {
+    let mut work = Box::pin(work);
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    if work.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(work);
+    }
+}
+
 /// Runs a job on this locality: builds the tokio runtime, joins the job,
 /// runs `main` (here or not, after `mode`), and ends the job with the others.
 pub(crate) fn run_job<T, E, F, Fut>(
@@ -677,9 +714,7 @@ where
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let threads = config
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = config.worker_threads();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("hpx-worker")

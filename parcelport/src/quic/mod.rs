@@ -423,7 +423,15 @@ impl Inner {
     /// Authenticates an incoming connection and hands it to the right place.
     async fn accept(self: Arc<Self>, incoming: quinn::Incoming) -> Result<(), TransportError> {
         let addr = incoming.remote_address();
-        let conn = incoming.await.map_err(quic_err)?;
+        let conn = match incoming.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // A dialer that gave up and retried (bootstrap under load) or
+                // a port scan: nothing was said, so nothing to report.
+                tracing::debug!(%addr, %e, "QUIC handshake did not complete");
+                return Ok(());
+            }
+        };
         let (mut send, mut recv) = conn.accept_bi().await.map_err(quic_err)?;
         let hello = match read_msg(&mut recv, &conn, addr)
             .await
@@ -727,7 +735,7 @@ impl Inner {
         rendezvous: SocketAddr,
         deadline: Instant,
     ) -> Result<Vec<SocketAddr>, TransportError> {
-        let mut attempt = Duration::from_millis(250);
+        let mut attempt = Duration::from_millis(500);
         let (conn, _send, mut recv) = loop {
             let err = match timeout(
                 attempt,

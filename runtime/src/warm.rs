@@ -1,0 +1,118 @@
+//! Keeping a worker thread awake between messages.
+//!
+//! On an idle VM a halted vCPU takes 25-30 µs to wake up when a packet
+//! arrives (PERFORMANCE.md), more than the rest of a round trip. After any
+//! send or receive, one task keeps yielding for a short window; a yielding
+//! task makes its tokio worker poll the I/O driver without blocking, so a
+//! reply that arrives in the window is picked up at once. The window is
+//! `HPX_SPIN_US` microseconds (default 500; 0 turns spinning off) and is used
+//! only when the worker threads of all localities on this host fit its cores,
+//! so spinning never takes a core another thread needs.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Default spin window.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(500);
+
+/// Spins one task for a window after activity.
+pub(crate) struct Warmth {
+    window_nanos: u64,
+    base: Instant,
+    last_activity: AtomicU64,
+    spinning: AtomicBool,
+}
+
+impl Warmth {
+    /// Spins for `window` after activity; a zero window never spins.
+    pub(crate) fn new(window: Duration) -> Warmth {
+        Warmth {
+            window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
+            base: Instant::now(),
+            last_activity: AtomicU64::new(0),
+            spinning: AtomicBool::new(false),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Notes activity; starts the spinning task if none runs.
+    pub(crate) fn touch(self: &Arc<Self>) {
+        if self.window_nanos == 0 {
+            return;
+        }
+        self.last_activity.store(self.now(), Ordering::Relaxed);
+        if !self.spinning.load(Ordering::Relaxed)
+            && self
+                .spinning
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(self.clone().spin());
+            } else {
+                self.spinning.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    async fn spin(self: Arc<Self>) {
+        loop {
+            let last = self.last_activity.load(Ordering::Relaxed);
+            if self.now().saturating_sub(last) > self.window_nanos {
+                self.spinning.store(false, Ordering::Release);
+                // Activity that raced with the store above restarts us.
+                let again = self.last_activity.load(Ordering::Relaxed) != last
+                    && self
+                        .spinning
+                        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok();
+                if !again {
+                    return;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// The spin window when `workers` threads of the job's localities share this
+/// host, after `HPX_SPIN_US`.
+pub(crate) fn spin_window(workers: usize, configured: Option<Duration>) -> Duration {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if workers > cores {
+        return Duration::ZERO;
+    }
+    configured.unwrap_or(DEFAULT_SPIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_spinning_when_oversubscribed() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(spin_window(cores + 1, None), Duration::ZERO);
+        assert_eq!(spin_window(1, None), DEFAULT_SPIN);
+        assert_eq!(spin_window(1, Some(Duration::ZERO)), Duration::ZERO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spinner_stops_after_the_window() {
+        let warmth = Arc::new(Warmth::new(Duration::from_millis(2)));
+        warmth.touch();
+        assert!(warmth.spinning.load(Ordering::SeqCst));
+        let start = Instant::now();
+        while warmth.spinning.load(Ordering::SeqCst) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "spinner never stopped"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+}
