@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::action::Action;
-use crate::runtime::{current, panic_message};
+use crate::runtime::{current, here, panic_message, spawn_counted};
 use crate::{codec, Error, Result};
 
 enum State<T> {
@@ -71,29 +71,25 @@ impl<T: serde::de::DeserializeOwned> Future for ActionFuture<T> {
     }
 }
 
-/// Runs action `A` here on a task of its own, catching panics, counting it as
-/// work of the job.
-fn run_local<A: Action>(args: A::Args) -> Result<JoinHandle<Result<A::Output>>> {
-    let rt = current()?;
-    let here = rt.here();
-    Ok(rt.spawn_counted(async move {
-        match std::panic::AssertUnwindSafe(A::invoke(args))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(message)) => Err(Error::Remote {
-                locality: here,
-                action: A::NAME.to_owned(),
-                message,
-            }),
-            Err(panic) => Err(Error::RemotePanic {
-                locality: here,
-                action: A::NAME.to_owned(),
-                message: panic_message(panic.as_ref()),
-            }),
-        }
-    }))
+/// Runs action `A` here, catching panics, with errors as a remote call
+/// would report them.
+async fn run_here<A: Action>(here: LocalityId, args: A::Args) -> Result<A::Output> {
+    match std::panic::AssertUnwindSafe(A::invoke(args))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(message)) => Err(Error::Remote {
+            locality: here,
+            action: A::NAME.to_owned(),
+            message,
+        }),
+        Err(panic) => Err(Error::RemotePanic {
+            locality: here,
+            action: A::NAME.to_owned(),
+            message: panic_message(panic.as_ref()),
+        }),
+    }
 }
 
 /// Calls `action` with `args` on `locality` and returns the future of its
@@ -108,18 +104,15 @@ pub fn async_at<A: Action>(
     _action: A,
     args: A::Args,
 ) -> ActionFuture<A::Output> {
+    if here() == Some(locality) {
+        return ActionFuture {
+            state: State::Local(spawn_counted(run_here::<A>(locality, args))),
+        };
+    }
     let rt = match current() {
         Ok(rt) => rt,
         Err(e) => return ActionFuture::ready(Err(e)),
     };
-    if locality == rt.here() {
-        return match run_local::<A>(args) {
-            Ok(handle) => ActionFuture {
-                state: State::Local(handle),
-            },
-            Err(e) => ActionFuture::ready(Err(e)),
-        };
-    }
     if locality.0 >= rt.num_localities() {
         return ActionFuture::ready(Err(Error::NoSuchLocality(locality)));
     }
@@ -139,16 +132,15 @@ pub fn async_at<A: Action>(
 /// (fire and forget). Small posts to one locality are coalesced into few
 /// network writes. A failure of the action is logged where it runs.
 pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Result<()> {
-    let rt = current()?;
-    if locality == rt.here() {
-        let handle = run_local::<A>(args)?;
-        tokio::spawn(async move {
-            if let Ok(Err(e)) = handle.await {
+    if here() == Some(locality) {
+        spawn_counted(async move {
+            if let Err(e) = run_here::<A>(locality, args).await {
                 tracing::error!(%e, "posted action failed");
             }
         });
         return Ok(());
     }
+    let rt = current()?;
     if locality.0 >= rt.num_localities() {
         return Err(Error::NoSuchLocality(locality));
     }

@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 mod runtime;
 mod warm;
+mod work;
 
 use std::future::Future;
 use std::net::SocketAddr;

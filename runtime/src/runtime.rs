@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::Context;
 
@@ -25,12 +25,13 @@ use hpx_parcelport::{
     QuicConfig, QuicParcelport,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
 use crate::action::{Failure, Registry};
 use crate::codec;
 use crate::config::{Config, ExecutionMode};
 use crate::warm::{spin_window, Warmth};
+use crate::work;
 use crate::{Error, Result};
 
 /// Parcel kinds used by the runtime.
@@ -107,15 +108,39 @@ pub(crate) struct Inner {
     pending: Mutex<HashMap<u64, Pending>>,
     sent: AtomicU64,
     done: AtomicU64,
-    active: AtomicU64,
-    idle: Notify,
-    idle_wanted: AtomicBool,
     warmth: Arc<Warmth>,
     phase: watch::Sender<Phase>,
     root: Mutex<RootState>,
 }
 
 static CURRENT: RwLock<Option<Arc<Inner>>> = RwLock::new(None);
+
+/// This locality's id while a runtime runs ([`NOT_RUNNING`] otherwise): lets
+/// a call to one's own locality skip the lock around [`CURRENT`].
+static HERE: AtomicU64 = AtomicU64::new(NOT_RUNNING);
+const NOT_RUNNING: u64 = u64::MAX;
+
+/// This locality, if a runtime runs.
+pub(crate) fn here() -> Option<LocalityId> {
+    match HERE.load(Ordering::Acquire) {
+        NOT_RUNNING => None,
+        id => Some(LocalityId(id as u32)),
+    }
+}
+
+/// Runs `work` here as counted work (it keeps the job from ending).
+pub(crate) fn spawn_counted<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    work::begin();
+    tokio::spawn(async move {
+        let out = work.await;
+        work::end();
+        out
+    })
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -232,9 +257,6 @@ impl Inner {
             pending: Mutex::new(HashMap::new()),
             sent: AtomicU64::new(0),
             done: AtomicU64::new(0),
-            active: AtomicU64::new(0),
-            idle: Notify::new(),
-            idle_wanted: AtomicBool::new(false),
             warmth: Arc::new(Warmth::new(window)),
             phase,
             root: Mutex::new(RootState {
@@ -252,6 +274,8 @@ impl Inner {
                 ));
             }
             *slot = Some(inner.clone());
+            work::reset();
+            HERE.store(u64::from(inner.here.0), Ordering::Release);
         }
         inner
             .port
@@ -324,45 +348,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs `work` here as counted work (it keeps the job from ending). A
-    /// local call is sent and finished on this locality, so only the count
-    /// of active work changes.
-    pub(crate) fn spawn_counted<F>(self: Arc<Self>, work: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
-            let out = work.await;
-            self.active_finished();
-            out
-        })
-    }
-
     /// A received request or post has been handled.
     fn work_finished(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
-        self.active_finished();
-    }
-
-    fn active_finished(&self) {
-        if self.active.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.idle_wanted.load(Ordering::SeqCst)
-        {
-            self.idle.notify_waiters();
-        }
-    }
-
-    async fn wait_idle(&self) {
-        self.idle_wanted.store(true, Ordering::SeqCst);
-        loop {
-            let notified = self.idle.notified();
-            if self.active.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
+        work::end();
     }
 
     fn on_parcel(self: Arc<Self>, parcel: Parcel, credit: Credit) {
@@ -370,7 +359,7 @@ impl Inner {
         let Parcel { header, payload } = parcel;
         match header.kind {
             kind::REQUEST | kind::POST => {
-                self.active.fetch_add(1, Ordering::SeqCst);
+                work::begin();
                 let entry = Registry::global().get(header.tag);
                 run_inline_or_spawn(async move {
                     let outcome = match entry {
@@ -530,7 +519,7 @@ impl Inner {
             }
             Control::Query { wave } if from.is_root() => {
                 tokio::spawn(async move {
-                    self.wait_idle().await;
+                    work::idle().await;
                     let done = self.done.load(Ordering::SeqCst);
                     let sent = self.sent.load(Ordering::SeqCst);
                     let report = Control::Report { wave, sent, done };
@@ -724,6 +713,7 @@ where
     let result = rt.block_on(async move {
         let inner = Inner::start(config, args).await?;
         let result = inner.drive(runs_main, main).await;
+        HERE.store(NOT_RUNNING, Ordering::Release);
         CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
         result
     });
