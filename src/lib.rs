@@ -37,8 +37,8 @@ pub use hpx_macros::{action, main};
 pub use hpx_runtime::{
     args, async_at, broadcast_action, config, find_all_localities, find_here,
     find_remote_localities, find_root_locality, get_locality_id, get_num_localities,
-    locality_addresses, post, Action, ActionFuture, ActionResult, Config, Error, LocalityId,
-    PodVec, Result, Runtime,
+    locality_addresses, locality_lost, post, Action, ActionFuture, ActionResult, Config, Error,
+    LocalityId, PodVec, Result, Runtime,
 };
 
 /// What `use hpx::prelude::*;` brings into scope.

@@ -65,6 +65,25 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     .into()
 }
 
+/// The crate that `#[action]` refers to: `::hpx`, or the path given as
+/// `#[action(crate = path)]` (for crates below the `hpx` facade).
+fn crate_path(attr: TokenStream) -> syn::Result<syn::Path> {
+    if attr.is_empty() {
+        return Ok(syn::parse_quote!(::hpx));
+    }
+    let mut path = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            path = Some(meta.value()?.parse::<syn::Path>()?);
+            Ok(())
+        } else {
+            Err(meta.error("the only option is `crate = path`"))
+        }
+    });
+    syn::parse::Parser::parse(parser, attr)?;
+    path.ok_or_else(|| syn::Error::new(Span::call_site(), "expected `crate = path`"))
+}
+
 /// Makes an `async fn` an action: callable on any locality with
 /// `hpx::async_at(locality, name, args)`, `hpx::post` and
 /// `hpx::broadcast_action`.
@@ -76,11 +95,15 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// and the result must be serde types. An action returning `Result<T, E>`
 /// (with `E: Display`) has output `T`; its `Err` reaches the caller as
 /// `hpx::Error::Remote`.
+///
+/// Crates below the `hpx` facade name the runtime crate instead:
+/// `#[action(crate = hpx_runtime)]`.
 #[proc_macro_attribute]
 pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        return error(Span::call_site(), "#[hpx::action] takes no arguments");
-    }
+    let krate = match crate_path(attr) {
+        Ok(path) => path,
+        Err(e) => return e.to_compile_error().into(),
+    };
     let input = parse_macro_input!(item as ItemFn);
     let sig = &input.sig;
     if sig.asyncness.is_none() {
@@ -126,8 +149,8 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
             let is_result = matches!(&**ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result"));
             if is_result {
                 (
-                    quote!(<#ty as ::hpx::ActionResult>::Ok),
-                    quote!(::hpx::ActionResult::into_action_result(out)),
+                    quote!(<#ty as #krate::ActionResult>::Ok),
+                    quote!(#krate::ActionResult::into_action_result(out)),
                 )
             } else {
                 (quote!(#ty), quote!(Ok(out)))
@@ -146,11 +169,11 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
             #vis async fn call(#inputs) #output #body
         }
 
-        impl ::hpx::Action for #name {
+        impl #krate::Action for #name {
             type Args = #args_ty;
             type Output = #output_ty;
             const NAME: &'static str = concat!(module_path!(), "::", #name_str);
-            const ID: u64 = ::hpx::__private::action_id(<Self as ::hpx::Action>::NAME);
+            const ID: u64 = #krate::__private::action_id(<Self as #krate::Action>::NAME);
 
             fn invoke(args: Self::Args) -> impl ::std::future::Future<Output = ::std::result::Result<Self::Output, ::std::string::String>> + ::std::marker::Send + 'static {
                 #destructure
@@ -161,8 +184,8 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
 
-        ::hpx::__private::inventory::submit! {
-            ::hpx::__private::ActionEntry::of::<#name>()
+        #krate::__private::inventory::submit! {
+            #krate::__private::ActionEntry::of::<#name>()
         }
     }
     .into()

@@ -154,6 +154,21 @@ pub fn locality_addresses() -> Vec<SocketAddr> {
     runtime::expect_current().addresses()
 }
 
+/// Resolves with [`Error::LocalityLost`] once `locality` has been declared
+/// lost (it died or stopped answering); never resolves while it is alive.
+/// Lets code that waits for a message from a locality stop waiting when it
+/// dies. Outside a running runtime it resolves at once with
+/// [`Error::NotRunning`].
+pub fn locality_lost(locality: LocalityId) -> impl Future<Output = Error> + Send + 'static {
+    let rt = runtime::current();
+    async move {
+        match rt {
+            Ok(rt) => rt.locality_lost(locality).await,
+            Err(e) => e,
+        }
+    }
+}
+
 /// What `#[hpx::main]` and `#[hpx::action]` expand to. Not a public API.
 #[doc(hidden)]
 pub mod __private {

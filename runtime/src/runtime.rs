@@ -111,6 +111,7 @@ pub(crate) struct Inner {
     warmth: Arc<Warmth>,
     phase: watch::Sender<Phase>,
     root: Mutex<RootState>,
+    lost: watch::Sender<Vec<Option<String>>>,
 }
 
 static CURRENT: RwLock<Option<Arc<Inner>>> = RwLock::new(None);
@@ -247,6 +248,7 @@ impl Inner {
             }
         };
         let (phase, _) = watch::channel(Phase::Running);
+        let (lost, _) = watch::channel(vec![None; n as usize]);
         let inner = Arc::new(Inner {
             here: config.locality,
             n,
@@ -259,6 +261,7 @@ impl Inner {
             done: AtomicU64::new(0),
             warmth: Arc::new(Warmth::new(window)),
             phase,
+            lost,
             root: Mutex::new(RootState {
                 finished: vec![false; n as usize],
                 lost: vec![None; n as usize],
@@ -469,6 +472,11 @@ impl Inner {
                 reason: reason.to_owned(),
             }));
         }
+        self.lost.send_modify(|lost| {
+            if let Some(slot) = lost.get_mut(locality.index()) {
+                slot.get_or_insert_with(|| reason.to_owned());
+            }
+        });
         if self.here.is_root() {
             lock(&self.root).lost[locality.index()] = Some(reason.to_owned());
             self.root_step();
@@ -476,6 +484,28 @@ impl Inner {
             self.set_phase(Phase::Aborted(format!(
                 "the root locality was lost: {reason}"
             )));
+        }
+    }
+
+    /// Resolves with [`Error::LocalityLost`] once `locality` is lost.
+    pub(crate) fn locality_lost(
+        &self,
+        locality: LocalityId,
+    ) -> impl Future<Output = Error> + Send + 'static {
+        let mut rx = self.lost.subscribe();
+        async move {
+            let reason = match rx
+                .wait_for(|l| l.get(locality.index()).is_some_and(Option::is_some))
+                .await
+            {
+                Ok(l) => l.get(locality.index()).cloned().flatten(),
+                Err(_) => None,
+            };
+            match reason {
+                Some(reason) => Error::LocalityLost { locality, reason },
+                // The runtime ended: nothing more will be lost.
+                None => std::future::pending().await,
+            }
         }
     }
 
