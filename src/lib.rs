@@ -30,22 +30,25 @@
 //!   actions. [`Runtime`] is the same without the macro.
 //! - `#[hpx::action]` makes an `async fn` callable anywhere with
 //!   [`async_at`], [`post`] and [`broadcast_action`].
+//! - `#[hpx::component]` types live on one locality as components
+//!   ([`new_component`], [`Component`]); [`agas`] names them across the job.
 //! - Configuration (threads, Slurm, timeouts) is described in [`config`].
 #![warn(missing_docs)]
 
-pub use hpx_macros::{action, main};
+pub use hpx_macros::{action, component, main};
 pub use hpx_runtime::{
-    args, async_at, broadcast_action, config, find_all_localities, find_here,
+    agas, args, async_at, broadcast_action, colocated, config, find_all_localities, find_here,
     find_remote_localities, find_root_locality, get_locality_id, get_num_localities,
-    locality_addresses, locality_lost, post, Action, ActionFuture, ActionResult, Config, Error,
-    LocalityId, PodVec, Result, Runtime,
+    locality_addresses, locality_lost, new_component, post, Action, ActionFuture, ActionResult,
+    Component, ComponentAction, ComponentRef, ComponentType, Config, Error, GlobalId, LocalityId,
+    PodVec, Result, Runtime,
 };
 
 /// What `use hpx::prelude::*;` brings into scope.
 pub mod prelude {
     pub use crate::{
         async_at, broadcast_action, find_all_localities, find_here, get_locality_id,
-        get_num_localities, post, Action, LocalityId, PodVec,
+        get_num_localities, new_component, post, Action, Component, GlobalId, LocalityId, PodVec,
     };
 }
 

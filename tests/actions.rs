@@ -88,7 +88,7 @@ impl hpx::Action for Unregistered {
     type Output = ();
     const NAME: &'static str = "tests::Unregistered";
     const ID: u64 = hpx::__private::action_id(Self::NAME);
-    async fn invoke(_: ()) -> Result<(), String> {
+    async fn invoke(_: ()) -> Result<(), Error> {
         Ok(())
     }
 }

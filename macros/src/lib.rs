@@ -5,7 +5,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::{format_ident, quote};
-use syn::{parse_macro_input, FnArg, ItemFn, Pat, ReturnType, Type};
+use syn::{parse_macro_input, FnArg, ItemFn, ReturnType, Type};
 
 fn error(span: Span, msg: &str) -> TokenStream {
     syn::Error::new(span, msg).to_compile_error().into()
@@ -105,28 +105,55 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error().into(),
     };
     let input = parse_macro_input!(item as ItemFn);
+    match expand_action(&krate, &input) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// The component a component action works on: `&T` (shared) or `&mut T`.
+struct Receiver {
+    ty: Type,
+    exclusive: bool,
+}
+
+fn expand_action(krate: &syn::Path, input: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let sig = &input.sig;
     if sig.asyncness.is_none() {
-        return error(sig.fn_token.span, "#[hpx::action] needs an `async fn`");
+        return Err(syn::Error::new(
+            sig.fn_token.span,
+            "#[hpx::action] needs an `async fn`",
+        ));
     }
     if !sig.generics.params.is_empty() {
-        return error(sig.ident.span(), "actions cannot be generic");
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "actions cannot be generic",
+        ));
     }
+    let mut receiver = None;
     let mut types = Vec::new();
-    let mut params = Vec::new();
     for (i, arg) in sig.inputs.iter().enumerate() {
-        match arg {
-            FnArg::Receiver(r) => {
-                return error(r.self_token.span, "actions are free functions, not methods")
+        let FnArg::Typed(t) = arg else {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "actions are free functions; a component action takes `&T` or `&mut T` first",
+            ));
+        };
+        match (&*t.ty, i) {
+            (Type::Reference(r), 0) => {
+                receiver = Some(Receiver {
+                    ty: (*r.elem).clone(),
+                    exclusive: r.mutability.is_some(),
+                })
             }
-            FnArg::Typed(t) => {
-                if matches!(*t.ty, Type::Reference(_)) {
-                    return error(Span::call_site(), "action parameters must be owned values");
-                }
-                types.push((*t.ty).clone());
-                params.push(format_ident!("__hpx_arg{}", i));
-                let _: &Pat = &t.pat;
+            (Type::Reference(r), _) => {
+                return Err(syn::Error::new(
+                    r.and_token.span,
+                    "action parameters must be owned values (only the first, the component, may be a reference)",
+                ))
             }
+            (ty, _) => types.push(ty.clone()),
         }
     }
     let name = &sig.ident;
@@ -135,7 +162,10 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
     let inputs = &sig.inputs;
     let output = &sig.output;
     let body = &input.block;
-    let (args_ty, destructure) = match types.len() {
+    let params: Vec<_> = (0..types.len())
+        .map(|i| format_ident!("__hpx_arg{}", i))
+        .collect();
+    let (user_ty, destructure) = match types.len() {
         1 => {
             let t = &types[0];
             let p = &params[0];
@@ -143,6 +173,7 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
         _ => (quote!((#(#types,)*)), quote!(let (#(#params,)*) = args;)),
     };
+    let name_str = name.to_string();
     let (output_ty, wrap) = match output {
         ReturnType::Default => (quote!(()), quote!(Ok(out))),
         ReturnType::Type(_, ty) => {
@@ -150,15 +181,54 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
             if is_result {
                 (
                     quote!(<#ty as #krate::ActionResult>::Ok),
-                    quote!(#krate::ActionResult::into_action_result(out)),
+                    quote!(#krate::ActionResult::into_action_result(out)
+                        .map_err(|m| #krate::__private::action_error(<Self as #krate::Action>::NAME, m))),
                 )
             } else {
                 (quote!(#ty), quote!(Ok(out)))
             }
         }
     };
-    let name_str = name.to_string();
-    quote! {
+    let (args_ty, invoke_body, component_impl) = match &receiver {
+        None => (
+            user_ty.clone(),
+            quote! {
+                #destructure
+                async move {
+                    let out = #name::call(#(#params),*).await;
+                    #wrap
+                }
+            },
+            quote!(),
+        ),
+        Some(Receiver { ty, exclusive }) => {
+            let (access, borrow) = if *exclusive {
+                (quote!(component_exclusive), quote!(&mut *__hpx_guard))
+            } else {
+                (quote!(component_shared), quote!(&*__hpx_guard))
+            };
+            (
+                quote!((#krate::GlobalId, #user_ty)),
+                quote! {
+                    let (__hpx_gid, args) = args;
+                    #destructure
+                    async move {
+                        #[allow(unused_mut)]
+                        let mut __hpx_guard = #krate::__private::#access::<#ty>(__hpx_gid).await?;
+                        let out = #name::call(#borrow, #(#params),*).await;
+                        #wrap
+                    }
+                },
+                quote! {
+                    impl #krate::ComponentAction for #name {
+                        type Component = #ty;
+                        type UserArgs = #user_ty;
+                    }
+                },
+            )
+        }
+    };
+    Ok(quote! {
         #(#attrs)*
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug, Default)]
@@ -175,17 +245,49 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
             const NAME: &'static str = concat!(module_path!(), "::", #name_str);
             const ID: u64 = #krate::__private::action_id(<Self as #krate::Action>::NAME);
 
-            fn invoke(args: Self::Args) -> impl ::std::future::Future<Output = ::std::result::Result<Self::Output, ::std::string::String>> + ::std::marker::Send + 'static {
-                #destructure
-                async move {
-                    let out = #name::call(#(#params),*).await;
-                    #wrap
-                }
+            fn invoke(args: Self::Args) -> impl ::std::future::Future<Output = #krate::Result<Self::Output>> + ::std::marker::Send + 'static {
+                #invoke_body
             }
         }
 
+        #component_impl
+
         #krate::__private::inventory::submit! {
             #krate::__private::ActionEntry::of::<#name>()
+        }
+    })
+}
+
+/// Declares a type that can live as a component (see `hpx::new_component`):
+/// implements `hpx::ComponentType` and registers the type so every locality
+/// can construct one. The type must be serde-serializable, `Send` and `Sync`.
+///
+/// ```ignore
+/// #[hpx::component]
+/// #[derive(serde::Serialize, serde::Deserialize, Default)]
+/// struct Counter { value: u64 }
+/// ```
+#[proc_macro_attribute]
+pub fn component(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let krate = match crate_path(attr) {
+        Ok(path) => path,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    if !input.generics.params.is_empty() {
+        return error(input.ident.span(), "component types cannot be generic");
+    }
+    let name = &input.ident;
+    let name_str = name.to_string();
+    quote! {
+        #input
+
+        impl #krate::ComponentType for #name {
+            const NAME: &'static str = concat!(module_path!(), "::", #name_str);
+        }
+
+        #krate::__private::inventory::submit! {
+            #krate::__private::ComponentTypeEntry::of::<#name>()
         }
     }
     .into()

@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec;
+use crate::{codec, Error, Result};
 
 /// A function that can run on any locality.
 pub trait Action: Copy + Send + Sync + 'static {
@@ -28,10 +28,9 @@ pub trait Action: Copy + Send + Sync + 'static {
     /// The id used on the wire: [`action_id`] of [`Action::NAME`].
     const ID: u64;
 
-    /// Runs the action here. `Err` carries the action's own error as text.
-    fn invoke(
-        args: Self::Args,
-    ) -> impl Future<Output = Result<Self::Output, String>> + Send + 'static;
+    /// Runs the action here. An error of the action itself is
+    /// [`Error::Remote`] naming this locality (see [`action_error`]).
+    fn invoke(args: Self::Args) -> impl Future<Output = Result<Self::Output>> + Send + 'static;
 }
 
 /// Turns an action's return value into its output or error text.
@@ -62,17 +61,17 @@ pub const fn action_id(name: &str) -> u64 {
     hash
 }
 
-/// Why running an encoded action failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// The arguments could not be decoded.
-    BadArguments(String),
-    /// The action returned an error.
-    Failed(String),
+/// The error of action `action` failing here with `message`.
+pub fn action_error(action: &str, message: String) -> Error {
+    Error::Remote {
+        locality: crate::runtime::here().unwrap_or_default(),
+        action: action.to_owned(),
+        message,
+    }
 }
 
 /// The type-erased entry point of a registered action.
-pub type ActionHandler = fn(&[u8]) -> BoxFuture<'static, Result<Vec<u8>, Failure>>;
+pub type ActionHandler = fn(&[u8]) -> BoxFuture<'static, Result<Vec<u8>>>;
 
 /// One registered action.
 #[derive(Debug)]
@@ -98,12 +97,18 @@ impl ActionEntry {
 
 inventory::collect!(ActionEntry);
 
-fn run_encoded<A: Action>(args: &[u8]) -> BoxFuture<'static, Result<Vec<u8>, Failure>> {
+fn run_encoded<A: Action>(args: &[u8]) -> BoxFuture<'static, Result<Vec<u8>>> {
     let args = codec::decode::<A::Args>(args);
     Box::pin(async move {
-        let args = args.map_err(|e| Failure::BadArguments(e.to_string()))?;
-        let out = A::invoke(args).await.map_err(Failure::Failed)?;
-        codec::encode(&out).map_err(|e| Failure::Failed(e.to_string()))
+        let args = args.map_err(|e| {
+            Error::Codec(format!(
+                "locality {} could not decode the arguments of {}: {e}",
+                crate::runtime::here().unwrap_or_default(),
+                A::NAME
+            ))
+        })?;
+        let out = A::invoke(args).await?;
+        codec::encode_sendable(out).await
     })
 }
 

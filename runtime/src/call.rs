@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::action::Action;
+use crate::agas::register_minted;
 use crate::runtime::{current, here, panic_message, spawn_counted};
 use crate::{codec, Error, Result};
 
@@ -78,12 +79,7 @@ async fn run_here<A: Action>(here: LocalityId, args: A::Args) -> Result<A::Outpu
         .catch_unwind()
         .await
     {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(message)) => Err(Error::Remote {
-            locality: here,
-            action: A::NAME.to_owned(),
-            message,
-        }),
+        Ok(result) => result,
         Err(panic) => Err(Error::RemotePanic {
             locality: here,
             action: A::NAME.to_owned(),
@@ -116,10 +112,27 @@ pub fn async_at<A: Action>(
     if locality.0 >= rt.num_localities() {
         return ActionFuture::ready(Err(Error::NoSuchLocality(locality)));
     }
-    let payload = match codec::encode(&args) {
-        Ok(p) => p,
+    let (payload, minted) = match codec::encode_minting(&args) {
+        Ok(encoded) => encoded,
         Err(e) => return ActionFuture::ready(Err(e)),
     };
+    if !minted.is_empty() {
+        // Component handles in the arguments minted credit: the owners
+        // record it before the arguments leave.
+        return ActionFuture {
+            state: State::Local(tokio::spawn(async move {
+                register_minted(minted).await?;
+                match rt.request(locality, A::ID, A::NAME, payload).await {
+                    Ok(Ok(bytes)) => codec::decode::<A::Output>(&bytes),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(Error::LocalityLost {
+                        locality,
+                        reason: "the runtime shut down before the reply arrived".into(),
+                    }),
+                }
+            })),
+        };
+    }
     ActionFuture {
         state: State::Remote {
             reply: rt.request(locality, A::ID, A::NAME, payload),
@@ -144,7 +157,20 @@ pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Resul
     if locality.0 >= rt.num_localities() {
         return Err(Error::NoSuchLocality(locality));
     }
-    rt.post(locality, A::ID, codec::encode(&args)?)
+    let (payload, minted) = codec::encode_minting(&args)?;
+    if minted.is_empty() {
+        return rt.post(locality, A::ID, payload);
+    }
+    spawn_counted(async move {
+        let sent = match register_minted(minted).await {
+            Ok(()) => rt.post(locality, A::ID, payload),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::error!(%e, "post not sent");
+        }
+    });
+    Ok(())
 }
 
 /// Calls `action` with a copy of `args` on every locality and returns the

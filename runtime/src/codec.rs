@@ -1,6 +1,7 @@
 //! Serialization of action arguments and results: serde with bincode 2, and
 //! [`PodVec`] for numeric buffers that travel as raw bytes.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
@@ -8,6 +9,7 @@ use bytemuck::Pod;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::agas::GlobalId;
 use crate::{Error, Result};
 
 /// Upper bound on what a decoder may be asked to allocate (1 GiB).
@@ -36,6 +38,48 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         )));
     }
     Ok(value)
+}
+
+/// Credit minted for component handles: (component, amount) pairs.
+pub(crate) type Minted = Vec<(GlobalId, u64)>;
+
+thread_local! {
+    /// Credit minted for component handles while encoding a value to send.
+    static MINTED: RefCell<Option<Minted>> = const { RefCell::new(None) };
+}
+
+/// Encodes a value to send to another locality, returning the credit that
+/// component handles inside it minted (see [`crate::agas`]): the owners must
+/// learn of it before the bytes leave this locality.
+pub(crate) fn encode_minting<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Minted)> {
+    MINTED.with(|m| *m.borrow_mut() = Some(Vec::new()));
+    let bytes = encode(value);
+    let minted = MINTED.with(|m| m.borrow_mut().take()).unwrap_or_default();
+    bytes.map(|b| (b, minted))
+}
+
+/// Records credit minted for `gid` if a send is being encoded on this
+/// thread; returns false otherwise (the handle then travels without credit).
+pub(crate) fn record_mint(gid: GlobalId, amount: u64) -> bool {
+    MINTED.with(|m| match m.borrow_mut().as_mut() {
+        Some(minted) => {
+            minted.push((gid, amount));
+            true
+        }
+        None => false,
+    })
+}
+
+/// Encodes a value to send (a reply): component handles inside it keep
+/// their objects alive at the receiver. Waits for minted credit to be
+/// registered with the owners.
+pub async fn encode_sendable<T: Serialize>(value: T) -> Result<Vec<u8>> {
+    let (bytes, minted) = {
+        let value = value;
+        encode_minting(&value)?
+    };
+    crate::agas::register_minted(minted).await?;
+    Ok(bytes)
 }
 
 /// A vector of plain numbers that is serialized as one block of raw bytes

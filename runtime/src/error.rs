@@ -6,7 +6,7 @@ use hpx_parcelport::{LocalityId, TransportError};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in hpx-rs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     /// A remote action returned an error.
     #[error("action {action} failed on locality {locality}: {message}")]
@@ -76,6 +76,33 @@ pub enum Error {
     /// The job was aborted because of a failure elsewhere.
     #[error("job aborted: {0}")]
     Aborted(String),
+    /// The name is registered already.
+    #[error("the name {0:?} is already registered")]
+    NameTaken(String),
+    /// No such name is registered.
+    #[error("no name {0:?} is registered")]
+    NameNotFound(String),
+    /// Waiting for a name to be registered took too long.
+    #[error("the name {name:?} was not registered within {waited_ms} ms")]
+    NameWaitTimedOut {
+        /// The name waited for.
+        name: String,
+        /// How long it was waited for.
+        waited_ms: u64,
+    },
+    /// The component was destroyed or never existed.
+    #[error("component {0} does not exist (destroyed, freed or never created)")]
+    ComponentGone(crate::agas::GlobalId),
+    /// The component behind a global id has another type than the handle says.
+    #[error("component {gid} is a {found}, not a {expected}")]
+    WrongComponentType {
+        /// The component.
+        gid: crate::agas::GlobalId,
+        /// The type the caller expected.
+        expected: String,
+        /// The type it has.
+        found: String,
+    },
     /// No hpx runtime is running in this process.
     #[error("no hpx runtime is running in this process (use #[hpx::main] or hpx::Runtime)")]
     NotRunning,

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod action;
+pub mod agas;
 mod call;
 pub mod codec;
 pub mod config;
@@ -23,6 +24,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 pub use action::{Action, ActionResult};
+pub use agas::{
+    colocated, new_component, Component, ComponentAction, ComponentRef, ComponentType, GlobalId,
+};
 pub use call::{async_at, broadcast_action, post, ActionFuture};
 pub use codec::PodVec;
 pub use config::Config;
@@ -174,7 +178,8 @@ pub fn locality_lost(locality: LocalityId) -> impl Future<Output = Error> + Send
 pub mod __private {
     pub use inventory;
 
-    pub use crate::action::{action_id, ActionEntry};
+    pub use crate::action::{action_error, action_id, ActionEntry};
+    pub use crate::agas::{component_exclusive, component_shared, ComponentTypeEntry};
 
     use std::fmt::Display;
     use std::process::ExitCode;

@@ -27,7 +27,7 @@ use hpx_parcelport::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
-use crate::action::{Failure, Registry};
+use crate::action::Registry;
 use crate::codec;
 use crate::config::{Config, ExecutionMode};
 use crate::warm::{spin_window, Warmth};
@@ -58,20 +58,6 @@ enum Control {
     Report { wave: u64, sent: u64, done: u64 },
     Shutdown,
     Abort { reason: String },
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-enum FailureKind {
-    Failed,
-    Panicked,
-    UnknownAction,
-    BadArguments,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-struct WireFailure {
-    kind: FailureKind,
-    message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +98,7 @@ pub(crate) struct Inner {
     phase: watch::Sender<Phase>,
     root: Mutex<RootState>,
     lost: watch::Sender<Vec<Option<String>>>,
+    agas: crate::agas::Tables,
 }
 
 static CURRENT: RwLock<Option<Arc<Inner>>> = RwLock::new(None);
@@ -204,6 +191,11 @@ impl Inner {
         self.n
     }
 
+    /// This locality's AGAS tables.
+    pub(crate) fn agas(&self) -> &crate::agas::Tables {
+        &self.agas
+    }
+
     /// Program arguments without `--hpx:` flags.
     pub(crate) fn args(&self) -> &[String] {
         &self.args
@@ -262,6 +254,7 @@ impl Inner {
             warmth: Arc::new(Warmth::new(window)),
             phase,
             lost,
+            agas: crate::agas::Tables::default(),
             root: Mutex::new(RootState {
                 finished: vec![false; n as usize],
                 lost: vec![None; n as usize],
@@ -365,27 +358,22 @@ impl Inner {
                 work::begin();
                 let entry = Registry::global().get(header.tag);
                 run_inline_or_spawn(async move {
+                    let here = self.here;
                     let outcome = match entry {
-                        None => Err(WireFailure {
-                            kind: FailureKind::UnknownAction,
-                            message: format!("no action with id {:#018x}", header.tag),
+                        None => Err(Error::UnknownAction {
+                            locality: here,
+                            id: header.tag,
+                            action: String::new(),
                         }),
                         Some(entry) => {
                             match AssertUnwindSafe((entry.handler)(&payload))
                                 .catch_unwind()
                                 .await
                             {
-                                Ok(Ok(bytes)) => Ok(bytes),
-                                Ok(Err(Failure::Failed(message))) => Err(WireFailure {
-                                    kind: FailureKind::Failed,
-                                    message,
-                                }),
-                                Ok(Err(Failure::BadArguments(message))) => Err(WireFailure {
-                                    kind: FailureKind::BadArguments,
-                                    message,
-                                }),
-                                Err(panic) => Err(WireFailure {
-                                    kind: FailureKind::Panicked,
+                                Ok(result) => result,
+                                Err(panic) => Err(Error::RemotePanic {
+                                    locality: here,
+                                    action: entry.name.to_owned(),
                                     message: panic_message(panic.as_ref()),
                                 }),
                             }
@@ -394,9 +382,8 @@ impl Inner {
                     drop(payload);
                     if header.kind == kind::REQUEST {
                         self.reply(header, outcome);
-                    } else if let Err(f) = outcome {
-                        let name = entry.map_or("unknown action", |e| e.name);
-                        tracing::error!(action = name, from = %header.source, message = %f.message, "posted action failed");
+                    } else if let Err(e) = outcome {
+                        tracing::error!(from = %header.source, %e, "posted action failed");
                     }
                     drop(credit);
                     self.work_finished();
@@ -404,23 +391,16 @@ impl Inner {
             }
             kind::REPLY => self.complete(header.seq, Ok(payload)),
             kind::FAILURE => {
-                let failure = codec::decode::<WireFailure>(&payload);
-                let action = lock(&self.pending)
-                    .get(&header.seq)
-                    .map_or("?", |p| p.action);
-                let error = match failure {
-                    Ok(f) => {
-                        let (locality, action, message) =
-                            (header.source, action.to_owned(), f.message);
-                        match f.kind {
-                            FailureKind::Failed => Error::Remote { locality, action, message },
-                            FailureKind::Panicked => Error::RemotePanic { locality, action, message },
-                            FailureKind::UnknownAction => Error::UnknownAction { locality, id: header.tag, action },
-                            FailureKind::BadArguments => Error::Codec(format!(
-                                "locality {locality} could not decode the arguments of {action}: {message}"
-                            )),
-                        }
-                    }
+                let error = match codec::decode::<Error>(&payload) {
+                    Ok(Error::UnknownAction { locality, id, .. }) => Error::UnknownAction {
+                        locality,
+                        id,
+                        action: lock(&self.pending)
+                            .get(&header.seq)
+                            .map_or("?", |p| p.action)
+                            .to_owned(),
+                    },
+                    Ok(e) => e,
                     Err(e) => e,
                 };
                 self.complete(header.seq, Err(error));
@@ -433,10 +413,10 @@ impl Inner {
         }
     }
 
-    fn reply(&self, request: ParcelHeader, outcome: std::result::Result<Vec<u8>, WireFailure>) {
+    fn reply(&self, request: ParcelHeader, outcome: Result<Vec<u8>>) {
         let (kind, payload) = match outcome {
             Ok(bytes) => (kind::REPLY, bytes),
-            Err(failure) => match codec::encode(&failure) {
+            Err(error) => match codec::encode(&error) {
                 Ok(bytes) => (kind::FAILURE, bytes),
                 Err(e) => {
                     tracing::error!(%e, "cannot encode a failure");

@@ -1,0 +1,43 @@
+//! AGAS, the active global address space: global ids, a symbol namespace
+//! and components.
+//!
+//! # Names
+//!
+//! The symbol namespace is spread over the localities by a hash of the name:
+//! name `s` lives on locality `fnv1a(s) % N`, so no locality is a hot spot
+//! and a lookup is one round trip. Resolved names are cached where they were
+//! resolved; [`unregister_name`] clears every locality's cache before it
+//! returns, so a name that was unregistered is never resolved again from a
+//! stale cache.
+//!
+//! # Components and their lifetime
+//!
+//! A component is an object on one locality, addressed by a [`GlobalId`].
+//! Handles ([`Component<T>`]) count references with credits, as HPX does:
+//! the owner hands out a large credit with the first handle; clones on one
+//! locality share it; a handle sent to another locality takes half of the
+//! sender's credit along, so copying needs no message; a locality's last
+//! handle returns its credit to the owner, which frees the object when all
+//! credit is back. A handle whose credit cannot be split any more mints
+//! fresh credit, registered with the owner before the message that carries
+//! it is sent, so the object can never be freed while a handle to it is in
+//! flight. [`Component::destroy`] frees an object at once; calls to it then
+//! fail with [`Error::ComponentGone`](crate::Error::ComponentGone).
+
+mod component;
+mod gid;
+mod names;
+
+#[doc(hidden)]
+pub use component::{component_exclusive, component_shared};
+pub use component::{
+    new_component, Component, ComponentAction, ComponentRef, ComponentType, ComponentTypeEntry,
+};
+pub(crate) use component::{register_minted, Tables};
+pub use gid::{GlobalId, ParseGlobalIdError};
+pub use names::{list_names, register_name, resolve_name, unregister_name, wait_for_name};
+
+/// The locality where the object `gid` lives (run work there to avoid moving data).
+pub fn colocated(gid: GlobalId) -> crate::LocalityId {
+    gid.owner()
+}
