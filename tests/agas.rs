@@ -88,7 +88,7 @@ fn names_work_from_every_locality() {
             };
             ensure(listed == expected, format!("list_names: {listed:?}"))?;
             ensure(
-                agas::resolve_name("app/none").await.map_err(s)? == None,
+                agas::resolve_name("app/none").await.map_err(s)?.is_none(),
                 "unknown name",
             )?;
             match agas::wait_for_name("app/never", Duration::from_millis(200)).await {
