@@ -35,7 +35,9 @@ pub use component::{
 };
 pub(crate) use component::{register_minted, Tables};
 pub use gid::{GlobalId, ParseGlobalIdError};
-pub use names::{list_names, register_name, resolve_name, unregister_name, wait_for_name};
+pub use names::{
+    list_names, name_home, register_name, resolve_name, unregister_name, wait_for_name,
+};
 
 /// The locality where the object `gid` lives (run work there to avoid moving data).
 pub fn colocated(gid: GlobalId) -> crate::LocalityId {

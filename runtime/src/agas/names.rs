@@ -114,6 +114,11 @@ async fn agas_list(prefix: String) -> Vec<(String, GlobalId)> {
 }
 
 fn home(name: &str) -> Result<LocalityId> {
+    name_home(name)
+}
+
+/// The locality that holds `name` in the symbol namespace (by hash).
+pub fn name_home(name: &str) -> Result<LocalityId> {
     Ok(home_of(name, current()?.num_localities()))
 }
 
