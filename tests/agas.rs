@@ -155,6 +155,11 @@ async fn bump_through(counter: Component<Counter>, by: u64) -> Result<u64, Error
 #[derive(Serialize, Deserialize, Default)]
 struct Other;
 
+#[hpx::action]
+async fn where_am_i(x: u64) -> (LocalityId, u64) {
+    (hpx::find_here(), 2 * x)
+}
+
 #[test]
 fn concurrent_increments_are_never_lost() {
     if in_locality() {
@@ -193,6 +198,13 @@ fn concurrent_increments_are_never_lost() {
             }
             all_reached("incremented/").await?;
             let value = counter.call(read, ()).await.map_err(s)?;
+            let (loc, twice) = hpx::async_colocated(counter.gid(), where_am_i, 21)
+                .await
+                .map_err(s)?;
+            ensure(
+                loc == counter.owner() && twice == 42,
+                "async_colocated runs at the owner",
+            )?;
             ensure(
                 value == total,
                 format!("counter is {value}, expected {total}"),

@@ -25,7 +25,8 @@ use std::net::SocketAddr;
 
 pub use action::{Action, ActionResult};
 pub use agas::{
-    colocated, new_component, Component, ComponentAction, ComponentRef, ComponentType, GlobalId,
+    async_colocated, colocated, new_component, Component, ComponentAction, ComponentRef,
+    ComponentType, GlobalId,
 };
 pub use call::{async_at, broadcast_action, post, ActionFuture};
 pub use codec::PodVec;

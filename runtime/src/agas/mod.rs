@@ -43,3 +43,13 @@ pub use names::{
 pub fn colocated(gid: GlobalId) -> crate::LocalityId {
     gid.owner()
 }
+
+/// Runs `action` on the locality where the object `gid` lives (HPX's
+/// `hpx::colocated`): the data stays put and only `args` and the result move.
+pub fn async_colocated<A: crate::Action>(
+    gid: GlobalId,
+    action: A,
+    args: A::Args,
+) -> crate::ActionFuture<A::Output> {
+    crate::async_at(gid.owner(), action, args)
+}
