@@ -32,10 +32,19 @@
 //!   [`async_at`], [`post`] and [`broadcast_action`].
 //! - `#[hpx::component]` types live on one locality as components
 //!   ([`new_component`], [`Component`]); [`agas`] names them across the job.
+//! - [`PartitionedVector`] is a distributed array (block, cyclic,
+//!   block-cyclic, explicit [`Distribution`]s) created with [`zeros`],
+//!   [`ones`], [`full`], [`from_vec`], [`from_fn`]; work runs where its data
+//!   lives, with functions registered by `#[hpx::element_fn(..)]`.
 //! - Configuration (threads, Slurm, timeouts) is described in [`config`].
 #![warn(missing_docs)]
 
-pub use hpx_macros::{action, component, main};
+pub use hpx_containers::{
+    from_fn, from_vec, full, ones, zeros, ArrayBuilder, Distribution, ElementMap, ElementPredicate,
+    ElementReduce, IndexFn, Layout, LocalPartition, LocalPartitionMut, One, PartitionRef,
+    PartitionedVector, Place,
+};
+pub use hpx_macros::{action, component, element_fn, main};
 pub use hpx_runtime::{
     agas, args, async_at, async_colocated, broadcast_action, colocated, config,
     find_all_localities, find_here, find_remote_localities, find_root_locality, get_locality_id,
@@ -48,9 +57,12 @@ pub use hpx_runtime::{
 pub mod prelude {
     pub use crate::{
         async_at, broadcast_action, find_all_localities, find_here, get_locality_id,
-        get_num_localities, new_component, post, Action, Component, GlobalId, LocalityId, PodVec,
+        get_num_localities, new_component, post, Action, Component, Distribution, GlobalId,
+        LocalityId, PartitionedVector, PodVec,
     };
 }
 
+#[doc(hidden)]
+pub use hpx_containers::ElementFnEntry;
 #[doc(hidden)]
 pub use hpx_runtime::__private;

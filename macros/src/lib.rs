@@ -292,3 +292,117 @@ pub fn component(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     .into()
 }
+
+/// Registers a function on array elements, run where the data lives:
+///
+/// - `#[hpx::element_fn(map)] fn f(x: T) -> T` for `map_inplace`;
+/// - `#[hpx::element_fn(predicate)] fn f(x: T) -> bool` for `count_if`;
+/// - `#[hpx::element_fn(reduce)] fn f(lower: T, upper: T) -> T` for `reduce_with`;
+/// - `#[hpx::element_fn(index)] fn f(i: usize) -> T` for `from_fn`.
+///
+/// The function becomes a unit struct of the same name, passed where the
+/// array method wants the function; its body stays callable as `f::call(..)`.
+#[proc_macro_attribute]
+pub fn element_fn(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as ItemFn);
+    match expand_element_fn(attr.into(), &input) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_element_fn(
+    attr: proc_macro2::TokenStream,
+    input: &ItemFn,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let mut kind: Option<syn::Ident> = None;
+    let mut krate: syn::Path = syn::parse_quote!(::hpx);
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            krate = meta.value()?.parse()?;
+            Ok(())
+        } else if let Some(ident) = meta.path.get_ident() {
+            kind = Some(ident.clone());
+            Ok(())
+        } else {
+            Err(meta.error("expected map, predicate, reduce or index"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    let kind = kind.ok_or_else(|| {
+        syn::Error::new(
+            Span::call_site(),
+            "say which kind: map, predicate, reduce or index",
+        )
+    })?;
+    let sig = &input.sig;
+    if sig.asyncness.is_some() || !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "an element function is a plain, non-generic fn",
+        ));
+    }
+    let types: Vec<Type> = sig
+        .inputs
+        .iter()
+        .map(|a| match a {
+            FnArg::Typed(t) => Ok((*t.ty).clone()),
+            FnArg::Receiver(r) => Err(syn::Error::new(r.self_token.span, "no self here")),
+        })
+        .collect::<syn::Result<_>>()?;
+    let ReturnType::Type(_, out) = &sig.output else {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "an element function returns a value",
+        ));
+    };
+    let name = &sig.ident;
+    let vis = &input.vis;
+    let attrs = &input.attrs;
+    let inputs = &sig.inputs;
+    let body = &input.block;
+    let name_str = name.to_string();
+    let (trait_name, elem, method, entry) = match (kind.to_string().as_str(), types.as_slice()) {
+        ("map", [t]) => (quote!(ElementMap), quote!(#t), quote!(fn apply(x: #t) -> #t { #name::call(x) }), quote!(map)),
+        ("predicate", [t]) => (
+            quote!(ElementPredicate),
+            quote!(#t),
+            quote!(fn test(x: #t) -> bool { #name::call(x) }),
+            quote!(predicate),
+        ),
+        ("reduce", [t, _]) => (
+            quote!(ElementReduce),
+            quote!(#t),
+            quote!(fn combine(lower: #t, upper: #t) -> #t { #name::call(lower, upper) }),
+            quote!(reduce),
+        ),
+        ("index", [_]) => (quote!(IndexFn), quote!(#out), quote!(fn at(index: usize) -> #out { #name::call(index) }), quote!(index)),
+        (k, _) => {
+            return Err(syn::Error::new(
+                kind.span(),
+                format!("`{k}` with {} parameters: expected map(x), predicate(x), reduce(lower, upper) or index(i)", types.len()),
+            ))
+        }
+    };
+    Ok(quote! {
+        #(#attrs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #name;
+
+        impl #name {
+            /// The function itself.
+            #vis fn call(#inputs) -> #out #body
+        }
+
+        impl #krate::#trait_name for #name {
+            type Elem = #elem;
+            const NAME: &'static str = concat!(module_path!(), "::", #name_str);
+            #method
+        }
+
+        #krate::__private::inventory::submit! {
+            #krate::ElementFnEntry::#entry::<#name>()
+        }
+    })
+}

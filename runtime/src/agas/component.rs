@@ -326,6 +326,12 @@ impl<T: ComponentType> fmt::Debug for Component<T> {
     }
 }
 
+impl<T> AsRef<ComponentRef> for Component<T> {
+    fn as_ref(&self) -> &ComponentRef {
+        &self.handle
+    }
+}
+
 impl<T> Serialize for Component<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.handle.serialize(s)
@@ -360,6 +366,15 @@ pub async fn new_component<T: ComponentType>(
 }
 
 impl<T: ComponentType> Component<T> {
+    /// A typed handle from an untyped one. The type is checked where the
+    /// object lives, at each call ([`Error::WrongComponentType`]).
+    pub fn from_ref(handle: ComponentRef) -> Component<T> {
+        Component {
+            handle,
+            _type: PhantomData,
+        }
+    }
+
     /// The component's id.
     pub fn gid(&self) -> GlobalId {
         self.handle.gid()

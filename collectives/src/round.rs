@@ -1,0 +1,151 @@
+//! One collective call on one locality: its generation, its messages, and
+//! what happens when it fails.
+
+use std::sync::Arc;
+
+use hpx_runtime::{Error, LocalityId, Result};
+
+use crate::communicator::CommInner;
+use crate::mailbox::{Alarm, Envelope, Expected, Wait};
+use crate::payload::Payload;
+use crate::session::{lock, send, Session};
+use crate::signature::Signature;
+
+/// A collective call in progress on this locality.
+///
+/// Made by [`Round::begin`], which takes the communicator's next generation,
+/// and ended by [`Round::end`]. A call that fails here (a mismatch, a lost
+/// locality, a bad argument) tells every other member, so that nobody
+/// waits for it; a call dropped before its end (a cancelled future) does
+/// the same.
+pub(crate) struct Round {
+    session: Arc<Session>,
+    comm: Arc<CommInner>,
+    sig: Signature,
+    gen: u64,
+    ended: bool,
+}
+
+impl Round {
+    /// Enters the next call on `comm`, described by `sig`.
+    pub(crate) fn begin(
+        comm: &Arc<CommInner>,
+        sig: Signature,
+        type_name: &'static str,
+        op_name: &'static str,
+    ) -> Result<Round> {
+        let session = comm.session()?;
+        let gen = comm.next_generation();
+        let expected = Expected {
+            sig,
+            type_name,
+            op_name,
+            comm_name: comm.name.clone(),
+            members: comm.members.clone(),
+            here: session.here,
+        };
+        let entered = lock(&session.mailbox).enter(comm.id, gen, expected);
+        let round = Round {
+            session,
+            comm: comm.clone(),
+            sig,
+            gen,
+            ended: false,
+        };
+        match entered {
+            Ok(()) => Ok(round),
+            Err((error, alarm)) => {
+                if let Some(alarm) = alarm {
+                    round.session.raise(alarm);
+                }
+                round.end(Err(error))
+            }
+        }
+    }
+
+    /// This locality's rank in the communicator.
+    pub(crate) fn rank(&self) -> u32 {
+        self.comm.rank
+    }
+
+    /// The number of members.
+    pub(crate) fn size(&self) -> u32 {
+        self.comm.members.len() as u32
+    }
+
+    fn locality(&self, rank: u32) -> Result<LocalityId> {
+        self.comm
+            .members
+            .get(rank as usize)
+            .copied()
+            .ok_or_else(|| Error::BadArgument(format!("no rank {rank} in the communicator")))
+    }
+
+    /// Sends `payload` to rank `to` as step `tag`.
+    pub(crate) fn send(&self, to: u32, tag: u32, payload: Payload) -> Result<()> {
+        let envelope = Envelope {
+            comm: self.comm.id,
+            gen: self.gen,
+            tag,
+            from_rank: self.comm.rank,
+            from: self.session.here,
+            sig: self.sig,
+        };
+        send(self.locality(to)?, envelope, payload)
+    }
+
+    /// Receives step `tag` from rank `from`; fails if the call fails or a
+    /// member is lost meanwhile.
+    pub(crate) async fn recv(&self, from: u32, tag: u32) -> Result<Payload> {
+        let wait = lock(&self.session.mailbox).take(self.comm.id, self.gen, tag, from);
+        let rx = match wait {
+            Wait::Ready(result) => return result,
+            Wait::Pending(rx) => rx,
+        };
+        let lost = self.session.member_lost(&self.comm.members);
+        tokio::select! {
+            biased;
+            got = rx => got.unwrap_or_else(|_| Err(Error::Aborted(
+                "the collectives' mailbox was dropped while a call waited".into(),
+            ))),
+            error = lost => Err(error),
+        }
+    }
+
+    /// Ends the call with `result`. A failure detected here is announced to
+    /// the other members.
+    pub(crate) fn end<T>(mut self, result: Result<T>) -> Result<T> {
+        self.ended = true;
+        let told = lock(&self.session.mailbox).finish(self.comm.id, self.gen);
+        if let Err(error) = &result {
+            if !told {
+                self.alarm(error.clone());
+            }
+        }
+        result
+    }
+
+    fn alarm(&self, error: Error) {
+        self.session.raise(Alarm {
+            comm: self.comm.id,
+            gen: self.gen,
+            error,
+            to: self.comm.members.to_vec(),
+        });
+    }
+}
+
+impl Drop for Round {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let told = lock(&self.session.mailbox).finish(self.comm.id, self.gen);
+        if !told {
+            self.alarm(Error::Aborted(format!(
+                "call {} on communicator {:?} was cancelled on locality {}",
+                self.gen, self.comm.name, self.session.here
+            )));
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Distributed containers of hpx-rs: [`PartitionedVector`], HPX's
+//! `partitioned_vector` with a numpy-like creation and introspection API.
+//!
+//! ```no_run
+//! # async fn demo() -> hpx_runtime::Result<()> {
+//! use hpx_containers::{zeros, ones, from_vec, Distribution};
+//! let a = zeros::<f64>(10_000).distribution(Distribution::Block).await?;
+//! let b = ones::<f64>(10_000).chunks(1_000).await?; // block-cyclic, 1000 per chunk
+//! let c = from_vec(vec![1i64, 2, 3], Distribution::Cyclic).await?;
+//! assert_eq!(a.len(), 10_000);
+//! let dot = a.dot(&a).await?;
+//! let all: Vec<i64> = c.to_vec().await?;
+//! # let _ = (b, dot, all);
+//! # Ok(()) }
+//! ```
+//!
+//! Partitions are components on their localities. Index arithmetic lives in
+//! [`Layout`] (O(1), O(log p) for explicit layouts). Element functions that
+//! run where the data lives are registered with `#[hpx::element_fn(..)]`.
+#![warn(missing_docs)]
+
+mod data;
+mod function;
+mod layout;
+mod partition;
+mod vector;
+
+pub use function::{ElementFnEntry, ElementMap, ElementPredicate, ElementReduce, IndexFn};
+pub use layout::{Distribution, Layout, Place};
+pub use vector::{
+    from_fn, from_vec, full, num_one::One, ones, zeros, ArrayBuilder, LocalPartition,
+    LocalPartitionMut, PartitionRef, PartitionedVector,
+};

@@ -1,0 +1,257 @@
+//! A partition of a distributed array: a component holding the elements one
+//! locality owns, and the actions that work on it where it lives.
+
+use std::any::Any;
+
+use hpx_collectives::ReduceOp;
+use hpx_runtime::agas::{component_exclusive, component_shared};
+use hpx_runtime::{Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::data::{self, ErasedVec};
+use crate::function;
+use crate::layout::Layout;
+
+/// The elements of one partition.
+#[hpx_macros::component(crate = hpx_runtime)]
+pub(crate) struct Partition {
+    pub(crate) data: Box<dyn ErasedVec>,
+}
+
+impl Serialize for Partition {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let bytes = self
+            .data
+            .read(0, self.data.len())
+            .map_err(serde::ser::Error::custom)?;
+        (self.data.dtype(), PodVec(bytes)).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Partition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let (dtype, bytes) = <(String, PodVec<u8>)>::deserialize(d)?;
+        let data = data::from_bytes(&dtype, &bytes).map_err(serde::de::Error::custom)?;
+        Ok(Partition { data })
+    }
+}
+
+/// How a new partition gets its elements.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Init {
+    /// All zero.
+    Zeros,
+    /// All equal to one element (raw bytes).
+    Fill(PodVec<u8>),
+    /// These elements (raw bytes).
+    Data(PodVec<u8>),
+    /// A registered function of the global index.
+    Index {
+        function: String,
+        layout: Layout,
+        partition: u64,
+    },
+}
+
+/// The wire code of a reduction operation.
+pub(crate) fn op_code(op: ReduceOp) -> u8 {
+    match op {
+        ReduceOp::Sum => 0,
+        ReduceOp::Prod => 1,
+        ReduceOp::Min => 2,
+        ReduceOp::Max => 3,
+        ReduceOp::BitAnd => 4,
+        ReduceOp::BitOr => 5,
+        ReduceOp::BitXor => 6,
+    }
+}
+
+fn op_of(code: u8) -> Result<ReduceOp> {
+    Ok(match code {
+        0 => ReduceOp::Sum,
+        1 => ReduceOp::Prod,
+        2 => ReduceOp::Min,
+        3 => ReduceOp::Max,
+        4 => ReduceOp::BitAnd,
+        5 => ReduceOp::BitOr,
+        6 => ReduceOp::BitXor,
+        other => {
+            return Err(Error::BadArgument(format!(
+                "no reduction operation {other}"
+            )))
+        }
+    })
+}
+
+fn to_usize(v: u64) -> Result<usize> {
+    usize::try_from(v).map_err(|_| Error::BadArgument(format!("{v} does not fit in usize")))
+}
+
+/// Creates a partition here and returns a handle to it.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_create(
+    dtype: String,
+    len: u64,
+    init: Init,
+) -> Result<ComponentRef, Error> {
+    let len = to_usize(len)?;
+    let data = match init {
+        Init::Zeros => data::zeros(&dtype, len)?,
+        Init::Fill(value) => {
+            let mut data = data::zeros(&dtype, len)?;
+            data.fill(&value)?;
+            data
+        }
+        Init::Data(bytes) => {
+            let data = data::from_bytes(&dtype, &bytes)?;
+            if data.len() != len {
+                return Err(Error::BadArgument(format!(
+                    "{} elements for a partition of {len}",
+                    data.len()
+                )));
+            }
+            data
+        }
+        Init::Index {
+            function,
+            layout,
+            partition,
+        } => {
+            let mut data = data::zeros(&dtype, len)?;
+            function::fill_index(&function, data.as_mut(), &layout, to_usize(partition)?)?;
+            data
+        }
+    };
+    let here = hpx_runtime::find_here();
+    let component = hpx_runtime::new_component(here, Partition { data }).await?;
+    Ok(component.as_ref().clone())
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_read(p: &Partition, start: u64, end: u64) -> Result<PodVec<u8>, Error> {
+    Ok(PodVec(p.data.read(to_usize(start)?, to_usize(end)?)?))
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_write(
+    p: &mut Partition,
+    start: u64,
+    bytes: PodVec<u8>,
+) -> Result<(), Error> {
+    p.data.write(to_usize(start)?, &bytes)
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_fill(p: &mut Partition, value: PodVec<u8>) -> Result<(), Error> {
+    p.data.fill(&value)
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_reduce(p: &Partition, op: u8) -> Result<Option<PodVec<u8>>, Error> {
+    Ok(p.data.reduce(op_of(op)?)?.map(PodVec))
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_reduce_with(
+    p: &Partition,
+    function: String,
+) -> Result<Option<PodVec<u8>>, Error> {
+    Ok(function::reduce(&function, p.data.as_ref())?.map(PodVec))
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_map(p: &mut Partition, function: String) -> Result<(), Error> {
+    function::map(&function, p.data.as_mut())
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_count(p: &Partition, function: String) -> Result<u64, Error> {
+    function::count(&function, p.data.as_ref())
+}
+
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_scan(
+    p: &mut Partition,
+    op: u8,
+    inclusive: bool,
+    carry: Option<PodVec<u8>>,
+) -> Result<Option<PodVec<u8>>, Error> {
+    let carry = carry.as_ref().map(|c| c.as_slice());
+    Ok(p.data.scan(op_of(op)?, inclusive, carry)?.map(PodVec))
+}
+
+/// The dot product of two partitions on this locality.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_dot(a: GlobalId, b: GlobalId) -> Result<PodVec<u8>, Error> {
+    let first = component_shared::<Partition>(a).await?;
+    if a == b {
+        return Ok(PodVec(first.data.dot(first.data.as_ref())?));
+    }
+    let second = component_shared::<Partition>(b).await?;
+    Ok(PodVec(first.data.dot(second.data.as_ref())?))
+}
+
+/// Copies partition `from` into partition `into`, both on this locality.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_copy(into: GlobalId, from: GlobalId) -> Result<(), Error> {
+    if into == from {
+        return Ok(());
+    }
+    // Locks in id order, so two opposite copies cannot wait on each other.
+    if into < from {
+        let mut target = component_exclusive::<Partition>(into).await?;
+        let source = component_shared::<Partition>(from).await?;
+        target.data.copy_from(source.data.as_ref())
+    } else {
+        let source = component_shared::<Partition>(from).await?;
+        let mut target = component_exclusive::<Partition>(into).await?;
+        target.data.copy_from(source.data.as_ref())
+    }
+}
+
+/// A typed handle to one partition.
+pub(crate) fn handle(part: &ComponentRef) -> Component<Partition> {
+    Component::from_ref(part.clone())
+}
+
+/// The owner of a partition.
+pub(crate) fn owner(part: &ComponentRef) -> LocalityId {
+    part.gid().owner()
+}
+
+/// Shared access to the elements of a partition on this locality, as `[T]`.
+pub(crate) async fn view<T: hpx_collectives::Element>(
+    gid: GlobalId,
+) -> Result<tokio::sync::OwnedRwLockReadGuard<Box<dyn Any + Send + Sync>, [T]>> {
+    let guard = component_shared::<Partition>(gid).await?;
+    tokio::sync::OwnedRwLockReadGuard::try_map(guard, |p| {
+        p.data.as_any().downcast_ref::<Vec<T>>().map(Vec::as_slice)
+    })
+    .map_err(|g| {
+        Error::BadArgument(format!(
+            "the partition holds {}, not {}",
+            g.data.dtype(),
+            T::NAME
+        ))
+    })
+}
+
+/// Exclusive access to the elements of a partition on this locality, as `[T]`.
+pub(crate) async fn view_mut<T: hpx_collectives::Element>(
+    gid: GlobalId,
+) -> Result<tokio::sync::OwnedRwLockMappedWriteGuard<Box<dyn Any + Send + Sync>, [T]>> {
+    let guard = component_exclusive::<Partition>(gid).await?;
+    tokio::sync::OwnedRwLockMappedWriteGuard::try_map(guard, |p| {
+        p.data
+            .as_any_mut()
+            .downcast_mut::<Vec<T>>()
+            .map(Vec::as_mut_slice)
+    })
+    .map_err(|g| {
+        Error::BadArgument(format!(
+            "the partition holds {}, not {}",
+            g.data.dtype(),
+            T::NAME
+        ))
+    })
+}
