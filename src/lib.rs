@@ -39,6 +39,8 @@
 //! - Configuration (threads, Slurm, timeouts) is described in [`config`].
 #![warn(missing_docs)]
 
+/// Element types of arrays and reductions, and the built-in reduction operations.
+pub use hpx_collectives::{Element, ReduceOp};
 pub use hpx_containers::{
     from_fn, from_vec, full, ones, zeros, ArrayBuilder, Distribution, ElementMap, ElementPredicate,
     ElementReduce, IndexFn, Layout, LocalPartition, LocalPartitionMut, One, PartitionRef,

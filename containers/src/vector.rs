@@ -15,7 +15,7 @@ use hpx_runtime::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
 
-use crate::data::{combine, element_from, elements_from};
+use crate::data::{combine, element_from};
 use crate::function::{self, ElementMap, ElementPredicate, ElementReduce, IndexFn};
 use crate::layout::{Distribution, Layout};
 use crate::partition::{self, handle, op_code, owner, Init};
@@ -456,21 +456,26 @@ impl<T: Element> PartitionedVector<T> {
                     let bytes = part
                         .call(partition::part_read, (to_u64(start), to_u64(end)))
                         .await?;
-                    Ok::<_, Error>((p, start, elements_from::<T>(&bytes)?))
+                    Ok::<_, Error>((p, start, bytes))
                 }
             })
         });
-        let mut read: Vec<Option<(usize, Vec<T>)>> = vec![None; self.num_partitions()];
+        let mut read: Vec<Option<(usize, PodVec<u8>)>> = vec![None; self.num_partitions()];
         for r in join_all(reads).await {
-            let (p, start, values) = r?;
-            read[p] = Some((start, values));
+            let (p, start, bytes) = r?;
+            read[p] = Some((start, bytes));
         }
+        let size = std::mem::size_of::<T>();
+        let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out);
         for (p, local, offset, n) in pieces {
-            let (start, values) = read[p]
+            let (start, bytes) = read[p]
                 .as_ref()
                 .ok_or_else(|| Error::BadArgument("a partition was not read".into()))?;
-            let from = local - start;
-            out[offset..offset + n].copy_from_slice(&values[from..from + n]);
+            let from = (local - start) * size;
+            let piece = bytes
+                .get(from..from + n * size)
+                .ok_or_else(|| Error::Codec("a partition sent fewer bytes than asked".into()))?;
+            out_bytes[offset * size..(offset + n) * size].copy_from_slice(piece);
         }
         Ok(out)
     }

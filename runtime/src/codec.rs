@@ -29,7 +29,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes a value, rejecting trailing bytes. Never panics on malformed input.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+    // The borrowing decoder hands byte buffers over as slices of `bytes`:
+    // one copy less for bulk data.
+    let (value, used) = bincode::serde::borrow_decode_from_slice(bytes, config())
         .map_err(|e| Error::Codec(e.to_string()))?;
     if used != bytes.len() {
         return Err(Error::Codec(format!(
@@ -148,13 +150,17 @@ impl<'de, T: Pod> serde::de::Visitor<'de> for PodVisitor<T> {
         self,
         v: Vec<u8>,
     ) -> std::result::Result<Self::Value, E> {
-        self.visit_bytes(&v)
+        // Bytes (alignment 1) are taken over without a copy.
+        match bytemuck::allocation::try_cast_vec::<u8, T>(v) {
+            Ok(v) => Ok(PodVec(v)),
+            Err((_, v)) => self.visit_bytes(&v),
+        }
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for PodVec<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_byte_buf(PodVisitor(PhantomData))
+        d.deserialize_bytes(PodVisitor(PhantomData))
     }
 }
 
