@@ -20,6 +20,7 @@ mod locality;
 mod loopback;
 pub mod parcel;
 mod quic;
+pub mod shared;
 
 use std::sync::Arc;
 

@@ -23,13 +23,16 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 30;
 /// budget (for replies and control traffic, which must never wait behind
 /// requests, or a full budget could deadlock).
 pub const FLAG_UNMETERED: u16 = 1;
+/// Flag bit: the payload is the name of a file in the shared-memory
+/// directory holding the real payload (see [`crate::shared`]).
+pub const FLAG_SHARED: u16 = 2;
 
 /// The fixed-size header of a parcel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ParcelHeader {
     /// Parcel kind, defined by the layer above.
     pub kind: u8,
-    /// Flag bits ([`FLAG_UNMETERED`]; others are reserved and must be 0).
+    /// Flag bits ([`FLAG_UNMETERED`], [`FLAG_SHARED`]; others are reserved and must be 0).
     pub flags: u16,
     /// Sending locality.
     pub source: LocalityId,
@@ -99,7 +102,7 @@ impl ParcelHeader {
         }
         let kind = bytes.get_u8();
         let flags = bytes.get_u16_le();
-        if flags & !FLAG_UNMETERED != 0 {
+        if flags & !(FLAG_UNMETERED | FLAG_SHARED) != 0 {
             return Err(TransportError::Protocol(format!(
                 "unknown parcel flags {flags:#06x}"
             )));

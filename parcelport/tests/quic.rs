@@ -38,6 +38,7 @@ fn config(locality: u32, n: u32, rendezvous: std::net::SocketAddr, budget: usize
         peer_timeout: Duration::from_secs(2),
         max_payload: 64 << 20,
         incoming_budget: budget,
+        shared_dir: None,
     }
 }
 
@@ -48,8 +49,21 @@ fn free_addr() -> std::net::SocketAddr {
 }
 
 async fn job(n: u32, budget: usize) -> Vec<(Arc<QuicParcelport>, mpsc::UnboundedReceiver<Event>)> {
+    job_with(n, budget, None).await
+}
+
+async fn job_with(
+    n: u32,
+    budget: usize,
+    shared_dir: Option<std::path::PathBuf>,
+) -> Vec<(Arc<QuicParcelport>, mpsc::UnboundedReceiver<Event>)> {
     let rendezvous = free_addr();
-    let starts = (0..n).map(|i| QuicParcelport::start(config(i, n, rendezvous, budget)));
+    let starts = (0..n).map(|i| {
+        QuicParcelport::start(QuicConfig {
+            shared_dir: shared_dir.clone(),
+            ..config(i, n, rendezvous, budget)
+        })
+    });
     let ports = futures::future::join_all(starts).await;
     ports
         .into_iter()
@@ -222,4 +236,37 @@ async fn wrong_secret_cannot_join() {
         Err(TransportError::Bootstrap(msg)) => assert!(msg.contains("missing: 1"), "{msg}"),
         other => panic!("root should time out, got {:?}", other.err()),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_payloads_on_one_host_go_through_shared_memory() {
+    let dir = std::env::temp_dir().join(format!("hpx-shm-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut job = job_with(2, 64 << 20, Some(dir.clone())).await;
+    let big = Bytes::from(
+        (0..(3usize << 20))
+            .map(|i| (i % 253) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    for seq in 0..5 {
+        job[0].0.send(parcel(0, 1, seq, big.clone())).expect("send");
+        job[0]
+            .0
+            .send(parcel(0, 1, 100 + seq, Bytes::from_static(b"small")))
+            .expect("send");
+    }
+    for seq in 0..5 {
+        let (p, _) = next_parcel(&mut job[1].1).await;
+        assert_eq!(p.header.seq, seq);
+        assert_eq!(
+            p.header.flags, 0,
+            "the receiver sees the payload, not the file"
+        );
+        assert_eq!(p.payload, big);
+        let (p, _) = next_parcel(&mut job[1].1).await;
+        assert_eq!(p.payload.as_ref(), b"small");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    let _ = std::fs::remove_dir(&dir);
 }

@@ -17,6 +17,7 @@
 //! | `--hpx:startup-timeout=S` | `HPX_STARTUP_TIMEOUT` | seconds for all localities to arrive | 30 |
 //! | `--hpx:peer-timeout=S` | `HPX_PEER_TIMEOUT` | seconds of silence before a locality is lost | 5 |
 //! | `--hpx:spin-us=US` | `HPX_SPIN_US` | microseconds a worker stays awake after a message (0: never) | 500 if the workers of all localities on the host fit its cores, else 0 |
+//! | | `HPX_SHM` | directory for large payloads between localities of one host, or `off` | `/dev/shm` if it exists |
 //! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one) | required if N > 1 |
 //!
 //! `HPX_SECRET` has no flag on purpose: command lines are visible to every
@@ -67,6 +68,8 @@ pub struct Config {
     pub peer_timeout: Duration,
     /// How long a worker keeps polling for messages after one (None: the default).
     pub spin: Option<Duration>,
+    /// Shared-memory directory for large payloads on one host (None: QUIC only).
+    pub shared_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             startup_timeout: Duration::from_secs(30),
             peer_timeout: Duration::from_secs(5),
             spin: None,
+            shared_dir: Some(std::path::PathBuf::from("/dev/shm")).filter(|d| d.is_dir()),
         }
     }
 }
@@ -300,6 +304,21 @@ impl Config {
         }
         if let Some((what, v)) = get("spin-us", "HPX_SPIN_US") {
             cfg.spin = Some(Duration::from_micros(parse_num(&what, &v)?));
+        }
+        match env("HPX_SHM").as_deref() {
+            None => {}
+            Some("off") | Some("") => cfg.shared_dir = None,
+            Some(dir) => {
+                let dir = std::path::PathBuf::from(dir);
+                if !dir.is_dir() {
+                    return Err(bad(
+                        "HPX_SHM",
+                        &dir.display().to_string(),
+                        "not a directory",
+                    ));
+                }
+                cfg.shared_dir = Some(dir);
+            }
         }
         if let Some(secret) = env("HPX_SECRET") {
             cfg.secret = Some(parse_hex("HPX_SECRET", &secret)?);

@@ -226,6 +226,7 @@ impl Inner {
                 peer_timeout: config.peer_timeout,
                 max_payload: hpx_parcelport::parcel::DEFAULT_MAX_PAYLOAD,
                 incoming_budget: INCOMING_BUDGET,
+                shared_dir: config.shared_dir.clone(),
             })
             .await?;
             (quic.clone() as Arc<dyn Parcelport>, Some(quic))

@@ -13,7 +13,8 @@
 //!   `for x in slice { s += x }` loop over a `Vec` of the same length;
 //! - **to_vec of 64 MiB from another locality** (with 2 or more
 //!   localities): an array of 8 Mi f64 held entirely by locality 1, gathered
-//!   to locality 0, in GB/s, against a `memcpy` of 64 MiB;
+//!   to locality 0, in GB/s, against a `memcpy` of 64 MiB into a warm buffer
+//!   and a copy into a freshly allocated one (page faults included);
 //! - **sum across all localities**: the same `LEN` elements in a block
 //!   layout over every locality.
 
@@ -127,6 +128,11 @@ async fn main() -> Result<(), Error> {
         let source = vec![2.5f64; count];
         let mut target = vec![0.0f64; count];
         let (t_copy, _) = best(|| std::hint::black_box(&mut target).copy_from_slice(&source));
+        let (t_cold, _) = best(|| {
+            let mut fresh = Vec::<f64>::with_capacity(count);
+            fresh.extend_from_slice(&source);
+            fresh
+        });
         let (t_gather, got) = best_async(|| remote.to_vec()).await?;
         if got != source {
             return Err(Error::BadArgument("to_vec returned other values".into()));
@@ -137,6 +143,13 @@ async fn main() -> Result<(), Error> {
             format!("{:.2} GB/s memcpy", gbs(GATHER_BYTES, t_copy)),
             t_copy.as_secs_f64() / t_gather.as_secs_f64(),
             "≥ 2 GB/s",
+        );
+        row(
+            "  (the same against a fresh buffer)",
+            format!("{:.2} GB/s", gbs(GATHER_BYTES, t_gather)),
+            format!("{:.2} GB/s copy to new Vec", gbs(GATHER_BYTES, t_cold)),
+            t_cold.as_secs_f64() / t_gather.as_secs_f64(),
+            "",
         );
         drop(remote);
         let spread = hpx::full(len, 0.5f64)

@@ -18,7 +18,8 @@ use crate::handshake::{
     token_context, tokens_equal, Hello, LocalityTable, Purpose, Role, Welcome, EXPORTER_LABEL,
     MAX_HANDSHAKE_LEN, TOKEN_LEN,
 };
-use crate::parcel::{encode_parcel, ParcelDecoder, FLAG_UNMETERED, HEADER_LEN};
+use crate::parcel::{encode_parcel, ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED, HEADER_LEN};
+use crate::shared::{SharedDir, SHARED_MIN};
 use crate::{Credit, LocalityId, Parcel, ParcelHandler, Parcelport, TransportError};
 
 /// Application close code: orderly shutdown.
@@ -61,6 +62,10 @@ pub struct QuicConfig {
     /// Bytes of received parcels that may be in the handler's hands at once;
     /// beyond it the receiver stops reading and QUIC flow control holds the sender.
     pub incoming_budget: usize,
+    /// A shared-memory directory for large payloads between localities on
+    /// this host (None: everything goes through QUIC). Every locality of
+    /// the job on one host must agree.
+    pub shared_dir: Option<std::path::PathBuf>,
 }
 
 enum Outgoing {
@@ -97,6 +102,7 @@ struct Inner {
     handler: OnceLock<Arc<dyn ParcelHandler>>,
     attached: watch::Sender<bool>,
     joins: Mutex<Option<mpsc::UnboundedSender<Join>>>,
+    shared: Option<Arc<SharedDir>>,
 }
 
 /// A parcelport over QUIC connections between the localities of one job.
@@ -214,6 +220,10 @@ impl QuicParcelport {
             handler: OnceLock::new(),
             attached,
             joins: Mutex::new(None),
+            shared: cfg
+                .shared_dir
+                .as_deref()
+                .map(|dir| Arc::new(SharedDir::new(dir, u64::from(listen.port())))),
         });
         let (join_tx, join_rx) = mpsc::unbounded_channel();
         if cfg.locality.is_root() {
@@ -557,6 +567,16 @@ impl Inner {
                     );
                     return self.protocol_violation(peer, &conn, msg);
                 }
+                let mut parcel = parcel;
+                if parcel.header.flags & FLAG_SHARED != 0 {
+                    match self.take_shared(&parcel.payload).await {
+                        Ok(payload) => {
+                            parcel.payload = payload;
+                            parcel.header.flags &= !FLAG_SHARED;
+                        }
+                        Err(e) => return self.protocol_violation(peer, &conn, e.to_string()),
+                    }
+                }
                 let credit = if parcel.header.flags & FLAG_UNMETERED != 0 {
                     Credit::unmetered()
                 } else {
@@ -571,6 +591,29 @@ impl Inner {
                 handler.on_parcel(parcel, credit);
             }
         }
+    }
+
+    /// Reads a payload that a locality on this host left in the shared directory.
+    async fn take_shared(&self, name: &Bytes) -> Result<Bytes, TransportError> {
+        let shared = self.shared.clone().ok_or_else(|| {
+            TransportError::Protocol(
+                "a shared payload arrived, but this locality has no shared directory".into(),
+            )
+        })?;
+        let (name, max) = (name.clone(), self.max_payload);
+        tokio::task::spawn_blocking(move || shared.take(&name, max))
+            .await
+            .map_err(|e| TransportError::Protocol(e.to_string()))?
+    }
+
+    /// Whether large payloads to `dest` go through the shared directory.
+    fn shares_memory_with(&self, dest: LocalityId) -> bool {
+        self.shared.is_some()
+            && self
+                .addrs
+                .get()
+                .and_then(|a| a.get(dest.index()))
+                .is_some_and(|a| a.ip() == self.listen.ip())
     }
 
     fn protocol_violation(&self, peer: LocalityId, conn: &Connection, msg: String) {
@@ -591,6 +634,11 @@ impl Inner {
                 return;
             }
         };
+        let shared = if self.shares_memory_with(dest) {
+            self.shared.clone()
+        } else {
+            None
+        };
         let mut batch = BytesMut::with_capacity(64 * 1024);
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut flushes = Vec::new();
@@ -599,7 +647,21 @@ impl Inner {
             let mut pending = 0usize;
             while let Some(item) = next {
                 match item {
-                    Outgoing::Parcel(p) => {
+                    Outgoing::Parcel(mut p) => {
+                        if let Some(shared) =
+                            shared.as_ref().filter(|_| p.payload.len() >= SHARED_MIN)
+                        {
+                            let (dir, payload) = (shared.clone(), p.payload.clone());
+                            match tokio::task::spawn_blocking(move || dir.stash(&payload)).await {
+                                Ok(Ok(name)) => {
+                                    p.payload = Bytes::from(name.into_bytes());
+                                    p.header.flags |= FLAG_SHARED;
+                                }
+                                // No room in the directory: QUIC carries it.
+                                Ok(Err(e)) => tracing::debug!(%e, "shared payload not written"),
+                                Err(e) => tracing::debug!(%e, "shared payload not written"),
+                            }
+                        }
                         pending += p.wire_len();
                         if p.payload.len() >= ZERO_COPY_MIN {
                             if !batch.is_empty() {
@@ -656,6 +718,9 @@ impl Inner {
         let _ = timeout(Duration::from_secs(5), futures::future::join_all(waits)).await;
         self.endpoint
             .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+        if let Some(shared) = &self.shared {
+            shared.clean_up();
+        }
         let _ = timeout(Duration::from_millis(500), self.endpoint.wait_idle()).await;
     }
 
