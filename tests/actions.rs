@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{in_locality, launch, spmd};
+use common::{ensure, in_locality, launch, spmd};
 use hpx::prelude::*;
 use hpx::Error;
 
@@ -90,14 +90,6 @@ impl hpx::Action for Unregistered {
     const ID: u64 = hpx::__private::action_id(Self::NAME);
     async fn invoke(_: ()) -> Result<(), Error> {
         Ok(())
-    }
-}
-
-fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what.to_string())
     }
 }
 

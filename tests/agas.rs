@@ -5,22 +5,10 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{in_locality, launch, spmd};
+use common::{ensure, in_locality, launch, s, spmd};
 use hpx::prelude::*;
 use hpx::{agas, Error};
 use serde::{Deserialize, Serialize};
-
-fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what.to_string())
-    }
-}
-
-fn s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
 
 /// Waits until every locality has registered `{tag}{i}` (a barrier built on names).
 async fn all_reached(tag: &str) -> Result<(), String> {

@@ -3,22 +3,10 @@
 
 mod common;
 
-use common::{in_locality, launch, spmd};
+use common::{ensure, in_locality, launch, s, spmd};
 use hpx::prelude::*;
 use hpx::{Error, PartitionRef};
 use hpx_collectives::{Element, ReduceOp};
-
-fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what.to_string())
-    }
-}
-
-fn s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
 
 /// What the matrix needs of an element type: values and a serial reference.
 trait TestElem: Element + hpx::One + PartialOrd {

@@ -72,6 +72,21 @@ impl std::fmt::Display for Output {
     }
 }
 
+/// `Err(what)` unless `cond`: the SPMD bodies' assertion, which fails the
+/// locality with a message instead of panicking in the runtime.
+pub fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_string())
+    }
+}
+
+/// An error as text, for `map_err` in SPMD bodies.
+pub fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
 /// Whether this process is a locality started by a test (not the test itself).
 pub fn in_locality() -> bool {
     std::env::var_os("HPX_LOCALITY").is_some()
