@@ -59,12 +59,19 @@ pub use hpx_runtime::{
 pub mod prelude {
     pub use crate::{
         async_at, broadcast_action, find_all_localities, find_here, get_locality_id,
-        get_num_localities, new_component, post, Action, Component, Distribution, GlobalId,
-        LocalityId, PartitionedVector, PodVec,
+        get_num_localities, new_component, post, Action, Communicator, Component, Distribution,
+        GlobalId, LocalityId, PartitionedVector, PodVec, ReduceOp,
     };
 }
 
 #[doc(hidden)]
 pub use hpx_containers::ElementFnEntry;
+
+/// Collectives over all localities (free functions) or a [`Communicator`]
+/// of some, with built-in or custom reductions; SPMD helpers ([`spmd`]).
+pub use hpx_collectives::{
+    all_gather, all_reduce, all_to_all, barrier, broadcast, exclusive_scan, gather, inclusive_scan,
+    reduce, scatter, spmd, Communicator, CustomOp, ReduceOperation, Reducible, Reduction,
+};
 #[doc(hidden)]
 pub use hpx_runtime::__private;

@@ -88,6 +88,12 @@
 //! [`Error::LocalityLost`](hpx_runtime::Error::LocalityLost)
 //! once one of them notices (the runtime's peer timeout).
 //!
+//! # SPMD helpers
+//!
+//! [`spmd::for_each_locality`] and [`spmd::for_each_member`] run an action
+//! everywhere and collect the results; [`spmd::Latch`] is a latch shared by
+//! all localities.
+//!
 //! All functions panic if called inside a tokio runtime that is not an hpx
 //! runtime, like [`hpx_runtime::find_here`].
 #![warn(missing_docs)]
@@ -100,6 +106,7 @@ mod payload;
 mod round;
 mod session;
 mod signature;
+pub mod spmd;
 mod tree;
 
 pub use communicator::Communicator;

@@ -69,6 +69,17 @@ pub(crate) struct Alarm {
     pub to: Vec<LocalityId>,
 }
 
+/// The outcome of entering a call.
+pub(crate) enum Entry {
+    /// The call is open.
+    Open,
+    /// The call had failed elsewhere already.
+    Failed(Error),
+    /// A message that arrived early does not match: the call failed here
+    /// and the others must hear of it.
+    Mismatch(Alarm),
+}
+
 /// The outcome of asking for a message.
 pub(crate) enum Wait {
     /// The message (or the call's failure) is here.
@@ -232,30 +243,20 @@ impl Mailbox {
         }
     }
 
-    /// This locality enters call `gen`: checks what arrived early. On
-    /// failure returns the error and, if it was detected here, the alarm.
-    pub(crate) fn enter(
-        &mut self,
-        comm: u64,
-        gen: u64,
-        expected: Expected,
-    ) -> std::result::Result<(), (Error, Option<Alarm>)> {
+    /// This locality enters call `gen`: checks what arrived early.
+    pub(crate) fn enter(&mut self, comm: u64, gen: u64, expected: Expected) -> Entry {
         let comm_calls = self.comms.entry(comm).or_default();
         if comm_calls.is_finished(gen) {
-            return Err((
-                Error::BadArgument(format!(
-                    "call {gen} of communicator {:?} was entered twice",
-                    expected.comm_name
-                )),
-                None,
-            ));
+            return Entry::Failed(Error::BadArgument(format!(
+                "call {gen} of communicator {:?} was entered twice",
+                expected.comm_name
+            )));
         }
         let call = comm_calls.calls.entry(gen).or_default();
         if let Some(error) = &call.failure {
-            return Err((error.clone(), None));
+            return Entry::Failed(error.clone());
         }
-        let bad = call.arrived.iter().find(|a| a.sig != expected.sig);
-        if let Some(a) = bad {
+        if let Some(a) = call.arrived.iter().find(|a| a.sig != expected.sig) {
             let env = Envelope {
                 comm,
                 gen,
@@ -267,18 +268,15 @@ impl Mailbox {
             let error = mismatch(&expected, &env);
             let to = alarm_targets(&expected, a.from);
             call.fail(error.clone());
-            return Err((
-                error.clone(),
-                Some(Alarm {
-                    comm,
-                    gen,
-                    error,
-                    to,
-                }),
-            ));
+            return Entry::Mismatch(Alarm {
+                comm,
+                gen,
+                error,
+                to,
+            });
         }
         call.expected = Some(expected);
-        Ok(())
+        Entry::Open
     }
 
     /// Takes the message of call `gen` with `tag` from `from_rank`, or
@@ -373,10 +371,10 @@ mod tests {
         assert!(m
             .deliver(env(0, 0, 1, sig), Payload::single(vec![0]))
             .is_none());
-        m.enter(0, 0, expected(sig)).unwrap();
+        assert!(matches!(m.enter(0, 0, expected(sig)), Entry::Open));
         assert_eq!(bytes(m.take(0, 0, 0, 1)), [0]);
         assert!(!m.finish(0, 0));
-        m.enter(0, 1, expected(sig)).unwrap();
+        assert!(matches!(m.enter(0, 1, expected(sig)), Entry::Open));
         assert_eq!(bytes(m.take(0, 1, 0, 1)), [1]);
         m.finish(0, 1);
         // Late messages of finished calls are dropped.
@@ -389,7 +387,7 @@ mod tests {
     async fn waiters_get_their_message() {
         let sig = Signature::bare(Kind::Barrier);
         let mut m = Mailbox::default();
-        m.enter(0, 0, expected(sig)).unwrap();
+        assert!(matches!(m.enter(0, 0, expected(sig)), Entry::Open));
         let Wait::Pending(rx) = m.take(0, 0, 3, 2) else {
             panic!("nothing arrived yet")
         };
@@ -404,7 +402,7 @@ mod tests {
         let mine = Signature::of::<Vec<f64>>(Kind::AllReduce).len(5);
         let theirs = mine.len(6);
         let mut m = Mailbox::default();
-        m.enter(0, 0, expected(mine)).unwrap();
+        assert!(matches!(m.enter(0, 0, expected(mine)), Entry::Open));
         let Wait::Pending(rx) = m.take(0, 0, 0, 1) else {
             panic!()
         };
@@ -421,9 +419,15 @@ mod tests {
         let mut stranger = env(0, 0, 1, Signature::bare(Kind::Barrier));
         stranger.from = LocalityId(7);
         m.deliver(stranger, Payload::empty());
-        let (err, alarm) = m.enter(0, 0, expected(mine)).unwrap_err();
-        assert!(err.to_string().contains("called barrier"), "{err}");
-        assert!(alarm.unwrap().to.contains(&LocalityId(7)));
+        let Entry::Mismatch(alarm) = m.enter(0, 0, expected(mine)) else {
+            panic!("the early barrier message does not match")
+        };
+        assert!(
+            alarm.error.to_string().contains("called barrier"),
+            "{:?}",
+            alarm.error
+        );
+        assert!(alarm.to.contains(&LocalityId(7)));
     }
 
     #[test]
@@ -431,10 +435,11 @@ mod tests {
         let sig = Signature::bare(Kind::Barrier);
         let mut m = Mailbox::default();
         m.fail(0, 3, Error::Timeout("x".into()));
-        let (err, alarm) = m.enter(0, 3, expected(sig)).unwrap_err();
+        let Entry::Failed(err) = m.enter(0, 3, expected(sig)) else {
+            panic!("the call failed elsewhere")
+        };
         assert_eq!(err, Error::Timeout("x".into()));
-        assert!(alarm.is_none());
         assert!(m.finish(0, 3));
-        assert!(m.enter(0, 3, expected(sig)).is_err());
+        assert!(matches!(m.enter(0, 3, expected(sig)), Entry::Failed(_)));
     }
 }

@@ -80,9 +80,9 @@ pub trait Element: Pod + Debug + PartialEq + Send + Sync + sealed::Sealed {
     const NAME: &'static str;
 
     /// Combines `acc` with `other` element by element: `acc[i] = other[i] ⊕
-    /// acc[i]` when `other_is_lower`, `acc[i] ⊕ other[i]` otherwise. The
-    /// slices have the same length.
-    #[doc(hidden)]
+    /// acc[i]` when `other_is_lower`, `acc[i] ⊕ other[i]` otherwise. Extra
+    /// elements of the longer slice are left alone. An operation that
+    /// [`Element::supports`] refuses leaves `acc` unchanged.
     fn combine_slices(op: ReduceOp, acc: &mut [Self], other: &[Self], other_is_lower: bool);
 
     /// Whether `op` is defined for this type.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hpx_runtime::{Error, LocalityId, Result};
 
 use crate::communicator::CommInner;
-use crate::mailbox::{Alarm, Envelope, Expected, Wait};
+use crate::mailbox::{Alarm, Entry, Envelope, Expected, Wait};
 use crate::payload::Payload;
 use crate::session::{lock, send, Session};
 use crate::signature::Signature;
@@ -53,11 +53,11 @@ impl Round {
             ended: false,
         };
         match entered {
-            Ok(()) => Ok(round),
-            Err((error, alarm)) => {
-                if let Some(alarm) = alarm {
-                    round.session.raise(alarm);
-                }
+            Entry::Open => Ok(round),
+            Entry::Failed(error) => round.end(Err(error)),
+            Entry::Mismatch(alarm) => {
+                let error = alarm.error.clone();
+                round.session.raise(alarm);
                 round.end(Err(error))
             }
         }

@@ -1,6 +1,6 @@
 //! The collectives' state of one run of the runtime: the mailbox, the world
-//! communicator, the counters of named communicators, and a watch on lost
-//! localities. It is made on first use and made again when the runtime it
+//! communicator, the counters of named communicators, the latches homed
+//! here, and a watch on lost localities. It is made on first use and made again when the runtime it
 //! belongs to has ended (a process may run several jobs one after another).
 
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::communicator::CommInner;
 use crate::mailbox::{Alarm, Envelope, Mailbox};
 use crate::payload::Payload;
+use crate::spmd::Latches;
 
 /// Locks a mutex, ignoring poisoning (the data stays consistent: no code
 /// panics while holding these locks).
@@ -31,6 +32,8 @@ pub(crate) struct Session {
     pub world: Arc<CommInner>,
     /// How many communicators of each name were created here.
     created: Mutex<HashMap<String, u64>>,
+    /// The distributed latches homed here.
+    pub latches: Mutex<Latches>,
     /// For each locality, why it was lost, once it is.
     lost: Arc<watch::Sender<Vec<Option<Error>>>>,
     /// A task of the runtime that never ends by itself: once it has ended,
@@ -70,6 +73,7 @@ pub(crate) fn session() -> Result<Arc<Session>> {
         mailbox: Mutex::new(Mailbox::default()),
         world: Arc::new(CommInner::world(weak.clone(), here, n)),
         created: Mutex::new(HashMap::new()),
+        latches: Mutex::new(Latches::new()),
         lost,
         alive,
     });

@@ -332,12 +332,12 @@ mod tests {
             // After the rounds each rank has heard, transitively, from all.
             let mut heard: Vec<BTreeSet<u32>> = (0..n).map(|i| BTreeSet::from([i])).collect();
             let rounds: Vec<Vec<(u32, u32)>> = (0..n).map(|me| dissemination(n, me)).collect();
-            for k in 0..rounds[0].len() {
+            for (k, _) in rounds[0].iter().enumerate() {
                 let before = heard.clone();
-                for me in 0..n {
-                    let (to, from) = rounds[me as usize][k];
-                    assert_eq!(rounds[to as usize][k].1, me);
-                    heard[me as usize].extend(before[from as usize].iter().copied());
+                for (me, mine) in rounds.iter().enumerate() {
+                    let (to, from) = mine[k];
+                    assert_eq!(rounds[to as usize][k].1, me as u32);
+                    heard[me].extend(before[from as usize].iter().copied());
                 }
             }
             assert!(heard.iter().all(|h| h.len() == n as usize), "n {n}");

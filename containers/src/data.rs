@@ -139,7 +139,7 @@ impl<T: Element> ErasedVec for Vec<T> {
     fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()> {
         let values = elements_from::<T>(bytes)?;
         let len = self.len();
-        let end = start.checked_add(values.len()).unwrap_or(usize::MAX);
+        let end = start.saturating_add(values.len());
         self.get_mut(start..end)
             .ok_or_else(|| range_error(start, end, len))?
             .copy_from_slice(&values);
@@ -168,8 +168,8 @@ impl<T: Element> ErasedVec for Vec<T> {
                 other.len()
             )));
         }
-        let mut lanes = vec![T::zeroed(); LANES];
-        let mut products = vec![T::zeroed(); LANES];
+        let mut lanes = [T::zeroed(); LANES];
+        let mut products = [T::zeroed(); LANES];
         for (a, b) in self.chunks(LANES).zip(other.chunks(LANES)) {
             let n = a.len();
             products[..n].copy_from_slice(a);

@@ -483,7 +483,7 @@ impl<T: Element> PartitionedVector<T> {
     /// Writes `values` to elements `start..start + values.len()`, scattered
     /// to their owners in parallel as raw bytes.
     pub async fn set_range(&self, start: usize, values: &[T]) -> Result<()> {
-        let range = start..start.checked_add(values.len()).unwrap_or(usize::MAX);
+        let range = start..start.saturating_add(values.len());
         self.check_range(&range)?;
         let writes = self
             .pieces(&range)
