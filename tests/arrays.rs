@@ -444,6 +444,39 @@ fn spmd_sharing_and_local_views() {
                     .map_err(s)?
             };
             flags.set(me as usize, 1).await.map_err(s)?;
+            // Collectives over the array: the whole array, a local partition, a handle.
+            let total = a.all_reduce(ReduceOp::Sum).await.map_err(s)?;
+            let expected: u64 = a
+                .partition_sizes()
+                .iter()
+                .enumerate()
+                .map(|(p, n)| (p as u64 + 1) * *n as u64)
+                .sum();
+            ensure(
+                total == Some(expected),
+                format!("array all_reduce {total:?}, expected {expected}"),
+            )?;
+            let sizes = hpx::all_reduce(
+                a.local_partition().await.map_err(s)?.len() as u64,
+                ReduceOp::Max,
+            )
+            .await
+            .map_err(s)?;
+            ensure(
+                sizes as usize == a.partition_sizes().into_iter().max().unwrap_or(0),
+                "partition sizes",
+            )?;
+            let shared = hpx::broadcast(if me == 0 { Some(a.clone()) } else { None }, 0)
+                .await
+                .map_err(s)?;
+            ensure(
+                shared.partition_ids() == a.partition_ids(),
+                "broadcast handle",
+            )?;
+            ensure(
+                shared.sum().await.map_err(s)? == expected,
+                "sum through a broadcast handle",
+            )?;
             if me == 0 {
                 loop {
                     if flags.sum().await.map_err(s)? == n as u64 {

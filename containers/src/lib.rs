@@ -17,6 +17,19 @@
 //! Partitions are components on their localities. Index arithmetic lives in
 //! [`Layout`] (O(1), O(log p) for explicit layouts). Element functions that
 //! run where the data lives are registered with `#[hpx::element_fn(..)]`.
+//!
+//! # Arrays and collectives
+//!
+//! - A whole array: [`PartitionedVector::all_reduce`] is the collective
+//!   reduction of every element, called by every locality (SPMD);
+//!   [`PartitionedVector::reduce`] does the same from one caller.
+//! - A local partition: `hpx::all_reduce(a.local_partition().await?.to_vec(), op)`
+//!   reduces element by element across localities (every locality's
+//!   partition must have the same length, or all fail with a mismatch).
+//! - A handle: `hpx::broadcast(Some(array), root)` gives every locality the
+//!   array as a weak handle (valid while the root keeps its own); to share
+//!   an array for good, use [`PartitionedVector::register_as`] and
+//!   [`PartitionedVector::connect_to`].
 #![warn(missing_docs)]
 
 mod data;

@@ -564,6 +564,39 @@ impl<T: Element> PartitionedVector<T> {
         Ok(total)
     }
 
+    /// Collective form of [`reduce`](Self::reduce) for SPMD code: every
+    /// locality calls it, reduces the partitions it holds, and the partial
+    /// results are combined in partition order through an `all_gather` of
+    /// the collectives crate; every locality gets the result of the whole
+    /// array (None if empty). Only partial results travel.
+    pub async fn all_reduce(&self, op: ReduceOp) -> Result<Option<T>> {
+        if !T::supports(op) {
+            return Err(Error::BadArgument(format!(
+                "{} is not defined for {}",
+                op.name(),
+                T::NAME
+            )));
+        }
+        let mut mine = Vec::new();
+        for part in self.local_partitions() {
+            let view = part.view().await?;
+            if let Some(v) = crate::data::reduce_slice(op, &view) {
+                mine.push((part.index as u64, v));
+            }
+        }
+        let (indices, values): (Vec<u64>, Vec<T>) = mine.into_iter().unzip();
+        let everyone = hpx_collectives::all_gather((indices, PodVec(values))).await?;
+        let mut partials: Vec<(u64, T)> = everyone
+            .into_iter()
+            .flat_map(|(i, v)| i.into_iter().zip(v.0))
+            .collect();
+        partials.sort_by_key(|(i, _)| *i);
+        Ok(partials
+            .into_iter()
+            .map(|(_, v)| v)
+            .reduce(|a, b| combine(op, a, b)))
+    }
+
     /// Reduces with a registered reduction (`#[hpx::element_fn(reduce)]`).
     pub async fn reduce_with<F: ElementReduce<Elem = T>>(&self, _f: F) -> Result<Option<T>> {
         let partials = self

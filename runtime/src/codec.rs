@@ -60,16 +60,19 @@ pub(crate) fn encode_minting<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8
     bytes.map(|b| (b, minted))
 }
 
-/// Records credit minted for `gid` if a send is being encoded on this
-/// thread; returns false otherwise (the handle then travels without credit).
-pub(crate) fn record_mint(gid: GlobalId, amount: u64) -> bool {
-    MINTED.with(|m| match m.borrow_mut().as_mut() {
-        Some(minted) => {
+/// Whether a message to one other locality is being encoded on this thread
+/// (inside [`encode_minting`]).
+pub(crate) fn sending() -> bool {
+    MINTED.with(|m| m.borrow().is_some())
+}
+
+/// Records credit minted for `gid` in the message being encoded.
+pub(crate) fn record_mint(gid: GlobalId, amount: u64) {
+    MINTED.with(|m| {
+        if let Some(minted) = m.borrow_mut().as_mut() {
             minted.push((gid, amount));
-            true
         }
-        None => false,
-    })
+    });
 }
 
 /// Encodes a value to send (a reply): component handles inside it keep

@@ -286,11 +286,17 @@ impl fmt::Debug for ComponentRef {
 
 impl Serialize for ComponentRef {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let credit = match self.shared.split() {
-            Some(credit) => credit,
-            None if codec::record_mint(self.shared.gid, MINTED_CREDIT) => MINTED_CREDIT,
-            // Serialized outside a send: a copy without credit.
-            None => 0,
+        // Credit travels only in a message to one locality (an action's
+        // arguments or result): bytes that may be decoded more than once
+        // (collectives fan them out) carry weak copies, which keep nothing
+        // alive and fail with `ComponentGone` once the object is freed.
+        let credit = if !codec::sending() {
+            0
+        } else if let Some(credit) = self.shared.split() {
+            credit
+        } else {
+            codec::record_mint(self.shared.gid, MINTED_CREDIT);
+            MINTED_CREDIT
         };
         (self.shared.gid, credit).serialize(s)
     }
@@ -306,6 +312,11 @@ impl<'de> Deserialize<'de> for ComponentRef {
 /// A handle to a component of type `T` living on some locality. Cheap to
 /// clone; can be sent inside action arguments and results. The object lives
 /// until [`Component::destroy`] or until the last handle anywhere is dropped.
+///
+/// A handle inside the value of a collective (broadcast, gather, ...) is a
+/// weak copy: it reaches the object while another handle keeps it alive, and
+/// fails with [`Error::ComponentGone`] afterwards. To share an object between
+/// SPMD mains, use [`Component::register_as`] and [`Component::connect_to`].
 pub struct Component<T> {
     handle: ComponentRef,
     _type: PhantomData<fn() -> T>,
