@@ -524,7 +524,7 @@ async fn mismatches() -> Result<(), String> {
     let odd_one = n - 1;
     let expect_mismatch = |what: &str, outcome: Result<String, Error>| -> Result<(), String> {
         match outcome {
-            Err(Error::BadArgument(m)) if m.contains("collective mismatch") => {
+            Err(Error::CollectiveMismatch(m)) => {
                 println!("MISMATCH {what}: {m}");
                 Ok(())
             }

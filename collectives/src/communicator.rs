@@ -69,7 +69,7 @@ impl Drop for CommInner {
 /// same order; each call is told apart from the previous and next ones by a
 /// generation number, so a fast member may run ahead into later calls. A
 /// call that does not match (another operation, reduction, root, value type
-/// or vector length) fails on every member with [`Error::BadArgument`]; a
+/// or vector length) fails on every member with [`Error::CollectiveMismatch`]; a
 /// member lost during a call fails it on the others with
 /// [`Error::LocalityLost`], as soon as one of them notices (within the peer
 /// timeout, `HPX_PEER_TIMEOUT`). A failed or cancelled call fails on all

@@ -80,7 +80,7 @@
 //! Every message also carries what its sender called (operation, reduction,
 //! root, value type, vector length): a participant that receives a
 //! message of another call fails, tells the others, and the call fails on
-//! every member with [`Error::BadArgument`](hpx_runtime::Error::BadArgument) instead of hanging. The
+//! every member with [`Error::CollectiveMismatch`](hpx_runtime::Error::CollectiveMismatch) instead of hanging. The
 //! operations in which some members would otherwise finish without hearing
 //! from all others (the rooted ones and the scans) run a dissemination
 //! agreement alongside, so that they too fail everywhere. A member that

@@ -166,8 +166,8 @@ fn mismatch(expected: &Expected, env: &Envelope) -> Error {
     let mine = expected
         .sig
         .describe(Some(expected.type_name), Some(expected.op_name));
-    Error::BadArgument(format!(
-        "collective mismatch on communicator {:?} (call {}): rank {} (locality {}) called {}, \
+    Error::CollectiveMismatch(format!(
+        "on communicator {:?} (call {}): rank {} (locality {}) called {}, \
          but locality {} called {}",
         expected.comm_name, env.gen, env.from_rank, env.from, theirs, expected.here, mine
     ))

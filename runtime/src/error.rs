@@ -103,6 +103,10 @@ pub enum Error {
         /// The type it has.
         found: String,
     },
+    /// The participants of a collective called different operations (or
+    /// with different roots, types or lengths); every participant gets it.
+    #[error("collective mismatch {0}")]
+    CollectiveMismatch(String),
     /// No hpx runtime is running in this process.
     #[error("no hpx runtime is running in this process (use #[hpx::main] or hpx::Runtime)")]
     NotRunning,
