@@ -467,8 +467,10 @@ async fn agas_type_of(gid: GlobalId) -> Option<String> {
     objects.get(&gid.local_id()).map(|e| e.type_name.to_owned())
 }
 
-/// Shared access to component `gid` of type `T` here (component actions
-/// taking `&T`). Used by `#[hpx::action]`.
+/// Shared access to component `gid` of type `T`, which must live on this
+/// locality: what component actions taking `&T` run with, and a zero-copy
+/// view for code already running where the component lives. Waits while an
+/// exclusive access is under way.
 pub async fn component_shared<T: ComponentType>(
     gid: GlobalId,
 ) -> Result<OwnedRwLockReadGuard<Object, T>> {
@@ -482,8 +484,8 @@ pub async fn component_shared<T: ComponentType>(
     )
 }
 
-/// Exclusive access to component `gid` of type `T` here (component actions
-/// taking `&mut T`). Used by `#[hpx::action]`.
+/// Exclusive access to component `gid` of type `T`, which must live on this
+/// locality: what component actions taking `&mut T` run with.
 pub async fn component_exclusive<T: ComponentType>(
     gid: GlobalId,
 ) -> Result<OwnedRwLockMappedWriteGuard<Object, T>> {

@@ -28,7 +28,6 @@ mod component;
 mod gid;
 mod names;
 
-#[doc(hidden)]
 pub use component::{component_exclusive, component_shared};
 pub use component::{
     new_component, Component, ComponentAction, ComponentRef, ComponentType, ComponentTypeEntry,
