@@ -16,7 +16,7 @@
 //! | `--hpx:host=ADDR` | `HPX_HOST` (`SLURMD_NODENAME`) | address this locality binds | 127.0.0.1 |
 //! | `--hpx:startup-timeout=S` | `HPX_STARTUP_TIMEOUT` | seconds for all localities to arrive | 30 |
 //! | `--hpx:peer-timeout=S` | `HPX_PEER_TIMEOUT` | seconds of silence before a locality is lost | 5 |
-//! | `--hpx:spin-us=US` | `HPX_SPIN_US` | microseconds a worker stays awake after a message (0: never) | 500 if the workers of all localities on the host fit its cores, else 0 |
+//! | `--hpx:spin-us=US` | `HPX_SPIN_US` | microseconds a worker stays awake after a message (0: never) | 500 (yielding the core while the host's workers exceed its cores; 0 beyond twice the cores) |
 //! | | `HPX_SHM` | directory for large payloads between localities of one host, or `off` | `/dev/shm` if it exists |
 //! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one) | required if N > 1 |
 //!

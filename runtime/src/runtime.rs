@@ -232,8 +232,8 @@ impl Inner {
             (quic.clone() as Arc<dyn Parcelport>, Some(quic))
         };
         let n = config.num_localities;
-        let window = match &quic {
-            None => std::time::Duration::ZERO,
+        let (window, polite) = match &quic {
+            None => (std::time::Duration::ZERO, false),
             Some(q) => {
                 let mine = q.listen_addr().ip();
                 let colocated = q.addresses().iter().filter(|a| a.ip() == mine).count();
@@ -252,7 +252,7 @@ impl Inner {
             pending: Mutex::new(HashMap::new()),
             sent: AtomicU64::new(0),
             done: AtomicU64::new(0),
-            warmth: Arc::new(Warmth::new(window)),
+            warmth: Arc::new(Warmth::new(window, polite)),
             phase,
             lost,
             agas: crate::agas::Tables::default(),

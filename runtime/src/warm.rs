@@ -5,9 +5,11 @@
 //! send or receive, one task keeps yielding for a short window; a yielding
 //! task makes its tokio worker poll the I/O driver without blocking, so a
 //! reply that arrives in the window is picked up at once. The window is
-//! `HPX_SPIN_US` microseconds (default 500; 0 turns spinning off) and is used
-//! only when the worker threads of all localities on this host fit its cores,
-//! so spinning never takes a core another thread needs.
+//! `HPX_SPIN_US` microseconds (default 500; 0 turns spinning off). While the
+//! worker threads of all localities on this host fit its cores, the spinner
+//! keeps its core; with up to twice as many workers as cores it gives the
+//! core away at every turn (`sched_yield`), so a runnable thread of another
+//! locality goes first; beyond that there is no spinning.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(500);
 /// Spins one task for a window after activity.
 pub(crate) struct Warmth {
     window_nanos: u64,
+    /// Give the core away at every turn (more threads than cores on the host).
+    polite: bool,
     base: Instant,
     last_activity: AtomicU64,
     spinning: AtomicBool,
@@ -26,9 +30,10 @@ pub(crate) struct Warmth {
 
 impl Warmth {
     /// Spins for `window` after activity; a zero window never spins.
-    pub(crate) fn new(window: Duration) -> Warmth {
+    pub(crate) fn new(window: Duration, polite: bool) -> Warmth {
         Warmth {
             window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
+            polite,
             base: Instant::now(),
             last_activity: AtomicU64::new(0),
             spinning: AtomicBool::new(false),
@@ -74,19 +79,25 @@ impl Warmth {
                     return;
                 }
             }
+            if self.polite {
+                // Any other runnable thread of this host gets the core first.
+                std::thread::yield_now();
+            }
             tokio::task::yield_now().await;
         }
     }
 }
 
 /// The spin window when `workers` threads of the job's localities share this
-/// host, after `HPX_SPIN_US`.
-pub(crate) fn spin_window(workers: usize, configured: Option<Duration>) -> Duration {
+/// host, after `HPX_SPIN_US`, and whether spinning must yield the core:
+/// full spinning while the workers fit the cores, polite spinning up to
+/// twice as many, none beyond (spinners would only take turns).
+pub(crate) fn spin_window(workers: usize, configured: Option<Duration>) -> (Duration, bool) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if workers > cores {
-        return Duration::ZERO;
+    if workers > 2 * cores {
+        return (Duration::ZERO, false);
     }
-    configured.unwrap_or(DEFAULT_SPIN)
+    (configured.unwrap_or(DEFAULT_SPIN), workers > cores)
 }
 
 #[cfg(test)]
@@ -94,16 +105,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_spinning_when_oversubscribed() {
+    fn spinning_yields_when_oversubscribed() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(spin_window(cores + 1, None), Duration::ZERO);
-        assert_eq!(spin_window(1, None), DEFAULT_SPIN);
-        assert_eq!(spin_window(1, Some(Duration::ZERO)), Duration::ZERO);
+        assert_eq!(spin_window(cores + 1, None), (DEFAULT_SPIN, true));
+        assert_eq!(spin_window(2 * cores + 1, None), (Duration::ZERO, false));
+        assert_eq!(spin_window(1, None), (DEFAULT_SPIN, false));
+        assert_eq!(
+            spin_window(1, Some(Duration::ZERO)),
+            (Duration::ZERO, false)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spinner_stops_after_the_window() {
-        let warmth = Arc::new(Warmth::new(Duration::from_millis(2)));
+        let warmth = Arc::new(Warmth::new(Duration::from_millis(2), false));
         warmth.touch();
         assert!(warmth.spinning.load(Ordering::SeqCst));
         let start = Instant::now();
