@@ -381,22 +381,7 @@ impl Communicator {
         T: Clone + Send + 'static,
         O: ReduceOperation<T>,
     {
-        let reduction = op.into_reduction().0;
-        let sig = Signature::of::<T>(Kind::InclusiveScan)
-            .op(reduction.wire_id())
-            .len(reduction.len(&value));
-        let what = described::<T>(reduction.name());
-        let round = self.begin(sig, what)?;
-        let result = async {
-            reduction.check()?;
-            let ((inclusive, _), ()) = tokio::try_join!(
-                scan::scan(&round, reduction.as_ref(), value, false),
-                agree::agree(&round)
-            )?;
-            Ok(inclusive)
-        }
-        .await;
-        round.end(result)
+        Ok(self.scan(value, op, Kind::InclusiveScan).await?.0)
     }
 
     /// The combination of the values of ranks `0..rank()`, lower ranks
@@ -406,19 +391,29 @@ impl Communicator {
         T: Clone + Send + 'static,
         O: ReduceOperation<T>,
     {
+        Ok(self.scan(value, op, Kind::ExclusiveScan).await?.1)
+    }
+
+    /// Both prefix reductions, for the scan of kind `kind`.
+    async fn scan<T, O>(&self, value: T, op: O, kind: Kind) -> Result<(T, Option<T>)>
+    where
+        T: Clone + Send + 'static,
+        O: ReduceOperation<T>,
+    {
         let reduction = op.into_reduction().0;
-        let sig = Signature::of::<T>(Kind::ExclusiveScan)
+        let sig = Signature::of::<T>(kind)
             .op(reduction.wire_id())
             .len(reduction.len(&value));
         let what = described::<T>(reduction.name());
         let round = self.begin(sig, what)?;
+        let exclusive = matches!(kind, Kind::ExclusiveScan);
         let result = async {
             reduction.check()?;
-            let ((_, exclusive), ()) = tokio::try_join!(
-                scan::scan(&round, reduction.as_ref(), value, true),
+            let (both, ()) = tokio::try_join!(
+                scan::scan(&round, reduction.as_ref(), value, exclusive),
                 agree::agree(&round)
             )?;
-            Ok(exclusive)
+            Ok(both)
         }
         .await;
         round.end(result)
