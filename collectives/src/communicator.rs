@@ -9,10 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::algorithms::{agree, doubling, exchange, rooted, scan};
-use crate::fnv1a;
+use hpx_runtime::hash::fnv1a_parts as fnv1a;
 use crate::op::ReduceOperation;
 use crate::round::Round;
-use crate::session::{lock, session, Session};
+use crate::session::{session, Session};
 use crate::signature::{Kind, Signature};
 
 /// The shared state of a communicator.
@@ -57,7 +57,7 @@ impl CommInner {
 impl Drop for CommInner {
     fn drop(&mut self) {
         if let Some(session) = self.session.upgrade() {
-            lock(&session.mailbox).forget(self.id);
+            session.mailbox.lock().forget(self.id);
         }
     }
 }

@@ -116,16 +116,6 @@ use hpx_runtime::Result;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The 64-bit FNV-1a hash of the concatenated parts.
-pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in parts.iter().flat_map(|p| p.iter()) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// [`Communicator::barrier`] on all localities.
 pub async fn barrier() -> Result<()> {
     Communicator::world()?.barrier().await

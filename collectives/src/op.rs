@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::algorithms::large;
-use crate::fnv1a;
+use hpx_runtime::hash::fnv1a_parts as fnv1a;
 use crate::payload::Payload;
 use crate::round::Round;
 

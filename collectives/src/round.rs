@@ -8,7 +8,7 @@ use hpx_runtime::{Error, LocalityId, Result};
 use crate::communicator::CommInner;
 use crate::mailbox::{Alarm, Entry, Envelope, Expected, Wait};
 use crate::payload::Payload;
-use crate::session::{lock, send, Session};
+use crate::session::{send, Session};
 use crate::signature::Signature;
 
 /// A collective call in progress on this locality.
@@ -44,7 +44,7 @@ impl Round {
             members: comm.members.clone(),
             here: session.here,
         };
-        let entered = lock(&session.mailbox).enter(comm.id, gen, expected);
+        let entered = session.mailbox.lock().enter(comm.id, gen, expected);
         let round = Round {
             session,
             comm: comm.clone(),
@@ -97,7 +97,7 @@ impl Round {
     /// Receives step `tag` from rank `from`; fails if the call fails or a
     /// member is lost meanwhile.
     pub(crate) async fn recv(&self, from: u32, tag: u32) -> Result<Payload> {
-        let wait = lock(&self.session.mailbox).take(self.comm.id, self.gen, tag, from);
+        let wait = self.session.mailbox.lock().take(self.comm.id, self.gen, tag, from);
         let rx = match wait {
             Wait::Ready(result) => return result,
             Wait::Pending(rx) => rx,
@@ -116,7 +116,7 @@ impl Round {
     /// the other members.
     pub(crate) fn end<T>(mut self, result: Result<T>) -> Result<T> {
         self.ended = true;
-        let told = lock(&self.session.mailbox).finish(self.comm.id, self.gen);
+        let told = self.session.mailbox.lock().finish(self.comm.id, self.gen);
         if let Err(error) = &result {
             if !told {
                 self.alarm(error.clone());
@@ -140,7 +140,7 @@ impl Drop for Round {
         if self.ended {
             return;
         }
-        let told = lock(&self.session.mailbox).finish(self.comm.id, self.gen);
+        let told = self.session.mailbox.lock().finish(self.comm.id, self.gen);
         if !told {
             self.alarm(Error::Aborted(format!(
                 "call {} on communicator {:?} was cancelled on locality {}",

@@ -1,90 +1,56 @@
-//! The collectives' state of one run of the runtime: the mailbox, the world
-//! communicator, the counters of named communicators, the latches homed
-//! here, and a watch on lost localities. It is made on first use and made again when the runtime it
-//! belongs to has ended (a process may run several jobs one after another).
+//! The collectives' state of one locality: the mailbox, the world
+//! communicator, the counters of named communicators and the latches homed
+//! here. It is an extension of the runtime's locality
+//! ([`hpx_runtime::extension`]), made on first use and dropped with it.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use hpx_runtime::{Error, LocalityId, Result};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use parking_lot::Mutex;
 
 use crate::communicator::CommInner;
 use crate::mailbox::{Alarm, Envelope, Mailbox};
 use crate::payload::Payload;
 use crate::spmd::Latches;
 
-/// Locks a mutex, ignoring poisoning (the data stays consistent: no code
-/// panics while holding these locks).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The collectives' state of one run of the runtime.
+/// The collectives' state of one locality.
 pub(crate) struct Session {
     /// This locality.
-    pub here: LocalityId,
+    pub(crate) here: LocalityId,
     /// Messages waiting for their receivers.
-    pub mailbox: Mutex<Mailbox>,
+    pub(crate) mailbox: Mutex<Mailbox>,
     /// The communicator of all localities.
-    pub world: Arc<CommInner>,
+    pub(crate) world: Arc<CommInner>,
     /// How many communicators of each name were created here.
     created: Mutex<HashMap<String, u64>>,
     /// The distributed latches homed here.
-    pub latches: Mutex<Latches>,
-    /// For each locality, why it was lost, once it is.
-    lost: Arc<watch::Sender<Vec<Option<Error>>>>,
-    /// A task of the runtime that never ends by itself: once it has ended,
-    /// the runtime has, and this session is stale.
-    alive: JoinHandle<()>,
+    pub(crate) latches: Mutex<Latches>,
 }
 
-static SESSION: Mutex<Option<Arc<Session>>> = Mutex::new(None);
-
-/// The session of the running runtime. Panics inside a tokio runtime that
-/// is not an hpx runtime (like [`hpx_runtime::find_here`]).
+/// The session of the locality this thread works for.
+///
+/// Errors: [`Error::NotRunning`] outside a running runtime.
 pub(crate) fn session() -> Result<Arc<Session>> {
-    let mut slot = lock(&SESSION);
-    if let Some(s) = slot.as_ref() {
-        if !s.alive.is_finished() {
-            return Ok(s.clone());
-        }
-    }
-    let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NotRunning)?;
-    let here = hpx_runtime::find_here();
-    let n = hpx_runtime::get_num_localities();
-    let lost = Arc::new(watch::Sender::new(vec![None; n as usize]));
-    for locality in hpx_runtime::find_remote_localities() {
-        let lost = lost.clone();
-        handle.spawn(async move {
-            let error = hpx_runtime::locality_lost(locality).await;
-            lost.send_modify(|all| {
-                if let Some(slot) = all.get_mut(locality.index()) {
-                    *slot = Some(error);
-                }
-            });
-        });
-    }
-    let alive = handle.spawn(std::future::pending());
-    let session = Arc::new_cyclic(|weak: &Weak<Session>| Session {
-        here,
-        mailbox: Mutex::new(Mailbox::default()),
-        world: Arc::new(CommInner::world(weak.clone(), here, n)),
-        created: Mutex::new(HashMap::new()),
-        latches: Mutex::new(Latches::new()),
-        lost,
-        alive,
-    });
-    *slot = Some(session.clone());
-    Ok(session)
+    hpx_runtime::extension(|| {
+        let here = hpx_runtime::find_here();
+        let n = hpx_runtime::get_num_localities();
+        Arc::new_cyclic(|weak: &Weak<Session>| Session {
+            here,
+            mailbox: Mutex::new(Mailbox::default()),
+            world: Arc::new(CommInner::world(weak.clone(), here, n)),
+            created: Mutex::new(HashMap::new()),
+            latches: Mutex::new(Latches::new()),
+        })
+    })
+    .map(|s| Arc::clone(&*s))
 }
 
 impl Session {
     /// How many communicators named `name` this locality created before.
     pub(crate) fn next_creation(&self, name: &str) -> u64 {
-        let mut created = lock(&self.created);
+        let mut created = self.created.lock();
         let count = created.entry(name.to_owned()).or_insert(0);
         let this = *count;
         *count += 1;
@@ -96,28 +62,7 @@ impl Session {
         &self,
         members: &Arc<[LocalityId]>,
     ) -> impl Future<Output = Error> + Send + 'static {
-        let mut rx = self.lost.subscribe();
-        let members = members.clone();
-        async move {
-            let found = {
-                let lost = rx
-                    .wait_for(|lost| {
-                        members
-                            .iter()
-                            .any(|m| lost.get(m.index()).is_some_and(Option::is_some))
-                    })
-                    .await;
-                lost.ok().and_then(|lost| {
-                    members
-                        .iter()
-                        .find_map(|m| lost.get(m.index()).cloned().flatten())
-                })
-            };
-            match found {
-                Some(error) => error,
-                None => std::future::pending().await,
-            }
-        }
+        hpx_runtime::first_lost(members.to_vec())
     }
 
     /// Tells the localities of `alarm` that a call failed.
@@ -135,11 +80,11 @@ impl Session {
 }
 
 /// Files a collective message at its receiver.
-#[hpx_macros::action(crate = hpx_runtime)]
+#[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn deliver(envelope: Envelope, payload: Payload) {
     match session() {
         Ok(session) => {
-            let alarm = lock(&session.mailbox).deliver(envelope, payload);
+            let alarm = session.mailbox.lock().deliver(envelope, payload);
             if let Some(alarm) = alarm {
                 session.raise(alarm);
             }
@@ -149,10 +94,10 @@ async fn deliver(envelope: Envelope, payload: Payload) {
 }
 
 /// Fails call `gen` of communicator `comm` here, because it failed elsewhere.
-#[hpx_macros::action(crate = hpx_runtime)]
+#[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn abandon(comm: u64, gen: u64, error: Error) {
     match session() {
-        Ok(session) => lock(&session.mailbox).fail(comm, gen, error),
+        Ok(session) => session.mailbox.lock().fail(comm, gen, error),
         Err(e) => tracing::warn!(%e, "collective failure without a runtime"),
     }
 }
@@ -160,19 +105,4 @@ async fn abandon(comm: u64, gen: u64, error: Error) {
 /// Sends one collective message.
 pub(crate) fn send(to: LocalityId, envelope: Envelope, payload: Payload) -> Result<()> {
     hpx_runtime::post(to, deliver, (envelope, payload))
-}
-
-#[cfg(test)]
-mod tests {
-    /// The session's staleness check relies on this.
-    #[test]
-    fn tasks_of_an_ended_runtime_are_finished() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime");
-        let task = rt.spawn(std::future::pending::<()>());
-        assert!(!task.is_finished());
-        drop(rt);
-        assert!(task.is_finished());
-    }
 }

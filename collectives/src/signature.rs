@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fnv1a;
+use hpx_runtime::hash::fnv1a_parts as fnv1a;
 
 /// The collective operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::communicator::Communicator;
-use crate::fnv1a;
-use crate::session::{lock, session};
+use crate::session::session;
 
 /// Calls `action` with a copy of `args` on every locality at once and
 /// returns the results in locality order (the first error, if any). The
@@ -82,10 +81,10 @@ pub(crate) type Latches = HashMap<String, LatchState>;
 struct Reply<T>(std::result::Result<T, Error>);
 
 /// Creates latch `name` with `count` here, or checks that it has that count.
-#[hpx_macros::action(crate = hpx_runtime)]
+#[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_open(name: String, count: u64) -> Reply<()> {
     Reply(session().and_then(|s| {
-        let mut latches = lock(&s.latches);
+        let mut latches = s.latches.lock();
         match latches.get(&name) {
             Some(latch) if latch.count != count => Err(Error::BadArgument(format!(
                 "latch {name:?} counts {} arrivals, not {count}",
@@ -107,10 +106,10 @@ async fn latch_open(name: String, count: u64) -> Reply<()> {
 }
 
 /// Counts `n` arrivals down on latch `name`; returns how many remain.
-#[hpx_macros::action(crate = hpx_runtime)]
+#[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_count_down(name: String, n: u64) -> Reply<u64> {
     Reply(session().and_then(|s| {
-        let latches = lock(&s.latches);
+        let latches = s.latches.lock();
         let latch = latches
             .get(&name)
             .ok_or_else(|| Error::BadArgument(format!("no latch {name:?} here")))?;
@@ -131,10 +130,10 @@ async fn latch_count_down(name: String, n: u64) -> Reply<u64> {
 }
 
 /// Arrivals still missing on latch `name`.
-#[hpx_macros::action(crate = hpx_runtime)]
+#[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_remaining(name: String) -> Reply<u64> {
     Reply(session().and_then(|s| {
-        lock(&s.latches)
+        s.latches.lock()
             .get(&name)
             .map(|latch| *latch.remaining.borrow())
             .ok_or_else(|| Error::BadArgument(format!("no latch {name:?} here")))
@@ -142,10 +141,10 @@ async fn latch_remaining(name: String) -> Reply<u64> {
 }
 
 /// Returns once latch `name` is open.
-#[hpx_macros::action(crate = hpx_runtime)]
+#[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_wait(name: String) -> Reply<()> {
     let remaining = session().and_then(|s| {
-        lock(&s.latches)
+        s.latches.lock()
             .get(&name)
             .map(|latch| latch.remaining.subscribe())
             .ok_or_else(|| Error::BadArgument(format!("no latch {name:?} here")))
@@ -169,8 +168,10 @@ impl Latch {
     ///
     /// Errors: [`Error::BadArgument`] if it exists with another count.
     pub async fn new(name: &str, count: u64) -> Result<Latch> {
-        let n = u64::from(hpx_runtime::get_num_localities()).max(1);
-        let home = LocalityId((fnv1a(&[b"latch:", name.as_bytes()]) % n) as u32);
+        let home = hpx_runtime::hash::home_of(
+            &[b"latch:", name.as_bytes()],
+            hpx_runtime::get_num_localities(),
+        );
         hpx_runtime::async_at(home, latch_open, (name.to_owned(), count))
             .await?
             .0?;

@@ -65,23 +65,48 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     .into()
 }
 
-/// The crate that `#[action]` refers to: `::hpx`, or the path given as
-/// `#[action(crate = path)]` (for crates below the `hpx` facade).
-fn crate_path(attr: TokenStream) -> syn::Result<syn::Path> {
-    if attr.is_empty() {
-        return Ok(syn::parse_quote!(::hpx));
-    }
-    let mut path = None;
+/// The options of `#[action]`: the crate it refers to (`::hpx`, or the path
+/// given as `crate = path` for crates below the `hpx` facade) and whether it
+/// is `direct`.
+struct ActionOptions {
+    krate: syn::Path,
+    direct: bool,
+}
+
+fn action_options(attr: TokenStream) -> syn::Result<ActionOptions> {
+    let mut options = ActionOptions {
+        krate: syn::parse_quote!(::hpx),
+        direct: false,
+    };
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
-            path = Some(meta.value()?.parse::<syn::Path>()?);
+            options.krate = meta.value()?.parse::<syn::Path>()?;
+            Ok(())
+        } else if meta.path.is_ident("direct") {
+            options.direct = true;
+            Ok(())
+        } else {
+            Err(meta.error("the options are `direct` and `crate = path`"))
+        }
+    });
+    syn::parse::Parser::parse(parser, attr)?;
+    Ok(options)
+}
+
+/// The crate that `#[component]` refers to: `::hpx`, or the path given as
+/// `#[component(crate = path)]`.
+fn crate_path(attr: TokenStream) -> syn::Result<syn::Path> {
+    let mut path = syn::parse_quote!(::hpx);
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            path = meta.value()?.parse::<syn::Path>()?;
             Ok(())
         } else {
             Err(meta.error("the only option is `crate = path`"))
         }
     });
     syn::parse::Parser::parse(parser, attr)?;
-    path.ok_or_else(|| syn::Error::new(Span::call_site(), "expected `crate = path`"))
+    Ok(path)
 }
 
 /// Makes an `async fn` an action: callable on any locality with
@@ -96,16 +121,23 @@ fn crate_path(attr: TokenStream) -> syn::Result<syn::Path> {
 /// (with `E: Display`) has output `T`; its `Err` reaches the caller as
 /// `hpx::Error::Remote`.
 ///
+/// An action runs on a task of its own on the receiving locality's workers,
+/// so a long computation never delays other parcels. `#[action(direct)]`
+/// marks a short handler that never blocks (it only files a message or
+/// updates a table): it is polled first right where its parcel is read,
+/// which saves a hand-over between threads (HPX's "direct" actions); if it
+/// has to wait, it continues on a task of its own.
+///
 /// Crates below the `hpx` facade name the runtime crate instead:
 /// `#[action(crate = hpx_runtime)]`.
 #[proc_macro_attribute]
 pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let krate = match crate_path(attr) {
-        Ok(path) => path,
+    let options = match action_options(attr) {
+        Ok(options) => options,
         Err(e) => return e.to_compile_error().into(),
     };
     let input = parse_macro_input!(item as ItemFn);
-    match expand_action(&krate, &input) {
+    match expand_action(&options, &input) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }
@@ -117,7 +149,12 @@ struct Receiver {
     exclusive: bool,
 }
 
-fn expand_action(krate: &syn::Path, input: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+fn expand_action(
+    options: &ActionOptions,
+    input: &ItemFn,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let krate = &options.krate;
+    let direct = options.direct;
     let sig = &input.sig;
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
@@ -244,6 +281,7 @@ fn expand_action(krate: &syn::Path, input: &ItemFn) -> syn::Result<proc_macro2::
             type Output = #output_ty;
             const NAME: &'static str = concat!(module_path!(), "::", #name_str);
             const ID: u64 = #krate::__private::action_id(<Self as #krate::Action>::NAME);
+            const DIRECT: bool = #direct;
 
             fn invoke(args: Self::Args) -> impl ::std::future::Future<Output = #krate::Result<Self::Output>> + ::std::marker::Send + 'static {
                 #invoke_body

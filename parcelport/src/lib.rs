@@ -12,7 +12,12 @@
 //!
 //! The wire protocol ([`parcel`], [`handshake`]) is plain functions over
 //! bytes, tested without sockets.
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 mod error;
 pub mod handshake;
@@ -92,6 +97,9 @@ pub trait Parcelport: Send + Sync + 'static {
     /// Closes every connection at once; peers see this locality as lost with `reason`.
     fn abort(&self, reason: &str);
 
-    /// Whether `locality` has been declared lost.
-    fn is_lost(&self, locality: LocalityId) -> bool;
+    /// Where each locality listens, indexed by id (empty where the
+    /// transport uses no network addresses).
+    fn addresses(&self) -> Vec<std::net::SocketAddr> {
+        Vec::new()
+    }
 }

@@ -13,6 +13,12 @@ pub struct LoopbackParcelport {
     handler: OnceLock<Arc<dyn ParcelHandler>>,
 }
 
+impl std::fmt::Debug for LoopbackParcelport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopbackParcelport").finish_non_exhaustive()
+    }
+}
+
 impl LoopbackParcelport {
     /// A loopback parcelport for locality 0 of 1.
     pub fn new() -> Self {
@@ -51,8 +57,4 @@ impl Parcelport for LoopbackParcelport {
     }
 
     fn abort(&self, _reason: &str) {}
-
-    fn is_lost(&self, _locality: LocalityId) -> bool {
-        false
-    }
 }

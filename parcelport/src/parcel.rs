@@ -143,6 +143,10 @@ pub fn encode_parcel(parcel: &Parcel, out: &mut BytesMut) -> Result<(), Transpor
     Ok(())
 }
 
+/// How far [`ParcelDecoder`] grows its buffer ahead of a payload's arrival
+/// beyond the bytes already buffered (64 KiB).
+const RESERVE_AHEAD: usize = 64 << 10;
+
 /// Incremental decoder of a parcel stream: feed it bytes as they arrive and
 /// take out whole parcels. It never panics on malformed input; the first
 /// protocol violation is returned as an error and the stream must be dropped.
@@ -168,9 +172,10 @@ impl ParcelDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Bytes received but not yet returned as parcels.
+    /// Bytes received but not yet returned as parcels (including the header
+    /// of a parcel whose payload is still incomplete).
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.pending.map_or(0, |_| HEADER_LEN) + self.buf.len()
     }
 
     /// Returns the next complete parcel, `Ok(None)` if more bytes are needed.
@@ -187,7 +192,13 @@ impl ParcelDecoder {
             return Ok(None);
         };
         if self.buf.len() < len {
-            self.buf.reserve(len - self.buf.len());
+            // Make room for the rest of the payload, but at most as much again
+            // as has arrived (or RESERVE_AHEAD): memory follows the bytes the
+            // peer sent, not the length it announced, which a bare header
+            // could otherwise set to `max_payload`.
+            let missing = len - self.buf.len();
+            self.buf
+                .reserve(missing.min(self.buf.len().max(RESERVE_AHEAD)));
             return Ok(None);
         }
         self.pending = None;
@@ -271,6 +282,60 @@ mod tests {
         }
         assert_eq!(out, ps);
         assert!(dec.is_at_boundary());
+    }
+
+    #[test]
+    fn bare_header_does_not_reserve_the_announced_payload() {
+        // A 36-byte header announcing 1 GiB used to make the decoder reserve
+        // 1 GiB before any payload byte had arrived (fuzz/parcel_decoder).
+        let mut wire = BytesMut::new();
+        ParcelHeader::default()
+            .encode(DEFAULT_MAX_PAYLOAD, &mut wire)
+            .unwrap();
+        let mut dec = ParcelDecoder::new(DEFAULT_MAX_PAYLOAD);
+        dec.feed(&wire);
+        assert!(dec.next_parcel().unwrap().is_none());
+        assert!(dec.buf.capacity() <= 2 * RESERVE_AHEAD);
+        // The buffer grows with what arrives, not with what was announced.
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..4 {
+            dec.feed(&chunk);
+            assert!(dec.next_parcel().unwrap().is_none());
+        }
+        assert!(dec.buf.capacity() <= 16 << 20);
+        assert_eq!(dec.buffered(), HEADER_LEN + (4 << 20));
+    }
+
+    #[test]
+    fn large_parcel_completes_in_small_chunks() {
+        let p = parcel(1, 2, vec![5; 1 << 20]);
+        let mut wire = BytesMut::new();
+        encode_parcel(&p, &mut wire).unwrap();
+        let mut dec = ParcelDecoder::new(1 << 20);
+        let out: Vec<Parcel> = wire
+            .chunks(1000)
+            .filter_map(|chunk| {
+                dec.feed(chunk);
+                dec.next_parcel().unwrap()
+            })
+            .collect();
+        assert_eq!(out, vec![p]);
+        assert!(dec.is_at_boundary());
+    }
+
+    #[test]
+    fn buffered_counts_the_header_of_an_incomplete_parcel() {
+        // Once its header was decoded, an incomplete parcel's header bytes used
+        // to drop out of `buffered` (fuzz/parcel_decoder).
+        let mut wire = BytesMut::new();
+        encode_parcel(&parcel(1, 2, vec![5; 10]), &mut wire).unwrap();
+        let mut dec = ParcelDecoder::new(100);
+        dec.feed(&wire[..HEADER_LEN + 4]);
+        assert!(dec.next_parcel().unwrap().is_none());
+        assert_eq!(dec.buffered(), HEADER_LEN + 4);
+        dec.feed(&wire[HEADER_LEN + 4..]);
+        assert!(dec.next_parcel().unwrap().is_some());
+        assert_eq!(dec.buffered(), 0);
     }
 
     proptest! {

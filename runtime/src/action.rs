@@ -12,6 +12,8 @@ use std::future::Future;
 use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
+use hpx_parcelport::LocalityId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -27,6 +29,9 @@ pub trait Action: Copy + Send + Sync + 'static {
     const NAME: &'static str;
     /// The id used on the wire: [`action_id`] of [`Action::NAME`].
     const ID: u64;
+    /// Whether the action is a short handler polled first where its parcel
+    /// is read (`#[hpx::action(direct)]`) instead of on a task of its own.
+    const DIRECT: bool = false;
 
     /// Runs the action here. An error of the action itself is
     /// [`Error::Remote`] naming this locality (see [`action_error`]).
@@ -48,25 +53,34 @@ impl<T, E: Display> ActionResult for Result<T, E> {
     }
 }
 
-/// The 64-bit FNV-1a hash of an action's name: its wire id.
+/// The wire id of an action: the 64-bit FNV-1a hash of its name.
 pub const fn action_id(name: &str) -> u64 {
-    let bytes = name.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
+    crate::hash::fnv1a(name.as_bytes())
 }
 
 /// The error of action `action` failing here with `message`.
 pub fn action_error(action: &str, message: String) -> Error {
     Error::Remote {
-        locality: crate::runtime::here().unwrap_or_default(),
+        locality: crate::context::here().unwrap_or_default(),
         action: action.to_owned(),
         message,
+    }
+}
+
+/// Runs an action's future here, turning a panic into
+/// [`Error::RemotePanic`] naming this locality and the action.
+pub(crate) async fn run_caught<T>(
+    here: LocalityId,
+    action: &str,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(Error::RemotePanic {
+            locality: here,
+            action: action.to_owned(),
+            message: crate::error::panic_message(panic.as_ref()),
+        }),
     }
 }
 
@@ -80,6 +94,8 @@ pub struct ActionEntry {
     pub name: &'static str,
     /// The wire id.
     pub id: u64,
+    /// Polled first where its parcel is read (see [`Action::DIRECT`]).
+    pub direct: bool,
     /// Decodes arguments, runs the action, encodes the result.
     pub handler: ActionHandler,
 }
@@ -90,6 +106,7 @@ impl ActionEntry {
         ActionEntry {
             name: A::NAME,
             id: A::ID,
+            direct: A::DIRECT,
             handler: run_encoded::<A>,
         }
     }
@@ -103,7 +120,7 @@ fn run_encoded<A: Action>(args: &[u8]) -> BoxFuture<'static, Result<Vec<u8>>> {
         let args = args.map_err(|e| {
             Error::Codec(format!(
                 "locality {} could not decode the arguments of {}: {e}",
-                crate::runtime::here().unwrap_or_default(),
+                crate::context::here().unwrap_or_default(),
                 A::NAME
             ))
         })?;
@@ -113,6 +130,7 @@ fn run_encoded<A: Action>(args: &[u8]) -> BoxFuture<'static, Result<Vec<u8>>> {
 }
 
 /// The registry of all actions linked into this binary.
+#[derive(Debug)]
 pub struct Registry {
     by_id: HashMap<u64, &'static ActionEntry>,
 }
@@ -145,13 +163,6 @@ impl Registry {
     /// Looks an action up by wire id.
     pub fn get(&self, id: u64) -> Option<&'static ActionEntry> {
         self.by_id.get(&id).copied()
-    }
-
-    /// Names of every registered action, sorted.
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> = self.by_id.values().map(|e| e.name).collect();
-        names.sort_unstable();
-        names
     }
 }
 

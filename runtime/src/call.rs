@@ -5,14 +5,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::FutureExt;
 use hpx_parcelport::LocalityId;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::action::Action;
+use crate::action::{run_caught, Action};
 use crate::agas::register_minted;
-use crate::runtime::{current, here, panic_message, spawn_counted};
+use crate::context::current;
 use crate::{codec, Error, Result};
 
 enum State<T> {
@@ -37,6 +36,19 @@ impl<T> ActionFuture<T> {
         ActionFuture {
             state: State::Ready(Some(result)),
         }
+    }
+}
+
+impl<T> std::fmt::Debug for ActionFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Ready(_) => "ready",
+            State::Remote { .. } => "remote",
+            State::Local(_) => "local",
+        };
+        f.debug_struct("ActionFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -75,17 +87,7 @@ impl<T: serde::de::DeserializeOwned> Future for ActionFuture<T> {
 /// Runs action `A` here, catching panics, with errors as a remote call
 /// would report them.
 async fn run_here<A: Action>(here: LocalityId, args: A::Args) -> Result<A::Output> {
-    match std::panic::AssertUnwindSafe(A::invoke(args))
-        .catch_unwind()
-        .await
-    {
-        Ok(result) => result,
-        Err(panic) => Err(Error::RemotePanic {
-            locality: here,
-            action: A::NAME.to_owned(),
-            message: panic_message(panic.as_ref()),
-        }),
-    }
+    run_caught(here, A::NAME, A::invoke(args)).await
 }
 
 /// Calls `action` with `args` on `locality` and returns the future of its
@@ -100,15 +102,15 @@ pub fn async_at<A: Action>(
     _action: A,
     args: A::Args,
 ) -> ActionFuture<A::Output> {
-    if here() == Some(locality) {
-        return ActionFuture {
-            state: State::Local(spawn_counted(run_here::<A>(locality, args))),
-        };
-    }
     let rt = match current() {
         Ok(rt) => rt,
         Err(e) => return ActionFuture::ready(Err(e)),
     };
+    if rt.here() == locality {
+        return ActionFuture {
+            state: State::Local(rt.spawn_counted(run_here::<A>(locality, args))),
+        };
+    }
     if locality.0 >= rt.num_localities() {
         return ActionFuture::ready(Err(Error::NoSuchLocality(locality)));
     }
@@ -119,8 +121,9 @@ pub fn async_at<A: Action>(
     if !minted.is_empty() {
         // Component handles in the arguments minted credit: the owners
         // record it before the arguments leave.
+        let caller = rt.clone();
         return ActionFuture {
-            state: State::Local(tokio::spawn(async move {
+            state: State::Local(caller.spawn_counted(async move {
                 register_minted(minted).await?;
                 match rt.request(locality, A::ID, A::NAME, payload).await {
                     Ok(Ok(bytes)) => codec::decode::<A::Output>(&bytes),
@@ -145,15 +148,15 @@ pub fn async_at<A: Action>(
 /// (fire and forget). Small posts to one locality are coalesced into few
 /// network writes. A failure of the action is logged where it runs.
 pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Result<()> {
-    if here() == Some(locality) {
-        spawn_counted(async move {
+    let rt = current()?;
+    if rt.here() == locality {
+        rt.spawn_counted(async move {
             if let Err(e) = run_here::<A>(locality, args).await {
                 tracing::error!(%e, "posted action failed");
             }
         });
         return Ok(());
     }
-    let rt = current()?;
     if locality.0 >= rt.num_localities() {
         return Err(Error::NoSuchLocality(locality));
     }
@@ -161,7 +164,8 @@ pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Resul
     if minted.is_empty() {
         return rt.post(locality, A::ID, payload);
     }
-    spawn_counted(async move {
+    let caller = rt.clone();
+    caller.spawn_counted(async move {
         let sent = match register_minted(minted).await {
             Ok(()) => rt.post(locality, A::ID, payload),
             Err(e) => Err(e),

@@ -130,7 +130,7 @@ struct PodVisitor<T>(PhantomData<T>);
 impl<'de, T: Pod> serde::de::Visitor<'de> for PodVisitor<T> {
     type Value = PodVec<T>;
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "a byte buffer of {}-byte elements",

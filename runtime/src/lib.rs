@@ -8,15 +8,24 @@
 //!   [`async_at`], [`post`] and [`broadcast_action`];
 //! - [`find_here`], [`find_all_localities`], [`get_locality_id`] and
 //!   [`get_num_localities`] describe the job.
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 pub mod action;
 pub mod agas;
 mod call;
 pub mod codec;
 pub mod config;
+mod context;
 mod error;
+pub mod hash;
+mod locality;
 mod runtime;
+mod termination;
 mod warm;
 mod work;
 
@@ -115,7 +124,7 @@ impl Runtime {
 
 /// This locality. Panics outside a running runtime.
 pub fn find_here() -> LocalityId {
-    runtime::expect_current().here()
+    context::expect_current().here()
 }
 
 /// The root locality (0).
@@ -144,19 +153,19 @@ pub fn get_locality_id() -> u32 {
 
 /// Number of localities in the job. Panics outside a running runtime.
 pub fn get_num_localities() -> u32 {
-    runtime::expect_current().num_localities()
+    context::expect_current().num_localities()
 }
 
 /// The program's arguments (with `args()[0]` the program) without `--hpx:` flags.
 /// Panics outside a running runtime.
 pub fn args() -> Vec<String> {
-    runtime::expect_current().args().to_vec()
+    context::expect_current().args().to_vec()
 }
 
 /// Where each locality listens, indexed by id (empty in a one-locality job,
 /// which uses no network). Panics outside a running runtime.
 pub fn locality_addresses() -> Vec<SocketAddr> {
-    runtime::expect_current().addresses()
+    context::expect_current().addresses()
 }
 
 /// Resolves with [`Error::LocalityLost`] once `locality` has been declared
@@ -165,13 +174,31 @@ pub fn locality_addresses() -> Vec<SocketAddr> {
 /// dies. Outside a running runtime it resolves at once with
 /// [`Error::NotRunning`].
 pub fn locality_lost(locality: LocalityId) -> impl Future<Output = Error> + Send + 'static {
-    let rt = runtime::current();
+    first_lost(vec![locality])
+}
+
+/// Resolves with [`Error::LocalityLost`] for the first of `localities` that
+/// is declared lost; never resolves while they all live. This is the
+/// runtime's one loss signal: subscribing costs no task and no polling.
+/// Outside a running runtime it resolves at once with [`Error::NotRunning`].
+pub fn first_lost(localities: Vec<LocalityId>) -> impl Future<Output = Error> + Send + 'static {
+    let lost = context::current().map(|rt| rt.first_lost(localities));
     async move {
-        match rt {
-            Ok(rt) => rt.locality_lost(locality).await,
+        match lost {
+            Ok(lost) => lost.await,
             Err(e) => e,
         }
     }
+}
+
+/// This locality's extension of type `T`: per-locality state of a layer
+/// above the runtime (the collectives' mailbox, say), made with `init` on
+/// first use and dropped when the locality's run ends. Several localities in
+/// one process each have their own.
+///
+/// Errors: [`Error::NotRunning`] outside a running runtime.
+pub fn extension<T: Send + Sync + 'static>(init: impl FnOnce() -> T) -> Result<std::sync::Arc<T>> {
+    Ok(context::current()?.extension(init))
 }
 
 /// What `#[hpx::main]` and `#[hpx::action]` expand to. Not a public API.

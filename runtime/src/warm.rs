@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::runtime::Handle;
+
 /// Default spin window.
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(500);
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(500);
 
 /// Spins one task for a window after activity.
 pub(crate) struct Warmth {
@@ -26,17 +28,30 @@ pub(crate) struct Warmth {
     base: Instant,
     last_activity: AtomicU64,
     spinning: AtomicBool,
+    /// Where the spinning task runs.
+    runtime: Handle,
+}
+
+impl std::fmt::Debug for Warmth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warmth")
+            .field("window_nanos", &self.window_nanos)
+            .field("polite", &self.polite)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Warmth {
-    /// Spins for `window` after activity; a zero window never spins.
-    pub(crate) fn new(window: Duration, polite: bool) -> Warmth {
+    /// Spins a task of `runtime` for `window` after activity; a zero window
+    /// never spins.
+    pub(crate) fn new(window: Duration, polite: bool, runtime: Handle) -> Warmth {
         Warmth {
             window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
             polite,
             base: Instant::now(),
             last_activity: AtomicU64::new(0),
             spinning: AtomicBool::new(false),
+            runtime,
         }
     }
 
@@ -56,11 +71,7 @@ impl Warmth {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(self.clone().spin());
-            } else {
-                self.spinning.store(false, Ordering::Release);
-            }
+            self.runtime.spawn(self.clone().spin());
         }
     }
 
@@ -118,7 +129,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spinner_stops_after_the_window() {
-        let warmth = Arc::new(Warmth::new(Duration::from_millis(2), false));
+        let warmth = Arc::new(Warmth::new(Duration::from_millis(2), false, Handle::current()));
         warmth.touch();
         assert!(warmth.spinning.load(Ordering::SeqCst));
         let start = Instant::now();

@@ -6,7 +6,9 @@ mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -77,7 +79,6 @@ enum Outgoing {
 struct Peer {
     queue: Mutex<Option<mpsc::UnboundedSender<Outgoing>>>,
     conn: Mutex<Option<Connection>>,
-    all_conns: Mutex<Vec<Connection>>,
     lost: OnceLock<String>,
 }
 
@@ -103,11 +104,23 @@ struct Inner {
     attached: watch::Sender<bool>,
     joins: Mutex<Option<mpsc::UnboundedSender<Join>>>,
     shared: Option<Arc<SharedDir>>,
+    /// The runtime the parcelport's tasks run on (the one `start` ran on),
+    /// whichever thread sends.
+    runtime: tokio::runtime::Handle,
 }
 
 /// A parcelport over QUIC connections between the localities of one job.
 pub struct QuicParcelport {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for QuicParcelport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicParcelport")
+            .field("here", &self.inner.here)
+            .field("listen", &self.inner.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 fn quic_err(e: impl std::fmt::Display) -> TransportError {
@@ -220,6 +233,7 @@ impl QuicParcelport {
             handler: OnceLock::new(),
             attached,
             joins: Mutex::new(None),
+            runtime: tokio::runtime::Handle::current(),
             shared: cfg
                 .shared_dir
                 .as_deref()
@@ -227,7 +241,7 @@ impl QuicParcelport {
         });
         let (join_tx, join_rx) = mpsc::unbounded_channel();
         if cfg.locality.is_root() {
-            *lock(&inner.joins) = Some(join_tx);
+            *inner.joins.lock() = Some(join_tx);
         }
         tokio::spawn(accept_loop(inner.clone()));
         let deadline = Instant::now() + cfg.startup_timeout;
@@ -265,9 +279,6 @@ impl QuicParcelport {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 impl Parcelport for QuicParcelport {
     fn here(&self) -> LocalityId {
@@ -300,11 +311,8 @@ impl Parcelport for QuicParcelport {
             .close(VarInt::from_u32(CLOSE_ABORT), reason.as_bytes());
     }
 
-    fn is_lost(&self, locality: LocalityId) -> bool {
-        self.inner
-            .peers
-            .get(locality.index())
-            .is_some_and(|p| p.lost.get().is_some())
+    fn addresses(&self) -> Vec<SocketAddr> {
+        QuicParcelport::addresses(self).to_vec()
     }
 }
 
@@ -331,7 +339,8 @@ impl Inner {
                 .get()
                 .cloned()
                 .ok_or(TransportError::Shutdown)?;
-            tokio::spawn(async move { handler.on_parcel(parcel, Credit::unmetered()) });
+            self.runtime
+                .spawn(async move { handler.on_parcel(parcel, Credit::unmetered()) });
             return Ok(());
         }
         let lost = |reason: &str| TransportError::PeerLost {
@@ -341,10 +350,10 @@ impl Inner {
         if let Some(reason) = peer.lost.get() {
             return Err(lost(reason));
         }
-        let mut queue = lock(&peer.queue);
+        let mut queue = peer.queue.lock();
         let tx = queue.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(self.clone().sender(dest, rx));
+            self.runtime.spawn(self.clone().sender(dest, rx));
             tx
         });
         tx.send(Outgoing::Parcel(parcel))
@@ -359,7 +368,7 @@ impl Inner {
             return;
         }
         tracing::warn!(%locality, %reason, "locality lost");
-        lock(&peer.queue).take();
+        peer.queue.lock().take();
         if let Some(handler) = self.handler.get() {
             handler.on_peer_lost(locality, &reason);
         }
@@ -370,7 +379,7 @@ impl Inner {
         self: &Arc<Self>,
         dest: LocalityId,
     ) -> Result<Connection, TransportError> {
-        let existing = lock(&self.peers[dest.index()].conn).clone();
+        let existing = self.peers[dest.index()].conn.lock().clone();
         if let Some(conn) = existing.filter(|c| c.close_reason().is_none()) {
             return Ok(conn);
         }
@@ -482,7 +491,7 @@ impl Inner {
                 Ok(())
             }
             Purpose::Join => {
-                let joins = lock(&self.joins).clone();
+                let joins = self.joins.lock().clone();
                 match joins {
                     Some(tx) => tx
                         .send(Join { hello, conn, send })
@@ -502,8 +511,7 @@ impl Inner {
     /// Records an authenticated connection to `peer` and starts receiving on it.
     fn register(self: &Arc<Self>, peer: LocalityId, conn: Connection) {
         let slot = &self.peers[peer.index()];
-        lock(&slot.conn).get_or_insert_with(|| conn.clone());
-        lock(&slot.all_conns).push(conn.clone());
+        slot.conn.lock().get_or_insert_with(|| conn.clone());
         tokio::spawn(self.clone().receive(peer, conn));
     }
 
@@ -521,7 +529,7 @@ impl Inner {
                 Err(e) => {
                     let slot = &self.peers[peer.index()];
                     {
-                        let mut current = lock(&slot.conn);
+                        let mut current = slot.conn.lock();
                         if current
                             .as_ref()
                             .is_some_and(|c| c.stable_id() == conn.stable_id())
@@ -708,7 +716,7 @@ impl Inner {
         self.closing.store(true, Ordering::SeqCst);
         let mut waits = Vec::new();
         for peer in &self.peers {
-            if let Some(tx) = lock(&peer.queue).take() {
+            if let Some(tx) = peer.queue.lock().take() {
                 let (done, wait) = oneshot::channel();
                 if tx.send(Outgoing::Flush(done)).is_ok() {
                     waits.push(wait);
@@ -780,7 +788,7 @@ impl Inner {
                 }
             }
         }
-        lock(&self.joins).take();
+        self.joins.lock().take();
         let mut addrs = vec![self.listen];
         addrs.extend(joined.iter().skip(1).flatten().map(|(_, addr)| *addr));
         let table =

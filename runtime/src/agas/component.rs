@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -17,7 +19,7 @@ use super::names::{self, NameTables};
 use super::GlobalId;
 use crate::action::Action;
 use crate::codec::{self, PodVec};
-use crate::runtime::current;
+use crate::context::current;
 use crate::{async_at, post, ActionFuture, Error, LocalityId, Result};
 
 /// Credit given with the handle returned by [`new_component`].
@@ -90,14 +92,11 @@ pub(crate) struct Tables {
     pub(crate) names: NameTables,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 impl Tables {
     fn insert(&self, here: LocalityId, type_name: &'static str, object: Object) -> GlobalId {
         let local = self.next_local.fetch_add(1, Ordering::Relaxed) + 1;
-        lock(&self.objects).insert(
+        self.objects.lock().insert(
             local,
             Entry {
                 type_name,
@@ -109,7 +108,7 @@ impl Tables {
     }
 
     fn object(&self, gid: GlobalId, expected: &'static str) -> Result<Arc<RwLock<Object>>> {
-        let objects = lock(&self.objects);
+        let objects = self.objects.lock();
         let entry = objects
             .get(&gid.local_id())
             .ok_or(Error::ComponentGone(gid))?;
@@ -124,7 +123,7 @@ impl Tables {
     }
 
     fn adjust(&self, gid: GlobalId, delta: i128) -> bool {
-        let mut objects = lock(&self.objects);
+        let mut objects = self.objects.lock();
         let Some(entry) = objects.get_mut(&gid.local_id()) else {
             return false;
         };
@@ -136,11 +135,11 @@ impl Tables {
     }
 
     fn remove(&self, gid: GlobalId) -> bool {
-        lock(&self.objects).remove(&gid.local_id()).is_some()
+        self.objects.lock().remove(&gid.local_id()).is_some()
     }
 }
 
-fn tables_for(gid: GlobalId) -> Result<Arc<crate::runtime::Inner>> {
+fn tables_for(gid: GlobalId) -> Result<Arc<crate::locality::Locality>> {
     let rt = current()?;
     if gid.owner() != rt.here() {
         return Err(Error::BadArgument(format!(
@@ -161,19 +160,19 @@ async fn agas_create(type_name: String, value: PodVec<u8>) -> Result<GlobalId, E
     Ok(rt.agas().insert(rt.here(), entry.name, object))
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_incref(gid: GlobalId, credit: u64) -> bool {
     tables_for(gid).is_ok_and(|rt| rt.agas().adjust(gid, i128::from(credit)))
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_decref(gid: GlobalId, credit: u64) {
     if let Ok(rt) = tables_for(gid) {
         rt.agas().adjust(gid, -i128::from(credit));
     }
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_destroy(gid: GlobalId) -> bool {
     tables_for(gid).is_ok_and(|rt| rt.agas().remove(gid))
 }
@@ -222,7 +221,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         let Some(rt) = current().ok() else { return };
         {
-            let mut handles = lock(&rt.agas().handles);
+            let mut handles = rt.agas().handles.lock();
             if handles
                 .get(&self.gid)
                 .is_some_and(|w| w.strong_count() == 0)
@@ -267,7 +266,7 @@ impl ComponentRef {
                 shared: Arc::new(fresh()),
             };
         };
-        let mut handles = lock(&rt.agas().handles);
+        let mut handles = rt.agas().handles.lock();
         if let Some(shared) = handles.get(&gid).and_then(Weak::upgrade) {
             shared.credit.fetch_add(credit, Ordering::AcqRel);
             return ComponentRef { shared };
@@ -460,10 +459,10 @@ impl<T: ComponentType> Component<T> {
     }
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_type_of(gid: GlobalId) -> Option<String> {
     let rt = tables_for(gid).ok()?;
-    let objects = lock(&rt.agas().objects);
+    let objects = rt.agas().objects.lock();
     objects.get(&gid.local_id()).map(|e| e.type_name.to_owned())
 }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 use hpx_parcelport::LocalityId;
 
 use super::{ComponentRef, GlobalId};
-use crate::action::action_id;
-use crate::runtime::current;
+use crate::context::current;
 use crate::{async_at, broadcast_action, Error, Result};
 
 /// The names homed on one locality and the names it has resolved.
@@ -16,30 +15,27 @@ use crate::{async_at, broadcast_action, Error, Result};
 pub(crate) struct NameTables {
     /// Names whose home is this locality, with the handle that keeps a
     /// registered component alive.
-    pub(crate) homed: std::sync::Mutex<HashMap<String, (GlobalId, Option<ComponentRef>)>>,
+    pub(crate) homed: parking_lot::Mutex<HashMap<String, (GlobalId, Option<ComponentRef>)>>,
     /// Woken whenever a name is registered here.
     pub(crate) registered: tokio::sync::Notify,
     /// Names resolved from this locality.
-    pub(crate) cache: std::sync::Mutex<HashMap<String, GlobalId>>,
+    pub(crate) cache: parking_lot::Mutex<HashMap<String, GlobalId>>,
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn home_of(name: &str, n: u32) -> LocalityId {
-    LocalityId((action_id(name) % u64::from(n.max(1))) as u32)
+    crate::hash::home_of(&[name.as_bytes()], n)
 }
 
-fn tables() -> Result<std::sync::Arc<crate::runtime::Inner>> {
+fn tables() -> Result<std::sync::Arc<crate::locality::Locality>> {
     current()
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_register(name: String, gid: GlobalId, keep_alive: Option<ComponentRef>) -> bool {
     let Ok(rt) = tables() else { return false };
     let names = &rt.agas().names;
-    let inserted = match lock(&names.homed).entry(name) {
+    let inserted = match names.homed.lock().entry(name) {
         std::collections::hash_map::Entry::Occupied(_) => false,
         std::collections::hash_map::Entry::Vacant(slot) => {
             slot.insert((gid, keep_alive));
@@ -52,30 +48,30 @@ async fn agas_register(name: String, gid: GlobalId, keep_alive: Option<Component
     inserted
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_resolve(name: String) -> Option<GlobalId> {
     let rt = tables().ok()?;
-    let found = lock(&rt.agas().names.homed).get(&name).map(|(g, _)| *g);
+    let found = rt.agas().names.homed.lock().get(&name).map(|(g, _)| *g);
     found
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_connect(name: String) -> Option<ComponentRef> {
     let rt = tables().ok()?;
-    let found = lock(&rt.agas().names.homed)
+    let found = rt.agas().names.homed.lock()
         .get(&name)
         .and_then(|(_, h)| h.clone());
     found
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_wait(name: String, timeout_ms: u64) -> Option<GlobalId> {
     let rt = tables().ok()?;
     let names = &rt.agas().names;
     let wait = async {
         loop {
             let registered = names.registered.notified();
-            if let Some((gid, _)) = lock(&names.homed).get(&name) {
+            if let Some((gid, _)) = names.homed.lock().get(&name) {
                 return *gid;
             }
             registered.await;
@@ -86,26 +82,26 @@ async fn agas_wait(name: String, timeout_ms: u64) -> Option<GlobalId> {
         .ok()
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_unregister(name: String) -> Result<Option<GlobalId>, Error> {
     let rt = tables()?;
-    let removed = lock(&rt.agas().names.homed).remove(&name);
+    let removed = rt.agas().names.homed.lock().remove(&name);
     // Every cache forgets the name before the caller learns it is gone.
     broadcast_action(agas_forget, name).await?;
     Ok(removed.map(|(gid, _)| gid))
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_forget(name: String) {
     if let Ok(rt) = tables() {
-        lock(&rt.agas().names.cache).remove(&name);
+        rt.agas().names.cache.lock().remove(&name);
     }
 }
 
-#[hpx_macros::action(crate = crate)]
+#[hpx_macros::action(crate = crate, direct)]
 async fn agas_list(prefix: String) -> Vec<(String, GlobalId)> {
     let Ok(rt) = tables() else { return Vec::new() };
-    let homed = lock(&rt.agas().names.homed);
+    let homed = rt.agas().names.homed.lock();
     homed
         .iter()
         .filter(|(name, _)| name.starts_with(&prefix))
@@ -154,12 +150,12 @@ pub(crate) async fn connect_component(name: &str) -> Result<Option<ComponentRef>
 /// locality until the name is unregistered.
 pub async fn resolve_name(name: &str) -> Result<Option<GlobalId>> {
     let rt = current()?;
-    if let Some(gid) = lock(&rt.agas().names.cache).get(name) {
+    if let Some(gid) = rt.agas().names.cache.lock().get(name) {
         return Ok(Some(*gid));
     }
     let found = async_at(home(name)?, agas_resolve, name.to_owned()).await?;
     if let Some(gid) = found {
-        lock(&rt.agas().names.cache).insert(name.to_owned(), gid);
+        rt.agas().names.cache.lock().insert(name.to_owned(), gid);
     }
     Ok(found)
 }

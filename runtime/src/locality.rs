@@ -1,0 +1,581 @@
+//! One locality of a running job: everything a run has (ids, transport,
+//! pending requests, work counters, the end-of-job state, AGAS tables,
+//! extensions of the layers above) in one object, [`Locality`].
+//!
+//! Parcels arrive on the locality's network thread ([`Locality::on_parcel`]).
+//! Replies, control parcels and direct actions are handled right there;
+//! every other action runs on a task of its own on the worker threads, so a
+//! long computation never delays the parcels behind it.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Context;
+
+use bytes::Bytes;
+use hpx_parcelport::parcel::FLAG_UNMETERED;
+use hpx_parcelport::{Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader, Parcelport};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+
+use crate::action::{run_caught, Registry};
+use crate::codec;
+use crate::termination::{Command, Event, Termination};
+use crate::warm::Warmth;
+use crate::work::Work;
+use crate::{Error, Result};
+
+/// Parcel kinds used by the runtime.
+pub(crate) mod kind {
+    /// Run an action and answer.
+    pub(crate) const REQUEST: u8 = 1;
+    /// Run an action, no answer.
+    pub(crate) const POST: u8 = 2;
+    /// An action's result.
+    pub(crate) const REPLY: u8 = 3;
+    /// An action's failure.
+    pub(crate) const FAILURE: u8 = 4;
+    /// Runtime control traffic.
+    pub(crate) const CONTROL: u8 = 5;
+}
+
+/// The runtime's own messages (end of job).
+#[derive(Serialize, Deserialize, Debug)]
+enum Control {
+    MainDone { failure: Option<String> },
+    Query { wave: u64 },
+    Report { wave: u64, sent: u64, done: u64 },
+    Shutdown,
+    Abort { reason: String },
+}
+
+/// Where the job stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Running.
+    Running,
+    /// Ended normally.
+    Shutdown,
+    /// Ended with an error.
+    Aborted(String),
+}
+
+/// A request waiting for its answer.
+struct Pending {
+    dest: LocalityId,
+    action: &'static str,
+    reply: oneshot::Sender<Result<Bytes>>,
+}
+
+/// Extensions of the layers above, by type.
+type Extensions = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
+
+/// Everything one locality of a running job holds.
+pub(crate) struct Locality {
+    here: LocalityId,
+    n: u32,
+    port: Arc<dyn Parcelport>,
+    args: Vec<String>,
+    /// The worker threads: actions and user tasks run there.
+    workers: Handle,
+    next_request: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    work: Work,
+    warmth: Arc<Warmth>,
+    phase: watch::Sender<Phase>,
+    /// The end-of-job state machine (used on the root only).
+    termination: Mutex<Termination>,
+    /// For each locality, why it was lost, once it is: the one loss signal.
+    lost: watch::Sender<Vec<Option<String>>>,
+    agas: crate::agas::Tables,
+    extensions: Mutex<Extensions>,
+}
+
+impl std::fmt::Debug for Locality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locality")
+            .field("here", &self.here)
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hands what the transport receives to the locality.
+struct Dispatcher(Weak<Locality>);
+
+impl ParcelHandler for Dispatcher {
+    fn on_parcel(&self, parcel: Parcel, credit: Credit) {
+        if let Some(locality) = self.0.upgrade() {
+            locality.on_parcel(parcel, credit);
+        }
+    }
+
+    fn on_peer_lost(&self, locality: LocalityId, reason: &str) {
+        if let Some(this) = self.0.upgrade() {
+            this.on_peer_lost(locality, reason);
+        }
+    }
+}
+
+impl Locality {
+    /// A locality of a job that has joined it over `port`; starts receiving.
+    pub(crate) fn new(
+        port: Arc<dyn Parcelport>,
+        args: Vec<String>,
+        workers: Handle,
+        warmth: Arc<Warmth>,
+    ) -> Arc<Locality> {
+        let n = port.num_localities();
+        let (phase, _) = watch::channel(Phase::Running);
+        let (lost, _) = watch::channel(vec![None; n as usize]);
+        let locality = Arc::new(Locality {
+            here: port.here(),
+            n,
+            port,
+            args,
+            workers,
+            next_request: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            work: Work::default(),
+            warmth,
+            phase,
+            termination: Mutex::new(Termination::new(n)),
+            lost,
+            agas: crate::agas::Tables::default(),
+            extensions: Mutex::new(HashMap::new()),
+        });
+        locality
+            .port
+            .attach(Arc::new(Dispatcher(Arc::downgrade(&locality))));
+        locality
+    }
+
+    /// This locality.
+    pub(crate) fn here(&self) -> LocalityId {
+        self.here
+    }
+
+    /// Number of localities.
+    pub(crate) fn num_localities(&self) -> u32 {
+        self.n
+    }
+
+    /// This locality's AGAS tables.
+    pub(crate) fn agas(&self) -> &crate::agas::Tables {
+        &self.agas
+    }
+
+    /// Program arguments without `--hpx:` flags.
+    pub(crate) fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Listen addresses of all localities (empty for a one-locality job).
+    pub(crate) fn addresses(&self) -> Vec<std::net::SocketAddr> {
+        self.port.addresses()
+    }
+
+    /// The extension of type `T`, made with `init` on first use.
+    pub(crate) fn extension<T: Send + Sync + 'static>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let key = TypeId::of::<T>();
+        if let Some(found) = self.extension_of::<T>(key) {
+            return found;
+        }
+        // Made outside the lock: `init` may use the runtime.
+        let made: Arc<dyn Any + Send + Sync> = Arc::new(init());
+        let stored = self.extensions.lock().entry(key).or_insert(made).clone();
+        match stored.downcast::<T>() {
+            Ok(t) => t,
+            Err(_) => unreachable!("extensions are stored under their own type id"),
+        }
+    }
+
+    fn extension_of<T: Send + Sync + 'static>(&self, key: TypeId) -> Option<Arc<T>> {
+        let found = self.extensions.lock().get(&key).cloned()?;
+        found.downcast::<T>().ok()
+    }
+
+    /// Runs `work` on the workers as counted work (it keeps the job from ending).
+    pub(crate) fn spawn_counted<F>(self: &Arc<Self>, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.work.begin();
+        let this = self.clone();
+        self.workers.spawn(async move {
+            let out = work.await;
+            this.work.end();
+            out
+        })
+    }
+
+    /// Runs `work` on the workers, uncounted.
+    pub(crate) fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.workers.spawn(work)
+    }
+
+    fn header(&self, kind: u8, dest: LocalityId, tag: u64, seq: u64) -> ParcelHeader {
+        let flags = if kind == kind::REQUEST || kind == kind::POST {
+            0
+        } else {
+            FLAG_UNMETERED
+        };
+        ParcelHeader {
+            kind,
+            flags,
+            source: self.here,
+            dest,
+            tag,
+            seq,
+        }
+    }
+
+    fn send(&self, header: ParcelHeader, payload: Vec<u8>) -> Result<()> {
+        self.warmth.touch();
+        self.port
+            .send(Parcel {
+                header,
+                payload: Bytes::from(payload),
+            })
+            .map_err(Error::from)
+    }
+
+    /// Sends a request for action `id` to `dest`; the receiver gets the
+    /// encoded result or the error.
+    pub(crate) fn request(
+        &self,
+        dest: LocalityId,
+        id: u64,
+        action: &'static str,
+        args: Vec<u8>,
+    ) -> oneshot::Receiver<Result<Bytes>> {
+        let (tx, rx) = oneshot::channel();
+        let seq = self.next_request.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().insert(
+            seq,
+            Pending {
+                dest,
+                action,
+                reply: tx,
+            },
+        );
+        // A loss that was published before the request was filed would
+        // never fail it: check after filing.
+        if let Some(reason) = self.lost_reason(dest) {
+            self.complete(seq, Err(Error::LocalityLost { locality: dest, reason }));
+            return rx;
+        }
+        match self.send(self.header(kind::REQUEST, dest, id, seq), args) {
+            Ok(()) => self.work.sent_one(),
+            Err(e) => self.complete(seq, Err(e)),
+        }
+        rx
+    }
+
+    /// Sends a fire-and-forget call of action `id` to `dest`.
+    pub(crate) fn post(&self, dest: LocalityId, id: u64, args: Vec<u8>) -> Result<()> {
+        self.send(self.header(kind::POST, dest, id, 0), args)?;
+        self.work.sent_one();
+        Ok(())
+    }
+
+    fn on_parcel(self: Arc<Self>, parcel: Parcel, credit: Credit) {
+        self.warmth.touch();
+        let Parcel { header, payload } = parcel;
+        match header.kind {
+            kind::REQUEST | kind::POST => self.on_call(header, payload, credit),
+            kind::REPLY => self.complete(header.seq, Ok(payload)),
+            kind::FAILURE => {
+                let error = match codec::decode::<Error>(&payload) {
+                    Ok(Error::UnknownAction { locality, id, .. }) => Error::UnknownAction {
+                        locality,
+                        id,
+                        action: self
+                            .pending
+                            .lock()
+                            .get(&header.seq)
+                            .map_or("?", |p| p.action)
+                            .to_owned(),
+                    },
+                    Ok(e) => e,
+                    Err(e) => e,
+                };
+                self.complete(header.seq, Err(error));
+            }
+            kind::CONTROL => match codec::decode::<Control>(&payload) {
+                Ok(control) => self.on_control(header.source, control),
+                Err(e) => tracing::warn!(from = %header.source, %e, "undecodable control parcel"),
+            },
+            other => tracing::warn!(from = %header.source, kind = other, "parcel of unknown kind"),
+        }
+    }
+
+    /// A request or post arrived: runs the action (inline first if it is
+    /// direct, on a task of its own otherwise) and answers a request.
+    fn on_call(self: Arc<Self>, header: ParcelHeader, payload: Bytes, credit: Credit) {
+        self.work.begin();
+        let entry = Registry::global().get(header.tag);
+        let direct = entry.is_some_and(|e| e.direct);
+        let workers = self.workers.clone();
+        let work = async move {
+            let here = self.here;
+            let outcome = match entry {
+                None => Err(Error::UnknownAction {
+                    locality: here,
+                    id: header.tag,
+                    action: String::new(),
+                }),
+                Some(entry) => run_caught(here, entry.name, (entry.handler)(&payload)).await,
+            };
+            drop(payload);
+            if header.kind == kind::REQUEST {
+                self.reply(header, outcome);
+            } else if let Err(e) = outcome {
+                tracing::error!(from = %header.source, %e, "posted action failed");
+            }
+            drop(credit);
+            self.work.finished_one();
+            self.work.end();
+        };
+        if direct {
+            run_inline_or_spawn(&workers, work);
+        } else {
+            workers.spawn(work);
+        }
+    }
+
+    fn reply(&self, request: ParcelHeader, outcome: Result<Vec<u8>>) {
+        let (kind, payload) = match outcome {
+            Ok(bytes) => (kind::REPLY, bytes),
+            Err(error) => match codec::encode(&error) {
+                Ok(bytes) => (kind::FAILURE, bytes),
+                Err(e) => {
+                    tracing::error!(%e, "cannot encode a failure");
+                    return;
+                }
+            },
+        };
+        let header = self.header(kind, request.source, request.tag, request.seq);
+        if let Err(e) = self.send(header, payload) {
+            tracing::debug!(%e, to = %request.source, "reply not sent");
+        }
+    }
+
+    fn complete(&self, seq: u64, result: Result<Bytes>) {
+        let pending = self.pending.lock().remove(&seq);
+        if let Some(p) = pending {
+            let _ = p.reply.send(result);
+        }
+    }
+
+    /// The transport lost `locality`: fail what waits on it, publish the
+    /// loss, and end the job.
+    fn on_peer_lost(self: Arc<Self>, locality: LocalityId, reason: &str) {
+        let mut first = false;
+        self.lost.send_if_modified(|lost| match lost.get_mut(locality.index()) {
+            Some(slot @ None) => {
+                *slot = Some(reason.to_owned());
+                first = true;
+                true
+            }
+            _ => false,
+        });
+        if !first {
+            return;
+        }
+        let failed: Vec<Pending> = {
+            let mut pending = self.pending.lock();
+            let seqs: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.dest == locality)
+                .map(|(s, _)| *s)
+                .collect();
+            seqs.iter().filter_map(|s| pending.remove(s)).collect()
+        };
+        for p in failed {
+            let _ = p.reply.send(Err(Error::LocalityLost {
+                locality,
+                reason: reason.to_owned(),
+            }));
+        }
+        if self.here.is_root() {
+            self.root_event(Event::Lost {
+                locality,
+                reason: reason.to_owned(),
+            });
+        } else if locality.is_root() {
+            self.set_phase(Phase::Aborted(format!(
+                "the root locality was lost: {reason}"
+            )));
+        }
+    }
+
+    fn lost_reason(&self, locality: LocalityId) -> Option<String> {
+        self.lost.borrow().get(locality.index()).cloned().flatten()
+    }
+
+    /// Resolves with [`Error::LocalityLost`] for the first of `localities`
+    /// found lost; never while they all live.
+    pub(crate) fn first_lost(
+        &self,
+        localities: Vec<LocalityId>,
+    ) -> impl Future<Output = Error> + Send + 'static {
+        let mut rx = self.lost.subscribe();
+        async move {
+            let found = match rx
+                .wait_for(|lost| {
+                    localities
+                        .iter()
+                        .any(|l| lost.get(l.index()).is_some_and(Option::is_some))
+                })
+                .await
+            {
+                Ok(lost) => localities.iter().find_map(|l| {
+                    lost.get(l.index())
+                        .cloned()
+                        .flatten()
+                        .map(|reason| Error::LocalityLost {
+                            locality: *l,
+                            reason,
+                        })
+                }),
+                Err(_) => None,
+            };
+            match found {
+                Some(error) => error,
+                // The runtime ended: nothing more will be lost.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        self.phase.send_if_modified(|p| {
+            if *p == Phase::Running {
+                *p = phase;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn control(&self, dest: LocalityId, control: &Control) {
+        let sent = codec::encode(control)
+            .and_then(|payload| self.send(self.header(kind::CONTROL, dest, 0, 0), payload));
+        if let Err(e) = sent {
+            tracing::debug!(%e, to = %dest, "control parcel not sent");
+        }
+    }
+
+    fn on_control(self: Arc<Self>, from: LocalityId, control: Control) {
+        match control {
+            Control::MainDone { failure } if self.here.is_root() => {
+                self.root_event(Event::MainDone { from, failure });
+            }
+            Control::Report { wave, sent, done } if self.here.is_root() => {
+                self.root_event(Event::Report {
+                    from,
+                    wave,
+                    sent,
+                    done,
+                });
+            }
+            Control::Query { wave } if from.is_root() => {
+                let this = self.clone();
+                self.workers.spawn(async move {
+                    this.work.idle().await;
+                    let (sent, done) = this.work.totals();
+                    let report = Control::Report { wave, sent, done };
+                    if this.here.is_root() {
+                        this.on_control(LocalityId::ROOT, report);
+                    } else {
+                        this.control(LocalityId::ROOT, &report);
+                    }
+                });
+            }
+            Control::Shutdown if from.is_root() => self.set_phase(Phase::Shutdown),
+            Control::Abort { reason } if from.is_root() => self.set_phase(Phase::Aborted(reason)),
+            other => tracing::warn!(%from, ?other, "unexpected control parcel"),
+        }
+    }
+
+    /// Feeds the root's end-of-job state machine and carries out what it says.
+    fn root_event(self: &Arc<Self>, event: Event) {
+        let command = self.termination.lock().on(event);
+        match command {
+            None => {}
+            Some(Command::Query { wave }) => {
+                for i in 1..self.n {
+                    self.control(LocalityId(i), &Control::Query { wave });
+                }
+                self.clone()
+                    .on_control(LocalityId::ROOT, Control::Query { wave });
+            }
+            Some(Command::Shutdown) => {
+                for i in 1..self.n {
+                    self.control(LocalityId(i), &Control::Shutdown);
+                }
+                self.set_phase(Phase::Shutdown);
+            }
+            Some(Command::Abort { reason }) => {
+                for i in 1..self.n {
+                    self.control(
+                        LocalityId(i),
+                        &Control::Abort {
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+                self.set_phase(Phase::Aborted(reason));
+            }
+        }
+    }
+
+    /// Tells the root that this locality's main returned.
+    pub(crate) fn main_done(self: &Arc<Self>, failure: Option<String>) {
+        let done = Control::MainDone { failure };
+        if self.here.is_root() {
+            self.clone().on_control(LocalityId::ROOT, done);
+        } else {
+            self.control(LocalityId::ROOT, &done);
+        }
+    }
+
+    /// Waits for the end of the job.
+    pub(crate) async fn until_end(&self) -> Phase {
+        let mut rx = self.phase.subscribe();
+        let phase = match rx.wait_for(|p| *p != Phase::Running).await {
+            Ok(p) => p.clone(),
+            Err(_) => Phase::Aborted("the runtime was dropped".into()),
+        };
+        phase
+    }
+
+    /// Sends what is queued and closes the transport.
+    pub(crate) async fn close(&self) {
+        self.port.flush_and_close().await;
+    }
+}
+
+/// Polls `work` once right here and hands it to a task of its own on
+/// `workers` only if it is not finished: a direct action that completes in
+/// its first poll costs no task and no hand-off between threads. Moving a
+/// pending future to a new task is sound: the task polls it again, which
+/// registers the task's waker.
+fn run_inline_or_spawn(workers: &Handle, work: impl Future<Output = ()> + Send + 'static) {
+    let mut work = Box::pin(work);
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    if work.as_mut().poll(&mut cx).is_pending() {
+        workers.spawn(work);
+    }
+}
