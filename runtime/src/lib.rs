@@ -18,6 +18,7 @@
 pub mod action;
 pub mod agas;
 mod call;
+mod cluster;
 pub mod codec;
 pub mod config;
 mod context;
@@ -38,6 +39,7 @@ pub use agas::{
     ComponentType, GlobalId,
 };
 pub use call::{async_at, broadcast_action, post, ActionFuture};
+pub use cluster::run_in_process;
 pub use codec::PodVec;
 pub use config::Config;
 pub use error::{Error, Result};

@@ -41,10 +41,10 @@ fn threads(name: &str, count: usize, slot: &Slot) -> Result<tokio::runtime::Runt
 
 /// Joins the job over the transport `config` asks for, on `net` (the
 /// network thread) if there is one.
-async fn join(config: &Config, net: Option<&tokio::runtime::Runtime>) -> Result<Arc<dyn Parcelport>> {
-    let Some(net) = net else {
+async fn join(config: &Config, net: &Handle) -> Result<Arc<dyn Parcelport>> {
+    if config.num_localities == 1 {
         return Ok(Arc::new(LoopbackParcelport::new()));
-    };
+    }
     let agas = config
         .agas
         .ok_or_else(|| Error::Config("no rendezvous address (HPX_AGAS)".into()))?;
@@ -149,7 +149,7 @@ where
         .try_init();
     let slot: Slot = Arc::new(OnceLock::new());
     let workers = threads("hpx-worker", config.worker_threads(), &slot)?;
-    let net = if config.num_localities > 1 {
+    let net = if config.num_localities > 1 && std::env::var_os("HPX_SHARED_NET").is_none() {
         Some(threads("hpx-net", 1, &slot)?)
     } else {
         None
@@ -158,7 +158,8 @@ where
     let entered = context::enter(slot.clone());
     let handle = workers.handle().clone();
     let result = workers.block_on(async {
-        let port = join(&config, net.as_ref()).await?;
+        let net_handle = net.as_ref().map_or_else(|| handle.clone(), |n| n.handle().clone());
+        let port = join(&config, &net_handle).await?;
         let warmth = Arc::new(warmth(&config, port.as_ref(), handle.clone()));
         let locality = Locality::new(port, args, handle, warmth);
         // Only this function sets the slot, once.
