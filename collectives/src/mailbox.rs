@@ -434,11 +434,11 @@ mod tests {
     fn failures_from_elsewhere_are_not_raised_again() {
         let sig = Signature::bare(Kind::Barrier);
         let mut m = Mailbox::default();
-        m.fail(0, 3, Error::Timeout("x".into()));
+        m.fail(0, 3, Error::Aborted("x".into()));
         let Entry::Failed(err) = m.enter(0, 3, expected(sig)) else {
             panic!("the call failed elsewhere")
         };
-        assert_eq!(err, Error::Timeout("x".into()));
+        assert_eq!(err, Error::Aborted("x".into()));
         assert!(m.finish(0, 3));
         assert!(matches!(m.enter(0, 3, expected(sig)), Entry::Failed(_)));
     }

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 
-use hpx_collectives::{Element, ReduceOp};
+use hpx_runtime::element::{Element, ReduceOp};
 use hpx_runtime::{Error, Result};
 
 /// Elements handled per step of a reduction: the lanes combine element-wise

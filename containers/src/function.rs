@@ -3,7 +3,7 @@
 //! reductions and functions of the index. Declare one with
 //! `#[hpx::element_fn(map)]` (or `predicate`, `reduce`, `index`).
 
-use hpx_collectives::Element;
+use hpx_runtime::element::Element;
 use hpx_runtime::{Error, Result};
 
 use crate::data::{element_from, ErasedVec};

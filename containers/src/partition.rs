@@ -3,7 +3,7 @@
 
 use std::any::Any;
 
-use hpx_collectives::ReduceOp;
+use hpx_runtime::element::ReduceOp;
 use hpx_runtime::agas::{component_exclusive, component_shared};
 use hpx_runtime::{Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -51,36 +51,6 @@ pub(crate) enum Init {
         layout: Layout,
         partition: u64,
     },
-}
-
-/// The wire code of a reduction operation.
-pub(crate) fn op_code(op: ReduceOp) -> u8 {
-    match op {
-        ReduceOp::Sum => 0,
-        ReduceOp::Prod => 1,
-        ReduceOp::Min => 2,
-        ReduceOp::Max => 3,
-        ReduceOp::BitAnd => 4,
-        ReduceOp::BitOr => 5,
-        ReduceOp::BitXor => 6,
-    }
-}
-
-fn op_of(code: u8) -> Result<ReduceOp> {
-    Ok(match code {
-        0 => ReduceOp::Sum,
-        1 => ReduceOp::Prod,
-        2 => ReduceOp::Min,
-        3 => ReduceOp::Max,
-        4 => ReduceOp::BitAnd,
-        5 => ReduceOp::BitOr,
-        6 => ReduceOp::BitXor,
-        other => {
-            return Err(Error::BadArgument(format!(
-                "no reduction operation {other}"
-            )))
-        }
-    })
 }
 
 fn to_usize(v: u64) -> Result<usize> {
@@ -147,8 +117,8 @@ pub(crate) async fn part_fill(p: &mut Partition, value: PodVec<u8>) -> Result<()
 }
 
 #[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_reduce(p: &Partition, op: u8) -> Result<Option<PodVec<u8>>, Error> {
-    Ok(p.data.reduce(op_of(op)?)?.map(PodVec))
+pub(crate) async fn part_reduce(p: &Partition, op: ReduceOp) -> Result<Option<PodVec<u8>>, Error> {
+    Ok(p.data.reduce(op)?.map(PodVec))
 }
 
 #[hpx_macros::action(crate = hpx_runtime)]
@@ -172,12 +142,12 @@ pub(crate) async fn part_count(p: &Partition, function: String) -> Result<u64, E
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_scan(
     p: &mut Partition,
-    op: u8,
+    op: ReduceOp,
     inclusive: bool,
     carry: Option<PodVec<u8>>,
 ) -> Result<Option<PodVec<u8>>, Error> {
     let carry = carry.as_ref().map(|c| c.as_slice());
-    Ok(p.data.scan(op_of(op)?, inclusive, carry)?.map(PodVec))
+    Ok(p.data.scan(op, inclusive, carry)?.map(PodVec))
 }
 
 /// The dot product of two partitions on this locality.
@@ -220,7 +190,7 @@ pub(crate) fn owner(part: &ComponentRef) -> LocalityId {
 }
 
 /// Shared access to the elements of a partition on this locality, as `[T]`.
-pub(crate) async fn view<T: hpx_collectives::Element>(
+pub(crate) async fn view<T: hpx_runtime::element::Element>(
     gid: GlobalId,
 ) -> Result<tokio::sync::OwnedRwLockReadGuard<Box<dyn Any + Send + Sync>, [T]>> {
     let guard = component_shared::<Partition>(gid).await?;
@@ -237,7 +207,7 @@ pub(crate) async fn view<T: hpx_collectives::Element>(
 }
 
 /// Exclusive access to the elements of a partition on this locality, as `[T]`.
-pub(crate) async fn view_mut<T: hpx_collectives::Element>(
+pub(crate) async fn view_mut<T: hpx_runtime::element::Element>(
     gid: GlobalId,
 ) -> Result<tokio::sync::OwnedRwLockMappedWriteGuard<Box<dyn Any + Send + Sync>, [T]>> {
     let guard = component_exclusive::<Partition>(gid).await?;

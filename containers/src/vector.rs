@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use hpx_collectives::{Element, ReduceOp};
+use hpx_runtime::element::{Element, ReduceOp};
 use hpx_runtime::{
     async_at, Action, Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result,
 };
@@ -18,7 +18,7 @@ use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
 use crate::data::{combine, element_from};
 use crate::function::{self, ElementMap, ElementPredicate, ElementReduce, IndexFn};
 use crate::layout::{Distribution, Layout};
-use crate::partition::{self, handle, op_code, owner, Init};
+use crate::partition::{self, handle, owner, Init};
 
 type Object = Box<dyn Any + Send + Sync>;
 
@@ -552,7 +552,7 @@ impl<T: Element> PartitionedVector<T> {
                 T::NAME
             )));
         }
-        let partials = self.on_all(partition::part_reduce, |_| op_code(op)).await?;
+        let partials = self.on_all(partition::part_reduce, |_| op).await?;
         let mut total: Option<T> = None;
         for bytes in partials.into_iter().flatten() {
             let v = element_from::<T>(&bytes)?;
@@ -677,12 +677,11 @@ impl<T: Element> PartitionedVector<T> {
                 T::NAME
             )));
         }
-        let code = op_code(op);
         let layout = &self.meta.layout;
         if layout.is_contiguous() && layout.localities().len() > 1 {
             // Two passes on the owners: partition totals, then each partition
             // scans from the combination of the partitions before it.
-            let partials = self.on_all(partition::part_reduce, |_| code).await?;
+            let partials = self.on_all(partition::part_reduce, |_| op).await?;
             let mut carries = Vec::with_capacity(partials.len());
             let mut carry: Option<T> = init;
             for partial in &partials {
@@ -697,7 +696,7 @@ impl<T: Element> PartitionedVector<T> {
             }
             self.on_all(partition::part_scan, |p| {
                 (
-                    code,
+                    op,
                     inclusive,
                     carries[p].map(|c| PodVec(bytemuck::bytes_of(&c).to_vec())),
                 )

@@ -49,9 +49,6 @@ pub enum Error {
         /// The caller's name for it.
         action: String,
     },
-    /// Something did not complete in time.
-    #[error("timed out: {0}")]
-    Timeout(String),
     /// Encoding or decoding a value failed.
     #[error("codec error: {0}")]
     Codec(String),

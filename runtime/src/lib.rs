@@ -22,6 +22,7 @@ mod cluster;
 pub mod codec;
 pub mod config;
 mod context;
+pub mod element;
 mod error;
 pub mod hash;
 mod locality;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use hpx_runtime::{Error, Result};
 
 use super::tag;
-use crate::op::{Element, ReduceOp};
+use hpx_runtime::element::{Element, ReduceOp};
 use crate::payload::{ByteSource, Chunk, Payload};
 use crate::round::Round;
 use crate::tree::{block_range, Shape};
