@@ -286,3 +286,62 @@ fn bulk_payloads_travel_intact() {
     launch("bulk_payloads_travel_intact", 2).assert_success();
     launch("bulk_payloads_travel_intact", 3).assert_success();
 }
+
+static COMPUTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Computes for `ms` milliseconds without ever yielding to the runtime.
+#[hpx::action]
+async fn compute_for(ms: u64) -> u64 {
+    COMPUTING.store(true, Ordering::SeqCst);
+    let end = std::time::Instant::now() + Duration::from_millis(ms);
+    let mut spins = 0u64;
+    while std::time::Instant::now() < end {
+        spins = std::hint::black_box(spins.wrapping_add(1));
+    }
+    COMPUTING.store(false, Ordering::SeqCst);
+    spins
+}
+
+#[hpx::action]
+async fn still_computing() -> bool {
+    COMPUTING.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_long_action_does_not_delay_other_parcels() {
+    if in_locality() {
+        return spmd(|| async {
+            if hpx::get_locality_id() != 0 {
+                return Ok(());
+            }
+            let peer = LocalityId(1);
+            // Sent first on the same connection: it is running before the
+            // round trips below arrive.
+            let long = hpx::async_at(peer, compute_for, 2_000);
+            let mut worst = Duration::ZERO;
+            for i in 0..100u64 {
+                let start = std::time::Instant::now();
+                let (loc, twice) = hpx::async_at(peer, whoami, i)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                worst = worst.max(start.elapsed());
+                ensure(loc == 1 && twice == 2 * i, "round trip answer")?;
+            }
+            let overlapped = hpx::async_at(peer, still_computing, ())
+                .await
+                .map_err(|e| e.to_string())?;
+            ensure(overlapped, "the long action ended before the round trips did")?;
+            let spins = long.await.map_err(|e| e.to_string())?;
+            ensure(spins > 0, "the long action ran")?;
+            ensure(
+                worst < Duration::from_millis(50),
+                format!("slowest round trip {worst:?} during a 2 s action"),
+            )?;
+            println!("RESULT slowest {} us", worst.as_micros());
+            Ok(())
+        });
+    }
+    let out = launch("a_long_action_does_not_delay_other_parcels", 2);
+    out.assert_success();
+    assert_eq!(out.tagged_by(0, "RESULT slowest").len(), 1, "{out}");
+}

@@ -17,8 +17,15 @@
 //! | `--hpx:startup-timeout=S` | `HPX_STARTUP_TIMEOUT` | seconds for all localities to arrive | 30 |
 //! | `--hpx:peer-timeout=S` | `HPX_PEER_TIMEOUT` | seconds of silence before a locality is lost | 5 |
 //! | `--hpx:spin-us=US` | `HPX_SPIN_US` | microseconds a worker stays awake after a message (0: never) | 500 (yielding the core while the host's workers exceed its cores; 0 beyond twice the cores) |
+//! | `--hpx:network-thread=on\|off` | `HPX_NETWORK_THREAD` | run the transport on a thread of its own (see below) | on when this host has a core beyond the workers of its localities |
 //! | | `HPX_SHM` | directory for large payloads between localities of one host, or `off` | `/dev/shm` if it exists |
 //! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one) | required if N > 1 |
+//!
+//! The network thread keeps parcels, replies and keep-alives flowing while
+//! every worker computes; without it the transport runs on the workers,
+//! which saves two hand-overs between threads per message (BENCHMARKS.md:
+//! an 8-byte round trip on two cores took 19 µs on the workers and 92 µs
+//! with a network thread, which then has no core of its own).
 //!
 //! `HPX_SECRET` has no flag on purpose: command lines are visible to every
 //! user of a machine. For `srun`, export it first:
@@ -70,6 +77,9 @@ pub struct Config {
     pub spin: Option<Duration>,
     /// Shared-memory directory for large payloads on one host (None: QUIC only).
     pub shared_dir: Option<std::path::PathBuf>,
+    /// Whether the transport runs on a thread of its own (None: when the
+    /// host has a core for it, see [`Config::network_thread`]).
+    pub network_thread: Option<bool>,
 }
 
 impl Default for Config {
@@ -86,6 +96,7 @@ impl Default for Config {
             peer_timeout: Duration::from_secs(5),
             spin: None,
             shared_dir: Some(std::path::PathBuf::from("/dev/shm")).filter(|d| d.is_dir()),
+            network_thread: None,
         }
     }
 }
@@ -179,6 +190,21 @@ impl Config {
         })
     }
 
+    /// Whether this locality runs its transport on a thread of its own: as
+    /// configured, else when the host has a core beyond the worker threads
+    /// of all its localities (a network thread without a core of its own
+    /// costs more in hand-overs than it saves). Never for one locality.
+    pub fn network_thread(&self) -> bool {
+        if self.num_localities <= 1 {
+            return false;
+        }
+        self.network_thread.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let per_host = self.localities_on_host.unwrap_or(1);
+            per_host * (self.worker_threads() + 1) <= cores
+        })
+    }
+
     /// Reads the configuration of this process from its environment and
     /// command line, returning it with the arguments left for the program.
     pub fn from_env() -> Result<(Config, Vec<String>)> {
@@ -214,8 +240,9 @@ impl Config {
                 .map(|(_, v)| v.clone())
         };
         for (name, _) in &flags {
-            const KNOWN: [&str; 8] = [
+            const KNOWN: [&str; 9] = [
                 "spin-us",
+                "network-thread",
                 "threads",
                 "locality",
                 "localities",
@@ -304,6 +331,13 @@ impl Config {
         }
         if let Some((what, v)) = get("spin-us", "HPX_SPIN_US") {
             cfg.spin = Some(Duration::from_micros(parse_num(&what, &v)?));
+        }
+        if let Some((what, v)) = get("network-thread", "HPX_NETWORK_THREAD") {
+            cfg.network_thread = Some(match v.trim() {
+                "on" | "1" | "true" => true,
+                "off" | "0" | "false" => false,
+                _ => return Err(bad(&what, &v, "must be on or off")),
+            });
         }
         match env("HPX_SHM").as_deref() {
             None => {}
@@ -456,6 +490,30 @@ mod tests {
         assert_eq!(first_slurm_host(""), None);
         assert_eq!(first_slurm_host("n[").as_deref(), None);
         assert_eq!(first_slurm_host("n[]"), None);
+    }
+
+    #[test]
+    fn network_thread_is_configurable_and_never_for_one_locality() {
+        let job = [
+            ("HPX_LOCALITY", "1"),
+            ("HPX_NUM_LOCALITIES", "2"),
+            ("HPX_AGAS", "127.0.0.1:7000"),
+            ("HPX_SECRET", "00112233445566778899aabbccddeeff"),
+        ];
+        let (cfg, _) = parse(&job, &["p", "--hpx:network-thread=on"]).unwrap();
+        assert!(cfg.network_thread());
+        let (cfg, _) = parse(&job, &["p", "--hpx:network-thread=off"]).unwrap();
+        assert!(!cfg.network_thread());
+        let mut with_var = job.to_vec();
+        with_var.push(("HPX_NETWORK_THREAD", "1"));
+        assert!(parse(&with_var, &["p"]).unwrap().0.network_thread());
+        assert!(parse(&job, &["p", "--hpx:network-thread=maybe"]).is_err());
+        // Workers filling every core leave none for a network thread.
+        let mut full = job.to_vec();
+        full.push(("HPX_LOCALITIES_ON_HOST", "2"));
+        assert!(!parse(&full, &["p"]).unwrap().0.network_thread());
+        let (one, _) = parse(&[], &["p", "--hpx:network-thread=on"]).unwrap();
+        assert!(!one.network_thread());
     }
 
     #[test]

@@ -122,7 +122,8 @@ impl ParcelHandler for Dispatcher {
 }
 
 impl Locality {
-    /// A locality of a job that has joined it over `port`; starts receiving.
+    /// A locality of a job that has joined it over `port`. It receives
+    /// nothing until [`Locality::start_receiving`].
     pub(crate) fn new(
         port: Arc<dyn Parcelport>,
         args: Vec<String>,
@@ -132,7 +133,7 @@ impl Locality {
         let n = port.num_localities();
         let (phase, _) = watch::channel(Phase::Running);
         let (lost, _) = watch::channel(vec![None; n as usize]);
-        let locality = Arc::new(Locality {
+        Arc::new(Locality {
             here: port.here(),
             n,
             port,
@@ -147,11 +148,14 @@ impl Locality {
             lost,
             agas: crate::agas::Tables::default(),
             extensions: Mutex::new(HashMap::new()),
-        });
-        locality
-            .port
-            .attach(Arc::new(Dispatcher(Arc::downgrade(&locality))));
-        locality
+        })
+    }
+
+    /// Starts handling what arrives. Call it once the locality's threads
+    /// can find it: received actions run at once.
+    pub(crate) fn start_receiving(self: &Arc<Self>) {
+        self.port
+            .attach(Arc::new(Dispatcher(Arc::downgrade(self))));
     }
 
     /// This locality.

@@ -4,10 +4,14 @@
 //! # Threads
 //!
 //! A locality has worker threads (a tokio multi-thread runtime: actions, user
-//! tasks, main) and, in a job of several localities, a network thread of its
-//! own (a second tokio runtime) that runs the transport: reading, writing,
-//! keep-alives and loss detection. However busy the workers are, parcels
-//! keep flowing and the locality keeps answering.
+//! tasks, main). Where the host has a core for it (or
+//! `--hpx:network-thread=on` says so), a network thread of its own (a second
+//! tokio runtime) runs the transport: reading, writing, keep-alives and loss
+//! detection, so that however busy the workers are, parcels keep flowing.
+//! Otherwise the transport's tasks run on the workers, and only actions
+//! declared `direct` run where parcels are read: every other action runs on a
+//! task of its own, so with two or more workers a long action never holds
+//! up other parcels either.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -69,14 +73,14 @@ async fn join(config: &Config, net: &Handle) -> Result<Arc<dyn Parcelport>> {
 
 /// The spin window of this locality's workers: it depends on how many
 /// threads of the job share this host.
-fn warmth(config: &Config, port: &dyn Parcelport, workers: Handle) -> Warmth {
+fn warmth(config: &Config, port: &dyn Parcelport, workers: Handle, net: bool) -> Warmth {
     let addresses = port.addresses();
     let Some(mine) = addresses.get(port.here().index()).map(|a| a.ip()) else {
         return Warmth::new(Duration::ZERO, false, workers);
     };
     let colocated = addresses.iter().filter(|a| a.ip() == mine).count();
-    // Each locality has its workers and a network thread.
-    let (window, polite) = spin_window(colocated * (config.worker_threads() + 1), config.spin);
+    let threads = config.worker_threads() + usize::from(net);
+    let (window, polite) = spin_window(colocated * threads, config.spin);
     Warmth::new(window, polite, workers)
 }
 
@@ -149,7 +153,7 @@ where
         .try_init();
     let slot: Slot = Arc::new(OnceLock::new());
     let workers = threads("hpx-worker", config.worker_threads(), &slot)?;
-    let net = if config.num_localities > 1 && std::env::var_os("HPX_SHARED_NET").is_none() {
+    let net = if config.network_thread() {
         Some(threads("hpx-net", 1, &slot)?)
     } else {
         None
@@ -160,10 +164,11 @@ where
     let result = workers.block_on(async {
         let net_handle = net.as_ref().map_or_else(|| handle.clone(), |n| n.handle().clone());
         let port = join(&config, &net_handle).await?;
-        let warmth = Arc::new(warmth(&config, port.as_ref(), handle.clone()));
+        let warmth = Arc::new(warmth(&config, port.as_ref(), handle.clone(), net.is_some()));
         let locality = Locality::new(port, args, handle, warmth);
-        // Only this function sets the slot, once.
+        // Only this function sets the slot, once; before anything arrives.
         let _ = slot.set(locality.clone());
+        locality.start_receiving();
         drive(&locality, runs_main, main).await
     });
     drop(entered);
