@@ -14,12 +14,15 @@
 //!   1, awaited before the next one (median and 99th percentile of
 //!   `ROUND_TRIPS`, default 20 000, after a warm-up), against a raw tokio TCP
 //!   ping-pong of 8 bytes on 127.0.0.1 between the same two processes
-//!   (`TCP_NODELAY`, an echo task on locality 1). The two alternate in blocks
-//!   so that drift of the machine affects both alike;
+//!   (`TCP_NODELAY`, an echo task on locality 1). The echo action runs once
+//!   as a plain action (on a task of its own) and once declared
+//!   `#[hpx::action(direct)]` (run where its parcel is read). The kinds
+//!   alternate in blocks so that drift of the machine affects all alike;
 //! - **fire and forget**: `POSTS` (default 2 000 000) posts of an action that
 //!   increments a counter on locality 1, then a call that returns once the
 //!   counter has reached the total (woken by a [`Notify`], no polling): the
-//!   rate is posts over the elapsed time;
+//!   rate is posts over the elapsed time; once with a plain action, once
+//!   with a direct one;
 //! - **spawn + await**: an action called on locality 0 itself and awaited,
 //!   against `tokio::spawn` of an empty task and awaiting its handle.
 //!
@@ -59,9 +62,15 @@ static TICK_TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Signalled when `TICKS` reaches `TICK_TARGET`.
 static TICKS_REACHED: Notify = Notify::const_new();
 
-/// Returns its 8-byte argument.
+/// Returns its 8-byte argument (runs on a task of its own, the default).
 #[hpx::action]
 async fn echo(x: u64) -> u64 {
+    x
+}
+
+/// Returns its 8-byte argument (a direct action: run where the parcel is read).
+#[hpx::action(direct)]
+async fn echo_direct(x: u64) -> u64 {
     x
 }
 
@@ -70,12 +79,23 @@ async fn echo(x: u64) -> u64 {
 async fn noop() {}
 
 /// Counts one call; wakes `ticks_reached` when the count reaches its target.
-#[hpx::action]
-async fn tick() {
+fn count_tick() {
     let count = TICKS.fetch_add(1, Ordering::SeqCst) + 1;
     if count == TICK_TARGET.load(Ordering::SeqCst) {
         TICKS_REACHED.notify_one();
     }
+}
+
+/// One counted call (on a task of its own, the default).
+#[hpx::action]
+async fn tick() {
+    count_tick();
+}
+
+/// One counted call (a direct action).
+#[hpx::action(direct)]
+async fn tick_direct() {
+    count_tick();
 }
 
 /// Returns the number of `tick` calls run here once it is at least `target`.
@@ -167,8 +187,11 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 /// One action round trip of 8 bytes to `peer`.
-async fn action_round_trip(peer: LocalityId, i: u64) -> Result<(), String> {
-    let back = hpx::async_at(peer, echo, i).await.map_err(text)?;
+async fn action_round_trip<A>(peer: LocalityId, action: A, i: u64) -> Result<(), String>
+where
+    A: hpx::Action<Args = u64, Output = u64>,
+{
+    let back = hpx::async_at(peer, action, i).await.map_err(text)?;
     if back != i {
         return Err(format!("echo action returned {back}, expected {i}"));
     }
@@ -186,9 +209,10 @@ async fn tcp_round_trip(stream: &mut TcpStream, i: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Round-trip times of the action and of raw TCP, sorted.
+/// Round-trip times of the action, the direct action and raw TCP, sorted.
 struct RoundTrips {
     action: Vec<Duration>,
+    direct: Vec<Duration>,
     tcp: Vec<Duration>,
 }
 
@@ -201,17 +225,24 @@ async fn round_trips(peer: LocalityId, count: usize) -> Result<RoundTrips, Strin
     stream.set_nodelay(true).map_err(text)?;
 
     for i in 0..WARM_UP_ROUND_TRIPS as u64 {
-        action_round_trip(peer, i).await?;
+        action_round_trip(peer, echo, i).await?;
+        action_round_trip(peer, echo_direct, i).await?;
         tcp_round_trip(&mut stream, i).await?;
     }
     let mut action = Vec::with_capacity(count);
+    let mut direct = Vec::with_capacity(count);
     let mut tcp = Vec::with_capacity(count);
     for block in 0..BLOCKS {
         let n = count / BLOCKS + usize::from(block < count % BLOCKS);
         for i in 0..n as u64 {
             let start = Instant::now();
-            action_round_trip(peer, i).await?;
+            action_round_trip(peer, echo, i).await?;
             action.push(start.elapsed());
+        }
+        for i in 0..n as u64 {
+            let start = Instant::now();
+            action_round_trip(peer, echo_direct, i).await?;
+            direct.push(start.elapsed());
         }
         for i in 0..n as u64 {
             let start = Instant::now();
@@ -221,8 +252,13 @@ async fn round_trips(peer: LocalityId, count: usize) -> Result<RoundTrips, Strin
     }
     drop(stream);
     action.sort_unstable();
+    direct.sort_unstable();
     tcp.sort_unstable();
-    Ok(RoundTrips { action, tcp })
+    Ok(RoundTrips {
+        action,
+        direct,
+        tcp,
+    })
 }
 
 /// The outcome of the fire-and-forget measure.
@@ -235,17 +271,22 @@ struct PostRate {
     total: Duration,
 }
 
-/// Posts `posts` ticks to `peer` and measures how fast they run there.
-async fn post_rate(peer: LocalityId, posts: u64) -> Result<PostRate, String> {
+/// Posts `posts` calls of `action` (a tick) to `peer` and measures how
+/// fast they run there.
+async fn post_rate<A>(peer: LocalityId, action: A, posts: u64) -> Result<PostRate, String>
+where
+    A: hpx::Action<Args = ()>,
+{
+    let before = hpx::async_at(peer, ticks_reached, 0).await.map_err(text)?;
     for _ in 0..WARM_UP_POSTS {
-        hpx::post(peer, tick, ()).map_err(text)?;
+        hpx::post(peer, action, ()).map_err(text)?;
     }
-    let base = hpx::async_at(peer, ticks_reached, WARM_UP_POSTS)
+    let base = hpx::async_at(peer, ticks_reached, before + WARM_UP_POSTS)
         .await
         .map_err(text)?;
     let start = Instant::now();
     for _ in 0..posts {
-        hpx::post(peer, tick, ()).map_err(text)?;
+        hpx::post(peer, action, ()).map_err(text)?;
     }
     let posting = start.elapsed();
     let reached = hpx::async_at(peer, ticks_reached, base + posts)
@@ -320,8 +361,9 @@ async fn main() -> Result<(), String> {
     let remote = if localities >= 2 {
         let peer = LocalityId(1);
         let trips = round_trips(peer, settings.round_trips).await?;
-        let rate = post_rate(peer, settings.posts).await?;
-        Some((trips, rate))
+        let rate = post_rate(peer, tick, settings.posts).await?;
+        let direct_rate = post_rate(peer, tick_direct, settings.posts).await?;
+        Some((trips, rate, direct_rate))
     } else {
         println!("only one locality: the remote measures need `hpxrun -l 2`");
         None
@@ -335,12 +377,22 @@ async fn main() -> Result<(), String> {
         "|{:-<30}|{:->14}|{:->24}|{:->9}|{:-<20}|{:-<8}|",
         "", "", "", "", "", ""
     );
-    if let Some((trips, rate)) = remote {
+    if let Some((trips, rate, direct_rate)) = remote {
         let median = (quantile(&trips.action, 0.5), quantile(&trips.tcp, 0.5));
         let ratio = median.0.as_secs_f64() / median.1.as_secs_f64();
         row(
             "8 B round trip, median",
             &format!("{:.1} µs", micros(median.0)),
+            &format!("{:.1} µs (tokio TCP)", micros(median.1)),
+            &format!("{ratio:.2}"),
+            "≤ 1.0 × tokio TCP",
+            verdict(ratio <= 1.0),
+        );
+        let direct = quantile(&trips.direct, 0.5);
+        let ratio = direct.as_secs_f64() / median.1.as_secs_f64();
+        row(
+            "… direct action, median",
+            &format!("{:.1} µs", micros(direct)),
             &format!("{:.1} µs (tokio TCP)", micros(median.1)),
             &format!("{ratio:.2}"),
             "≤ 1.0 × tokio TCP",
@@ -363,11 +415,21 @@ async fn main() -> Result<(), String> {
             "≥ 1 M/s",
             verdict(rate.rate >= 1e6),
         );
-        notes.push(format!(
-            "fire and forget: the post calls took {:.0} ms, the last action ran after {:.0} ms",
-            rate.posting.as_secs_f64() * 1e3,
-            rate.total.as_secs_f64() * 1e3
-        ));
+        row(
+            "… direct actions",
+            &format!("{:.2} M/s", direct_rate.rate / 1e6),
+            "n/a",
+            "",
+            "≥ 1 M/s",
+            verdict(direct_rate.rate >= 1e6),
+        );
+        for (kind, rate) in [("", &rate), (" (direct)", &direct_rate)] {
+            notes.push(format!(
+                "fire and forget{kind}: the post calls took {:.0} ms, the last action ran after {:.0} ms",
+                rate.posting.as_secs_f64() * 1e3,
+                rate.total.as_secs_f64() * 1e3
+            ));
+        }
     }
     let ratio = local_action.as_secs_f64() / local_spawn.as_secs_f64();
     row(
