@@ -49,11 +49,10 @@ pub use hpx_containers::{
 pub use hpx_macros::{action, component, element_fn, main};
 pub use hpx_runtime::{
     agas, args, async_at, async_colocated, broadcast_action, colocated, config,
-    find_all_localities, find_here, find_remote_localities, find_root_locality, get_locality_id,
-    first_lost, get_num_localities, locality_addresses, locality_lost, new_component, post,
-    run_in_process, Action,
-    ActionFuture, ActionResult, Component, ComponentAction, ComponentRef, ComponentType, Config,
-    Error, GlobalId, LocalityId, PodVec, Result, Runtime,
+    find_all_localities, find_here, find_remote_localities, find_root_locality, first_lost,
+    get_locality_id, get_num_localities, locality_addresses, locality_lost, new_component, post,
+    run_in_process, Action, ActionFuture, ActionResult, Component, ComponentAction, ComponentRef,
+    ComponentType, Config, Error, GlobalId, LocalityId, PodVec, Result, Runtime,
 };
 
 /// What `use hpx::prelude::*;` brings into scope.

@@ -330,7 +330,10 @@ fn a_long_action_does_not_delay_other_parcels() {
             let overlapped = hpx::async_at(peer, still_computing, ())
                 .await
                 .map_err(|e| e.to_string())?;
-            ensure(overlapped, "the long action ended before the round trips did")?;
+            ensure(
+                overlapped,
+                "the long action ended before the round trips did",
+            )?;
             let spins = long.await.map_err(|e| e.to_string())?;
             ensure(spins > 0, "the long action ran")?;
             ensure(

@@ -62,12 +62,19 @@ fn each_locality_has_its_own_identity_and_actions_cross() {
             for target in hpx::find_all_localities() {
                 let x = u64::from(here * 100 + target.0);
                 let got = hpx::async_at(target, whoami, x).await.map_err(s)?;
-                ensure(got == (target.0, x * 2), format!("{here}->{target}: {got:?}"))?;
+                ensure(
+                    got == (target.0, x * 2),
+                    format!("{here}->{target}: {got:?}"),
+                )?;
             }
             let calls: Vec<_> = (0..500u64)
                 .map(|i| hpx::async_at(LocalityId((i % u64::from(n)) as u32), whoami, i))
                 .collect();
-            for (i, r) in futures::future::join_all(calls).await.into_iter().enumerate() {
+            for (i, r) in futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .enumerate()
+            {
                 let (loc, twice) = r.map_err(s)?;
                 ensure(
                     u64::from(loc) == i as u64 % u64::from(n) && twice == 2 * i as u64,
@@ -148,7 +155,10 @@ fn collectives_over_uneven_locality_counts() {
             let sum = hpx::all_reduce(u64::from(me) + 1, ReduceOp::Sum)
                 .await
                 .map_err(s)?;
-            ensure(sum == u64::from(n) * u64::from(n + 1) / 2, format!("sum {sum}"))?;
+            ensure(
+                sum == u64::from(n) * u64::from(n + 1) / 2,
+                format!("sum {sum}"),
+            )?;
             let root = n - 1;
             let word = hpx::broadcast((me == root).then(|| format!("from {root}")), root)
                 .await

@@ -9,11 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::algorithms::{agree, doubling, exchange, rooted, scan};
-use hpx_runtime::hash::fnv1a_parts as fnv1a;
 use crate::op::ReduceOperation;
 use crate::round::Round;
 use crate::session::{session, Session};
 use crate::signature::{Kind, Signature};
+use hpx_runtime::hash::fnv1a_parts as fnv1a;
 
 /// The shared state of a communicator.
 pub(crate) struct CommInner {

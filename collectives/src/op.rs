@@ -13,13 +13,13 @@ use hpx_runtime::{codec, Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use hpx_runtime::element::{Element, ReduceOp};
 use hpx_runtime::element::elements_from_bytes;
+pub use hpx_runtime::element::{Element, ReduceOp};
 
 use crate::algorithms::large;
-use hpx_runtime::hash::fnv1a_parts as fnv1a;
 use crate::payload::Payload;
 use crate::round::Round;
+use hpx_runtime::hash::fnv1a_parts as fnv1a;
 
 /// A value the built-in [`ReduceOp`]s reduce: a number ([`Element`]),
 /// combined as a whole, or a `Vec` or array of numbers, combined element by

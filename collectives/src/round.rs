@@ -97,7 +97,11 @@ impl Round {
     /// Receives step `tag` from rank `from`; fails if the call fails or a
     /// member is lost meanwhile.
     pub(crate) async fn recv(&self, from: u32, tag: u32) -> Result<Payload> {
-        let wait = self.session.mailbox.lock().take(self.comm.id, self.gen, tag, from);
+        let wait = self
+            .session
+            .mailbox
+            .lock()
+            .take(self.comm.id, self.gen, tag, from);
         let rx = match wait {
             Wait::Ready(result) => return result,
             Wait::Pending(rx) => rx,

@@ -133,7 +133,8 @@ async fn latch_count_down(name: String, n: u64) -> Reply<u64> {
 #[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_remaining(name: String) -> Reply<u64> {
     Reply(session().and_then(|s| {
-        s.latches.lock()
+        s.latches
+            .lock()
             .get(&name)
             .map(|latch| *latch.remaining.borrow())
             .ok_or_else(|| Error::BadArgument(format!("no latch {name:?} here")))
@@ -144,7 +145,8 @@ async fn latch_remaining(name: String) -> Reply<u64> {
 #[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_wait(name: String) -> Reply<()> {
     let remaining = session().and_then(|s| {
-        s.latches.lock()
+        s.latches
+            .lock()
             .get(&name)
             .map(|latch| latch.remaining.subscribe())
             .ok_or_else(|| Error::BadArgument(format!("no latch {name:?} here")))

@@ -3,8 +3,8 @@
 
 use std::any::Any;
 
-use hpx_runtime::element::ReduceOp;
 use hpx_runtime::agas::{component_exclusive, component_shared};
+use hpx_runtime::element::ReduceOp;
 use hpx_runtime::{Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -149,10 +149,7 @@ struct Receiver {
     exclusive: bool,
 }
 
-fn expand_action(
-    options: &ActionOptions,
-    input: &ItemFn,
-) -> syn::Result<proc_macro2::TokenStream> {
+fn expand_action(options: &ActionOptions, input: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let krate = &options.krate;
     let direct = options.direct;
     let sig = &input.sig;

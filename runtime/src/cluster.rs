@@ -73,9 +73,9 @@ where
     localities
         .into_iter()
         .map(|spawned| match spawned {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(Error::MainFailed("the locality's thread panicked".into()))),
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(Error::MainFailed("the locality's thread panicked".into()))
+            }),
             Err(e) => Err(Error::from(e)),
         })
         .collect()

@@ -53,7 +53,6 @@ impl ReduceOp {
     pub fn is_bitwise(self) -> bool {
         matches!(self, ReduceOp::BitAnd | ReduceOp::BitOr | ReduceOp::BitXor)
     }
-
 }
 
 mod sealed {
@@ -154,4 +153,3 @@ pub fn elements_from_bytes<E: Element>(bytes: &[u8]) -> Result<Vec<E>> {
     }
     Ok(bytemuck::pod_collect_to_vec(bytes))
 }
-

@@ -20,9 +20,10 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The FNV-1a hash of the concatenation of `parts`.
 pub fn fnv1a_parts(parts: &[&[u8]]) -> u64 {
-    parts.iter().flat_map(|p| p.iter()).fold(OFFSET, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(PRIME)
-    })
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(OFFSET, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
 /// The locality that is home to the key made of `parts` in a job of

@@ -154,8 +154,7 @@ impl Locality {
     /// Starts handling what arrives. Call it once the locality's threads
     /// can find it: received actions run at once.
     pub(crate) fn start_receiving(self: &Arc<Self>) {
-        self.port
-            .attach(Arc::new(Dispatcher(Arc::downgrade(self))));
+        self.port.attach(Arc::new(Dispatcher(Arc::downgrade(self))));
     }
 
     /// This locality.
@@ -275,7 +274,13 @@ impl Locality {
         // A loss that was published before the request was filed would
         // never fail it: check after filing.
         if let Some(reason) = self.lost_reason(dest) {
-            self.complete(seq, Err(Error::LocalityLost { locality: dest, reason }));
+            self.complete(
+                seq,
+                Err(Error::LocalityLost {
+                    locality: dest,
+                    reason,
+                }),
+            );
             return rx;
         }
         match self.send(self.header(kind::REQUEST, dest, id, seq), args) {
@@ -385,14 +390,15 @@ impl Locality {
     /// loss, and end the job.
     fn on_peer_lost(self: Arc<Self>, locality: LocalityId, reason: &str) {
         let mut first = false;
-        self.lost.send_if_modified(|lost| match lost.get_mut(locality.index()) {
-            Some(slot @ None) => {
-                *slot = Some(reason.to_owned());
-                first = true;
-                true
-            }
-            _ => false,
-        });
+        self.lost
+            .send_if_modified(|lost| match lost.get_mut(locality.index()) {
+                Some(slot @ None) => {
+                    *slot = Some(reason.to_owned());
+                    first = true;
+                    true
+                }
+                _ => false,
+            });
         if !first {
             return;
         }

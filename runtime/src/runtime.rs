@@ -85,7 +85,11 @@ fn warmth(config: &Config, port: &dyn Parcelport, workers: Handle, net: bool) ->
 }
 
 /// Runs this locality's main (if `runs_main`) and waits for the job's end.
-async fn drive<T, E, F, Fut>(locality: &Arc<Locality>, runs_main: bool, main: F) -> Result<Option<T>>
+async fn drive<T, E, F, Fut>(
+    locality: &Arc<Locality>,
+    runs_main: bool,
+    main: F,
+) -> Result<Option<T>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
@@ -162,9 +166,16 @@ where
     let entered = context::enter(slot.clone());
     let handle = workers.handle().clone();
     let result = workers.block_on(async {
-        let net_handle = net.as_ref().map_or_else(|| handle.clone(), |n| n.handle().clone());
+        let net_handle = net
+            .as_ref()
+            .map_or_else(|| handle.clone(), |n| n.handle().clone());
         let port = join(&config, &net_handle).await?;
-        let warmth = Arc::new(warmth(&config, port.as_ref(), handle.clone(), net.is_some()));
+        let warmth = Arc::new(warmth(
+            &config,
+            port.as_ref(),
+            handle.clone(),
+            net.is_some(),
+        ));
         let locality = Locality::new(port, args, handle, warmth);
         // Only this function sets the slot, once; before anything arrives.
         let _ = slot.set(locality.clone());

@@ -94,18 +94,14 @@ impl Termination {
         }
         match event {
             Event::MainDone { from, failure } => {
-                let Some(slot) = self.finished.get_mut(from.index()) else {
-                    return None;
-                };
+                let slot = self.finished.get_mut(from.index())?;
                 *slot = true;
                 if let Some(f) = failure {
                     self.failures.push(format!("locality {from} failed: {f}"));
                 }
             }
             Event::Lost { locality, reason } => {
-                let Some(slot) = self.lost.get_mut(locality.index()) else {
-                    return None;
-                };
+                let slot = self.lost.get_mut(locality.index())?;
                 slot.get_or_insert(reason);
             }
             Event::Report {
@@ -117,9 +113,7 @@ impl Termination {
                 if wave != self.wave {
                     return None;
                 }
-                let Some(slot) = self.reports.get_mut(from.index()) else {
-                    return None;
-                };
+                let slot = self.reports.get_mut(from.index())?;
                 *slot = Some((sent, done));
             }
         }

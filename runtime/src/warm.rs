@@ -129,7 +129,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spinner_stops_after_the_window() {
-        let warmth = Arc::new(Warmth::new(Duration::from_millis(2), false, Handle::current()));
+        let warmth = Arc::new(Warmth::new(
+            Duration::from_millis(2),
+            false,
+            Handle::current(),
+        ));
         warmth.touch();
         assert!(warmth.spinning.load(Ordering::SeqCst));
         let start = Instant::now();

@@ -24,7 +24,8 @@ impl Work {
 
     /// A piece of work started with [`Work::begin`] finished.
     pub(crate) fn end(&self) {
-        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 && self.idle_wanted.load(Ordering::SeqCst)
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.idle_wanted.load(Ordering::SeqCst)
         {
             self.idle.notify_waiters();
         }

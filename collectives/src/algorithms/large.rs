@@ -21,10 +21,10 @@ use std::sync::Arc;
 use hpx_runtime::{Error, Result};
 
 use super::tag;
-use hpx_runtime::element::{Element, ReduceOp};
 use crate::payload::{ByteSource, Chunk, Payload};
 use crate::round::Round;
 use crate::tree::{block_range, Shape};
+use hpx_runtime::element::{Element, ReduceOp};
 
 /// Vectors of at least this many bytes take this algorithm.
 pub(crate) const LARGE_BYTES: usize = 64 << 10;

@@ -279,7 +279,6 @@ impl QuicParcelport {
     }
 }
 
-
 impl Parcelport for QuicParcelport {
     fn here(&self) -> LocalityId {
         self.inner.here

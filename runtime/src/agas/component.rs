@@ -92,7 +92,6 @@ pub(crate) struct Tables {
     pub(crate) names: NameTables,
 }
 
-
 impl Tables {
     fn insert(&self, here: LocalityId, type_name: &'static str, object: Object) -> GlobalId {
         let local = self.next_local.fetch_add(1, Ordering::Relaxed) + 1;

@@ -22,7 +22,6 @@ pub(crate) struct NameTables {
     pub(crate) cache: parking_lot::Mutex<HashMap<String, GlobalId>>,
 }
 
-
 fn home_of(name: &str, n: u32) -> LocalityId {
     crate::hash::home_of(&[name.as_bytes()], n)
 }
@@ -58,7 +57,11 @@ async fn agas_resolve(name: String) -> Option<GlobalId> {
 #[hpx_macros::action(crate = crate, direct)]
 async fn agas_connect(name: String) -> Option<ComponentRef> {
     let rt = tables().ok()?;
-    let found = rt.agas().names.homed.lock()
+    let found = rt
+        .agas()
+        .names
+        .homed
+        .lock()
         .get(&name)
         .and_then(|(_, h)| h.clone());
     found
