@@ -37,7 +37,12 @@
 //!   [`ones`], [`full`], [`from_vec`], [`from_fn`]; work runs where its data
 //!   lives, with functions registered by `#[hpx::element_fn(..)]`.
 //! - Configuration (threads, Slurm, timeouts) is described in [`config`].
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 /// Element types of arrays and reductions, and the built-in reduction operations.
 pub use hpx_collectives::{Element, ReduceOp};

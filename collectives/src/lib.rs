@@ -96,7 +96,12 @@
 //!
 //! All functions panic if called inside a tokio runtime that is not an hpx
 //! runtime, like [`hpx_runtime::find_here`].
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 mod algorithms;
 mod communicator;

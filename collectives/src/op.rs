@@ -161,6 +161,12 @@ pub trait ReduceOperation<T>: Send + 'static {
 /// [`ReduceOperation::into_reduction`].
 pub struct Reduction<T>(pub(crate) Box<dyn Combine<T>>);
 
+impl<T> std::fmt::Debug for Reduction<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reduction(..)")
+    }
+}
+
 impl<T: Reducible> ReduceOperation<T> for ReduceOp {
     fn into_reduction(self) -> Reduction<T> {
         Reduction(Box::new(Builtin::<T> {

@@ -164,7 +164,7 @@ struct OwnedBytesVisitor;
 impl Visitor<'_> for OwnedBytesVisitor {
     type Value = OwnedBytes;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a byte string")
     }
 
@@ -191,7 +191,7 @@ const MAX_RESERVED_CHUNKS: usize = 64;
 impl<'de> Visitor<'de> for PayloadVisitor {
     type Value = Payload;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a sequence of byte strings")
     }
 

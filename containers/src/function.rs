@@ -66,6 +66,14 @@ pub struct ElementFnEntry {
     run: Run,
 }
 
+impl std::fmt::Debug for ElementFnEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElementFnEntry")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 inventory::collect!(ElementFnEntry);
 
 fn typed<'a, T: Element>(data: &'a dyn ErasedVec, f: &str) -> Result<&'a Vec<T>> {

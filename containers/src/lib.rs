@@ -30,7 +30,12 @@
 //!   array as a weak handle (valid while the root keeps its own); to share
 //!   an array for good, use [`PartitionedVector::register_as`] and
 //!   [`PartitionedVector::connect_to`].
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 mod data;
 mod function;

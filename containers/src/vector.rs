@@ -88,6 +88,14 @@ pub struct LocalPartition<T> {
     guard: OwnedRwLockReadGuard<Object, [T]>,
 }
 
+impl<T> std::fmt::Debug for LocalPartition<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPartition")
+            .field("len", &self.guard.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Deref for LocalPartition<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
@@ -98,6 +106,14 @@ impl<T> Deref for LocalPartition<T> {
 /// Exclusive, zero-copy access to this locality's partition.
 pub struct LocalPartitionMut<T> {
     guard: OwnedRwLockMappedWriteGuard<Object, [T]>,
+}
+
+impl<T> std::fmt::Debug for LocalPartitionMut<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPartitionMut")
+            .field("len", &self.guard.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> Deref for LocalPartitionMut<T> {
@@ -802,6 +818,16 @@ pub struct ArrayBuilder<T> {
     shape: Option<Vec<usize>>,
 }
 
+impl<T> std::fmt::Debug for ArrayBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrayBuilder")
+            .field("len", &self.len)
+            .field("distribution", &self.distribution)
+            .field("shape", &self.shape)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Element> ArrayBuilder<T> {
     /// How to spread the elements (default [`Distribution::Block`]).
     pub fn distribution(mut self, distribution: Distribution) -> Self {
@@ -913,7 +939,7 @@ pub async fn from_vec<T: Element>(
 }
 
 /// The number one of each element type.
-pub mod num_one {
+pub(crate) mod num_one {
     /// Types with a one.
     pub trait One {
         /// One.

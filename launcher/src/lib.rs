@@ -50,7 +50,12 @@
 //! invalid options 2. Children get `PR_SET_PDEATHSIG(SIGKILL)`, so they also die when
 //! `hpxrun` itself is killed. Only the direct children are signalled: a program that forks
 //! helpers (a shell script, say) should `exec` its final command or stop the helpers itself.
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 mod cli;
 mod error;

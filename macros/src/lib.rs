@@ -1,6 +1,11 @@
 //! Procedural macros of hpx-rs. Use them through the `hpx` crate:
 //! `#[hpx::main]` and `#[hpx::action]`.
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;

@@ -13,21 +13,21 @@ pub(crate) mod scan;
 /// Message tags: a base per algorithm plus its step.
 pub(crate) mod tag {
     /// An even rank of a folded pair hands its value to its odd neighbour.
-    pub const FOLD: u32 = 1;
+    pub(crate) const FOLD: u32 = 1;
     /// The odd rank of a folded pair hands the result back.
-    pub const UNFOLD: u32 = 2;
+    pub(crate) const UNFOLD: u32 = 2;
     /// Recursive doubling, plus the step.
-    pub const DOUBLING: u32 = 0x100;
+    pub(crate) const DOUBLING: u32 = 0x100;
     /// Reduce-scatter by recursive halving, plus the step.
-    pub const HALVING: u32 = 0x200;
+    pub(crate) const HALVING: u32 = 0x200;
     /// All-gather by recursive doubling, plus the step.
-    pub const GATHERING: u32 = 0x300;
+    pub(crate) const GATHERING: u32 = 0x300;
     /// The rooted tree, plus the level.
-    pub const TREE: u32 = 0x400;
+    pub(crate) const TREE: u32 = 0x400;
     /// The scans, plus the step.
-    pub const SCAN: u32 = 0x500;
+    pub(crate) const SCAN: u32 = 0x500;
     /// The dissemination agreement, plus the round.
-    pub const AGREE: u32 = 0x600;
+    pub(crate) const AGREE: u32 = 0x600;
     /// All-to-all: one message from every rank to every other.
-    pub const DIRECT: u32 = 0x700;
+    pub(crate) const DIRECT: u32 = 0x700;
 }
