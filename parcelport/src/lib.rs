@@ -19,6 +19,7 @@
     rust_2018_idioms
 )]
 
+pub mod batch;
 mod error;
 pub mod handshake;
 mod locality;

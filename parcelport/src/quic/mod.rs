@@ -11,16 +11,17 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use quinn::{Connection, ConnectionError, Endpoint, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
 
+use crate::batch::Batcher;
 use crate::handshake::{
     token_context, tokens_equal, Hello, LocalityTable, Purpose, Role, Welcome, EXPORTER_LABEL,
     MAX_HANDSHAKE_LEN, TOKEN_LEN,
 };
-use crate::parcel::{encode_parcel, ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED, HEADER_LEN};
+use crate::parcel::{ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED};
 use crate::shared::{SharedDir, SHARED_MIN};
 use crate::{Credit, LocalityId, Parcel, ParcelHandler, Parcelport, TransportError};
 
@@ -33,10 +34,6 @@ const CLOSE_PROTOCOL: u32 = 2;
 /// Application close code: the job is being aborted.
 const CLOSE_ABORT: u32 = 3;
 
-/// Payloads at least this large are handed to quinn without copying.
-const ZERO_COPY_MIN: usize = 16 * 1024;
-/// Small parcels are coalesced into writes of up to this many bytes.
-const BATCH_MAX: usize = 256 * 1024;
 /// Time allowed for one connection's handshake and authentication.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Minimum budget charged for one metered parcel, so many empty parcels are bounded too.
@@ -646,12 +643,10 @@ impl Inner {
         } else {
             None
         };
-        let mut batch = BytesMut::with_capacity(64 * 1024);
-        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut batcher = Batcher::new();
         let mut flushes = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
-            let mut pending = 0usize;
             while let Some(item) = next {
                 match item {
                     Outgoing::Parcel(mut p) => {
@@ -669,37 +664,24 @@ impl Inner {
                                 Err(e) => tracing::debug!(%e, "shared payload not written"),
                             }
                         }
-                        pending += p.wire_len();
-                        if p.payload.len() >= ZERO_COPY_MIN {
-                            if !batch.is_empty() {
-                                chunks.push(batch.split().freeze());
-                            }
-                            let mut header = BytesMut::with_capacity(HEADER_LEN);
-                            // Payload size was checked against max_payload in send().
-                            if p.header.encode(p.payload.len(), &mut header).is_ok() {
-                                chunks.push(header.freeze());
-                                chunks.push(p.payload);
-                            }
-                        } else if let Err(e) = encode_parcel(&p, &mut batch) {
+                        // Payload sizes were checked against max_payload in send().
+                        if let Err(e) = batcher.push(p) {
                             tracing::error!(%e, "dropping unencodable parcel");
                         }
                     }
                     Outgoing::Flush(done) => flushes.push(done),
                 }
-                next = if pending < BATCH_MAX && flushes.is_empty() {
+                next = if !batcher.is_full() && flushes.is_empty() {
                     rx.try_recv().ok()
                 } else {
                     None
                 };
             }
-            if !batch.is_empty() {
-                chunks.push(batch.split().freeze());
-            }
+            let mut chunks = batcher.take();
             if let Err(e) = stream.write_all_chunks(&mut chunks).await {
                 self.peer_lost(dest, format!("sending failed: {e}"));
                 return;
             }
-            chunks.clear();
             if !flushes.is_empty() {
                 let _ = stream.finish();
                 let _ = stream.stopped().await;
