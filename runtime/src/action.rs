@@ -17,7 +17,8 @@ use hpx_parcelport::LocalityId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{codec, Error, Result};
+use crate::codec::{self, Minted};
+use crate::{Error, Result};
 
 /// A function that can run on any locality.
 pub trait Action: Copy + Send + Sync + 'static {
@@ -58,15 +59,6 @@ pub const fn action_id(name: &str) -> u64 {
     crate::hash::fnv1a(name.as_bytes())
 }
 
-/// The error of action `action` failing here with `message`.
-pub fn action_error(action: &str, message: String) -> Error {
-    Error::Remote {
-        locality: crate::context::here().unwrap_or_default(),
-        action: action.to_owned(),
-        message,
-    }
-}
-
 /// Runs an action's future here, turning a panic into
 /// [`Error::RemotePanic`] naming this locality and the action.
 pub(crate) async fn run_caught<T>(
@@ -84,8 +76,11 @@ pub(crate) async fn run_caught<T>(
     }
 }
 
-/// The type-erased entry point of a registered action.
-pub type ActionHandler = fn(&[u8]) -> BoxFuture<'static, Result<Vec<u8>>>;
+/// The type-erased entry point of a registered action: run on locality
+/// `here` with encoded arguments, it gives the encoded result and the credit
+/// that component handles in it minted (to register before the result
+/// leaves, see [`crate::agas`]).
+pub type ActionHandler = fn(LocalityId, &[u8]) -> BoxFuture<'static, Result<(Vec<u8>, Minted)>>;
 
 /// One registered action.
 #[derive(Debug)]
@@ -114,18 +109,20 @@ impl ActionEntry {
 
 inventory::collect!(ActionEntry);
 
-fn run_encoded<A: Action>(args: &[u8]) -> BoxFuture<'static, Result<Vec<u8>>> {
+fn run_encoded<A: Action>(
+    here: LocalityId,
+    args: &[u8],
+) -> BoxFuture<'static, Result<(Vec<u8>, Minted)>> {
     let args = codec::decode::<A::Args>(args);
     Box::pin(async move {
         let args = args.map_err(|e| {
             Error::Codec(format!(
-                "locality {} could not decode the arguments of {}: {e}",
-                crate::context::here().unwrap_or_default(),
+                "locality {here} could not decode the arguments of {}: {e}",
                 A::NAME
             ))
         })?;
         let out = A::invoke(args).await?;
-        codec::encode_sendable(out).await
+        codec::encode_minting(&out)
     })
 }
 

@@ -10,7 +10,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::action::{run_caught, Action};
-use crate::agas::register_minted;
 use crate::context::current;
 use crate::{codec, Error, Result};
 
@@ -124,7 +123,7 @@ pub fn async_at<A: Action>(
         let caller = rt.clone();
         return ActionFuture {
             state: State::Local(caller.spawn_counted(async move {
-                register_minted(minted).await?;
+                rt.register_minted(minted).await?;
                 match rt.request(locality, A::ID, A::NAME, payload).await {
                     Ok(Ok(bytes)) => codec::decode::<A::Output>(&bytes),
                     Ok(Err(e)) => Err(e),
@@ -166,7 +165,7 @@ pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Resul
     }
     let caller = rt.clone();
     caller.spawn_counted(async move {
-        let sent = match register_minted(minted).await {
+        let sent = match rt.register_minted(minted).await {
             Ok(()) => rt.post(locality, A::ID, payload),
             Err(e) => Err(e),
         };
@@ -175,6 +174,16 @@ pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Resul
         }
     });
     Ok(())
+}
+
+/// The error of action `action` failing here with `message` (used by
+/// `#[hpx::action]` for an action's own `Err`).
+pub fn action_error(action: &str, message: String) -> Error {
+    Error::Remote {
+        locality: crate::context::here().unwrap_or_default(),
+        action: action.to_owned(),
+        message,
+    }
 }
 
 /// Calls `action` with a copy of `args` on every locality and returns the

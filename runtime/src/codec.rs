@@ -9,7 +9,7 @@ use bytemuck::Pod;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::agas::GlobalId;
+use crate::gid::GlobalId;
 use crate::{Error, Result};
 
 /// Upper bound on what a decoder may be asked to allocate (1 GiB).
@@ -43,7 +43,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 /// Credit minted for component handles: (component, amount) pairs.
-pub(crate) type Minted = Vec<(GlobalId, u64)>;
+pub type Minted = Vec<(GlobalId, u64)>;
 
 thread_local! {
     /// Credit minted for component handles while encoding a value to send.
@@ -73,18 +73,6 @@ pub(crate) fn record_mint(gid: GlobalId, amount: u64) {
             minted.push((gid, amount));
         }
     });
-}
-
-/// Encodes a value to send (a reply): component handles inside it keep
-/// their objects alive at the receiver. Waits for minted credit to be
-/// registered with the owners.
-pub async fn encode_sendable<T: Serialize>(value: T) -> Result<Vec<u8>> {
-    let (bytes, minted) = {
-        let value = value;
-        encode_minting(&value)?
-    };
-    crate::agas::register_minted(minted).await?;
-    Ok(bytes)
 }
 
 /// A vector of plain numbers that is serialized as one block of raw bytes

@@ -89,12 +89,12 @@ pub enum Error {
     },
     /// The component was destroyed or never existed.
     #[error("component {0} does not exist (destroyed, freed or never created)")]
-    ComponentGone(crate::agas::GlobalId),
+    ComponentGone(crate::gid::GlobalId),
     /// The component behind a global id has another type than the handle says.
     #[error("component {gid} is a {found}, not a {expected}")]
     WrongComponentType {
         /// The component.
-        gid: crate::agas::GlobalId,
+        gid: crate::gid::GlobalId,
         /// The type the caller expected.
         expected: String,
         /// The type it has.

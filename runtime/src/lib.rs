@@ -24,6 +24,7 @@ pub mod config;
 mod context;
 pub mod element;
 mod error;
+mod gid;
 pub mod hash;
 mod locality;
 mod runtime;
@@ -209,8 +210,9 @@ pub fn extension<T: Send + Sync + 'static>(init: impl FnOnce() -> T) -> Result<s
 pub mod __private {
     pub use inventory;
 
-    pub use crate::action::{action_error, action_id, ActionEntry};
+    pub use crate::action::{action_id, ActionEntry};
     pub use crate::agas::{component_exclusive, component_shared, ComponentTypeEntry};
+    pub use crate::call::action_error;
 
     use std::fmt::Display;
     use std::process::ExitCode;

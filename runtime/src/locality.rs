@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::task::Context;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use hpx_parcelport::parcel::FLAG_UNMETERED;
 use hpx_parcelport::{Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader, Parcelport};
 use parking_lot::Mutex;
@@ -23,7 +24,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
 use crate::action::{run_caught, Registry};
-use crate::codec;
+use crate::codec::{self, Minted};
 use crate::termination::{Command, Event, Termination};
 use crate::warm::Warmth;
 use crate::work::Work;
@@ -91,9 +92,14 @@ pub(crate) struct Locality {
     termination: Mutex<Termination>,
     /// For each locality, why it was lost, once it is: the one loss signal.
     lost: watch::Sender<Vec<Option<String>>>,
-    agas: crate::agas::Tables,
+    /// Registers credit minted for component handles with their owners.
+    register_minted: RegisterMinted,
     extensions: Mutex<Extensions>,
 }
+
+/// How a locality registers credit minted for component handles (given by
+/// the layer that owns components, so this one needs not know them).
+pub(crate) type RegisterMinted = fn(Minted) -> BoxFuture<'static, Result<()>>;
 
 impl std::fmt::Debug for Locality {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,6 +135,7 @@ impl Locality {
         args: Vec<String>,
         workers: Handle,
         warmth: Arc<Warmth>,
+        register_minted: RegisterMinted,
     ) -> Arc<Locality> {
         let n = port.num_localities();
         let (phase, _) = watch::channel(Phase::Running);
@@ -146,7 +153,7 @@ impl Locality {
             phase,
             termination: Mutex::new(Termination::new(n)),
             lost,
-            agas: crate::agas::Tables::default(),
+            register_minted,
             extensions: Mutex::new(HashMap::new()),
         })
     }
@@ -167,9 +174,13 @@ impl Locality {
         self.n
     }
 
-    /// This locality's AGAS tables.
-    pub(crate) fn agas(&self) -> &crate::agas::Tables {
-        &self.agas
+    /// Registers credit minted for component handles with their owners;
+    /// resolves once they have it.
+    pub(crate) fn register_minted(&self, minted: Minted) -> BoxFuture<'static, Result<()>> {
+        if minted.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        (self.register_minted)(minted)
     }
 
     /// Program arguments without `--hpx:` flags.
@@ -343,9 +354,18 @@ impl Locality {
                     id: header.tag,
                     action: String::new(),
                 }),
-                Some(entry) => run_caught(here, entry.name, (entry.handler)(&payload)).await,
+                Some(entry) => run_caught(here, entry.name, (entry.handler)(here, &payload)).await,
             };
             drop(payload);
+            let outcome = match outcome {
+                // Handles in a reply keep their objects alive at the caller:
+                // the owners learn of the credit before the reply leaves.
+                Ok((bytes, minted)) if header.kind == kind::REQUEST => {
+                    self.register_minted(minted).await.map(|()| bytes)
+                }
+                Ok((bytes, _)) => Ok(bytes),
+                Err(e) => Err(e),
+            };
             if header.kind == kind::REQUEST {
                 self.reply(header, outcome);
             } else if let Err(e) = outcome {

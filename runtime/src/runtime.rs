@@ -176,7 +176,9 @@ where
             handle.clone(),
             net.is_some(),
         ));
-        let locality = Locality::new(port, args, handle, warmth);
+        let locality = Locality::new(port, args, handle, warmth, |minted| {
+            Box::pin(crate::agas::register_minted(minted))
+        });
         // Only this function sets the slot, once; before anything arrives.
         let _ = slot.set(locality.clone());
         locality.start_receiving();

@@ -138,6 +138,14 @@ impl Tables {
     }
 }
 
+impl crate::locality::Locality {
+    /// This locality's AGAS tables: an extension of the locality, so that
+    /// the locality needs not know AGAS.
+    pub(crate) fn agas(&self) -> Arc<Tables> {
+        self.extension(Tables::default)
+    }
+}
+
 fn tables_for(gid: GlobalId) -> Result<Arc<crate::locality::Locality>> {
     let rt = current()?;
     if gid.owner() != rt.here() {
@@ -220,7 +228,8 @@ impl Drop for Shared {
     fn drop(&mut self) {
         let Some(rt) = current().ok() else { return };
         {
-            let mut handles = rt.agas().handles.lock();
+            let tables = rt.agas();
+            let mut handles = tables.handles.lock();
             if handles
                 .get(&self.gid)
                 .is_some_and(|w| w.strong_count() == 0)
@@ -265,7 +274,8 @@ impl ComponentRef {
                 shared: Arc::new(fresh()),
             };
         };
-        let mut handles = rt.agas().handles.lock();
+        let tables = rt.agas();
+        let mut handles = tables.handles.lock();
         if let Some(shared) = handles.get(&gid).and_then(Weak::upgrade) {
             shared.credit.fetch_add(credit, Ordering::AcqRel);
             return ComponentRef { shared };
@@ -461,7 +471,8 @@ impl<T: ComponentType> Component<T> {
 #[hpx_macros::action(crate = crate, direct)]
 async fn agas_type_of(gid: GlobalId) -> Option<String> {
     let rt = tables_for(gid).ok()?;
-    let objects = rt.agas().objects.lock();
+    let tables = rt.agas();
+    let objects = tables.objects.lock();
     objects.get(&gid.local_id()).map(|e| e.type_name.to_owned())
 }
 

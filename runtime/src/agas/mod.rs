@@ -25,15 +25,14 @@
 //! fail with [`Error::ComponentGone`](crate::Error::ComponentGone).
 
 mod component;
-mod gid;
 mod names;
 
+pub use crate::gid::{GlobalId, ParseGlobalIdError};
+pub(crate) use component::register_minted;
 pub use component::{component_exclusive, component_shared};
 pub use component::{
     new_component, Component, ComponentAction, ComponentRef, ComponentType, ComponentTypeEntry,
 };
-pub(crate) use component::{register_minted, Tables};
-pub use gid::{GlobalId, ParseGlobalIdError};
 pub use names::{
     list_names, name_home, register_name, resolve_name, unregister_name, wait_for_name,
 };

@@ -33,7 +33,8 @@ fn tables() -> Result<std::sync::Arc<crate::locality::Locality>> {
 #[hpx_macros::action(crate = crate, direct)]
 async fn agas_register(name: String, gid: GlobalId, keep_alive: Option<ComponentRef>) -> bool {
     let Ok(rt) = tables() else { return false };
-    let names = &rt.agas().names;
+    let tables = rt.agas();
+    let names = &tables.names;
     let inserted = match names.homed.lock().entry(name) {
         std::collections::hash_map::Entry::Occupied(_) => false,
         std::collections::hash_map::Entry::Vacant(slot) => {
@@ -70,7 +71,8 @@ async fn agas_connect(name: String) -> Option<ComponentRef> {
 #[hpx_macros::action(crate = crate, direct)]
 async fn agas_wait(name: String, timeout_ms: u64) -> Option<GlobalId> {
     let rt = tables().ok()?;
-    let names = &rt.agas().names;
+    let tables = rt.agas();
+    let names = &tables.names;
     let wait = async {
         loop {
             let registered = names.registered.notified();
@@ -104,7 +106,8 @@ async fn agas_forget(name: String) {
 #[hpx_macros::action(crate = crate, direct)]
 async fn agas_list(prefix: String) -> Vec<(String, GlobalId)> {
     let Ok(rt) = tables() else { return Vec::new() };
-    let homed = rt.agas().names.homed.lock();
+    let tables = rt.agas();
+    let homed = tables.names.homed.lock();
     homed
         .iter()
         .filter(|(name, _)| name.starts_with(&prefix))
