@@ -1,66 +1,19 @@
 //! Communicators: the world of all localities, and named groups of some.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use hpx_runtime::{Error, LocalityId, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::algorithms::{agree, doubling, exchange, rooted, scan};
+use crate::comm::{world, CommInner};
 use crate::op::ReduceOperation;
 use crate::round::Round;
-use crate::session::{session, Session};
+use crate::session::session;
 use crate::signature::{Kind, Signature};
 use hpx_runtime::hash::fnv1a_parts as fnv1a;
-
-/// The shared state of a communicator.
-pub(crate) struct CommInner {
-    /// The id that messages carry (0 for the world).
-    pub id: u64,
-    /// The name given at creation.
-    pub name: Arc<str>,
-    /// The members, by rank.
-    pub members: Arc<[LocalityId]>,
-    /// This locality's rank.
-    pub rank: u32,
-    /// The generation of the next call.
-    next_gen: AtomicU64,
-    session: Weak<Session>,
-}
-
-impl CommInner {
-    /// The world of `n` localities, as seen from `here`.
-    pub(crate) fn world(session: Weak<Session>, here: LocalityId, n: u32) -> CommInner {
-        CommInner {
-            id: 0,
-            name: "world".into(),
-            members: (0..n).map(LocalityId).collect(),
-            rank: here.0,
-            next_gen: AtomicU64::new(0),
-            session,
-        }
-    }
-
-    /// The session this communicator belongs to.
-    pub(crate) fn session(&self) -> Result<Arc<Session>> {
-        self.session.upgrade().ok_or(Error::NotRunning)
-    }
-
-    /// Takes the generation of the next call.
-    pub(crate) fn next_generation(&self) -> u64 {
-        self.next_gen.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-impl Drop for CommInner {
-    fn drop(&mut self) {
-        if let Some(session) = self.session.upgrade() {
-            session.mailbox.lock().forget(self.id);
-        }
-    }
-}
 
 /// A group of localities that run collectives together: the world (every
 /// locality, rank = locality id) or a named group of some of them.
@@ -110,9 +63,7 @@ impl Communicator {
     ///
     /// Errors: [`Error::NotRunning`] outside an hpx runtime.
     pub fn world() -> Result<Communicator> {
-        Ok(Communicator {
-            inner: session()?.world.clone(),
-        })
+        Ok(Communicator { inner: world()? })
     }
 
     /// Creates the communicator `name` of `members`, collectively: every
@@ -157,14 +108,13 @@ impl Communicator {
         let creation = session.next_creation(name);
         let id = fnv1a(&[b"communicator:", name.as_bytes(), &creation.to_le_bytes()]).max(1);
         let member_ids: Vec<u8> = members.iter().flat_map(|m| m.0.to_le_bytes()).collect();
-        let inner = Arc::new(CommInner {
+        let inner = Arc::new(CommInner::new(
+            Arc::downgrade(&session),
             id,
-            name: name.into(),
-            members: members.into(),
-            rank: rank as u32,
-            next_gen: AtomicU64::new(0),
-            session: Arc::downgrade(&session),
-        });
+            name.into(),
+            members.into(),
+            rank as u32,
+        ));
         let sig = Signature::bare(Kind::Create).op(fnv1a(&[&member_ids]).max(1));
         let round = Round::begin(&inner, sig, "()", "")?;
         let joined = agree::agree(&round).await;

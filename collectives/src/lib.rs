@@ -104,6 +104,7 @@
 )]
 
 mod algorithms;
+mod comm;
 mod communicator;
 mod mailbox;
 mod op;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hpx_runtime::{Error, LocalityId, Result};
 
-use crate::communicator::CommInner;
+use crate::comm::CommInner;
 use crate::mailbox::{Alarm, Entry, Envelope, Expected, Wait};
 use crate::payload::Payload;
 use crate::session::{send, Session};

@@ -1,19 +1,16 @@
-//! The collectives' state of one locality: the mailbox, the world
-//! communicator, the counters of named communicators and the latches homed
-//! here. It is an extension of the runtime's locality
+//! The collectives' state of one locality: the mailbox and the counters of
+//! named communicators. It is an extension of the runtime's locality
 //! ([`hpx_runtime::extension`]), made on first use and dropped with it.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use hpx_runtime::{Error, LocalityId, Result};
 use parking_lot::Mutex;
 
-use crate::communicator::CommInner;
 use crate::mailbox::{Alarm, Envelope, Mailbox};
 use crate::payload::Payload;
-use crate::spmd::Latches;
 
 /// The collectives' state of one locality.
 pub(crate) struct Session {
@@ -21,30 +18,19 @@ pub(crate) struct Session {
     pub(crate) here: LocalityId,
     /// Messages waiting for their receivers.
     pub(crate) mailbox: Mutex<Mailbox>,
-    /// The communicator of all localities.
-    pub(crate) world: Arc<CommInner>,
     /// How many communicators of each name were created here.
     created: Mutex<HashMap<String, u64>>,
-    /// The distributed latches homed here.
-    pub(crate) latches: Mutex<Latches>,
 }
 
 /// The session of the locality this thread works for.
 ///
 /// Errors: [`Error::NotRunning`] outside a running runtime.
 pub(crate) fn session() -> Result<Arc<Session>> {
-    hpx_runtime::extension(|| {
-        let here = hpx_runtime::find_here();
-        let n = hpx_runtime::get_num_localities();
-        Arc::new_cyclic(|weak: &Weak<Session>| Session {
-            here,
-            mailbox: Mutex::new(Mailbox::default()),
-            world: Arc::new(CommInner::world(weak.clone(), here, n)),
-            created: Mutex::new(HashMap::new()),
-            latches: Mutex::new(Latches::new()),
-        })
+    hpx_runtime::extension(|| Session {
+        here: hpx_runtime::find_here(),
+        mailbox: Mutex::new(Mailbox::default()),
+        created: Mutex::new(HashMap::new()),
     })
-    .map(|s| Arc::clone(&*s))
 }
 
 impl Session {

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::communicator::Communicator;
-use crate::session::session;
 
 /// Calls `action` with a copy of `args` on every locality at once and
 /// returns the results in locality order (the first error, if any). The
@@ -73,7 +72,12 @@ pub(crate) struct LatchState {
 }
 
 /// The latches homed on this locality, by name.
-pub(crate) type Latches = HashMap<String, LatchState>;
+type Latches = HashMap<String, LatchState>;
+
+/// The latches homed on this locality (an extension of the locality).
+fn latches() -> Result<Arc<parking_lot::Mutex<Latches>>> {
+    hpx_runtime::extension(|| parking_lot::Mutex::new(Latches::new()))
+}
 
 /// A result that travels as a value, so that the caller gets the error
 /// itself rather than [`Error::Remote`].
@@ -83,8 +87,8 @@ struct Reply<T>(std::result::Result<T, Error>);
 /// Creates latch `name` with `count` here, or checks that it has that count.
 #[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_open(name: String, count: u64) -> Reply<()> {
-    Reply(session().and_then(|s| {
-        let mut latches = s.latches.lock();
+    Reply(latches().and_then(|latches| {
+        let mut latches = latches.lock();
         match latches.get(&name) {
             Some(latch) if latch.count != count => Err(Error::BadArgument(format!(
                 "latch {name:?} counts {} arrivals, not {count}",
@@ -108,8 +112,8 @@ async fn latch_open(name: String, count: u64) -> Reply<()> {
 /// Counts `n` arrivals down on latch `name`; returns how many remain.
 #[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_count_down(name: String, n: u64) -> Reply<u64> {
-    Reply(session().and_then(|s| {
-        let latches = s.latches.lock();
+    Reply(latches().and_then(|latches| {
+        let latches = latches.lock();
         let latch = latches
             .get(&name)
             .ok_or_else(|| Error::BadArgument(format!("no latch {name:?} here")))?;
@@ -132,8 +136,8 @@ async fn latch_count_down(name: String, n: u64) -> Reply<u64> {
 /// Arrivals still missing on latch `name`.
 #[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_remaining(name: String) -> Reply<u64> {
-    Reply(session().and_then(|s| {
-        s.latches
+    Reply(latches().and_then(|latches| {
+        latches
             .lock()
             .get(&name)
             .map(|latch| *latch.remaining.borrow())
@@ -144,8 +148,8 @@ async fn latch_remaining(name: String) -> Reply<u64> {
 /// Returns once latch `name` is open.
 #[hpx_macros::action(crate = hpx_runtime, direct)]
 async fn latch_wait(name: String) -> Reply<()> {
-    let remaining = session().and_then(|s| {
-        s.latches
+    let remaining = latches().and_then(|latches| {
+        latches
             .lock()
             .get(&name)
             .map(|latch| latch.remaining.subscribe())
