@@ -3,7 +3,7 @@
 
 use std::any::Any;
 
-use hpx_runtime::element::{Element, ReduceOp};
+use hpx_runtime::element::{element_from_bytes, elements_from_bytes, Element, ReduceOp};
 use hpx_runtime::{Error, Result};
 
 /// Elements handled per step of a reduction: the lanes combine element-wise
@@ -41,31 +41,6 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     ) -> Result<Option<Vec<u8>>>;
     /// Copies the elements of a partition of the same type and length.
     fn copy_from(&mut self, other: &dyn ErasedVec) -> Result<()>;
-}
-
-/// One element from its raw bytes.
-pub(crate) fn element_from<T: Element>(bytes: &[u8]) -> Result<T> {
-    bytemuck::try_pod_read_unaligned(bytes).map_err(|_| {
-        Error::Codec(format!(
-            "{} bytes are not one {} ({} bytes)",
-            bytes.len(),
-            T::NAME,
-            std::mem::size_of::<T>()
-        ))
-    })
-}
-
-/// Elements from raw bytes.
-pub(crate) fn elements_from<T: Element>(bytes: &[u8]) -> Result<Vec<T>> {
-    let size = std::mem::size_of::<T>().max(1);
-    if bytes.len() % size != 0 {
-        return Err(Error::Codec(format!(
-            "{} bytes are not a whole number of {} ({size} bytes)",
-            bytes.len(),
-            T::NAME
-        )));
-    }
-    Ok(bytemuck::pod_collect_to_vec(bytes))
 }
 
 /// `a ⊕ b` for one pair of elements.
@@ -137,7 +112,7 @@ impl<T: Element> ErasedVec for Vec<T> {
     }
 
     fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()> {
-        let values = elements_from::<T>(bytes)?;
+        let values = elements_from_bytes::<T>(bytes)?;
         let len = self.len();
         let end = start.saturating_add(values.len());
         self.get_mut(start..end)
@@ -147,7 +122,7 @@ impl<T: Element> ErasedVec for Vec<T> {
     }
 
     fn fill(&mut self, value: &[u8]) -> Result<()> {
-        let value = element_from::<T>(value)?;
+        let value = element_from_bytes::<T>(value)?;
         self.as_mut_slice().fill(value);
         Ok(())
     }
@@ -189,7 +164,7 @@ impl<T: Element> ErasedVec for Vec<T> {
         carry: Option<&[u8]>,
     ) -> Result<Option<Vec<u8>>> {
         check_op::<T>(op)?;
-        let mut acc: Option<T> = carry.map(element_from::<T>).transpose()?;
+        let mut acc: Option<T> = carry.map(element_from_bytes::<T>).transpose()?;
         for x in self.iter_mut() {
             let next = match acc {
                 Some(a) => combine(op, a, *x),
@@ -253,7 +228,7 @@ fn zeros_of<T: Element>(len: usize) -> Result<Box<dyn ErasedVec>> {
 }
 
 fn from_bytes_of<T: Element>(bytes: &[u8]) -> Result<Box<dyn ErasedVec>> {
-    Ok(Box::new(elements_from::<T>(bytes)?))
+    Ok(Box::new(elements_from_bytes::<T>(bytes)?))
 }
 
 /// `len` zeros of the element type named `dtype`.
@@ -279,7 +254,7 @@ mod tests {
         assert_eq!(reduce_slice::<i64>(ReduceOp::Sum, &[]), None);
         let bytes = v.dot(&v).unwrap();
         assert_eq!(
-            element_from::<i64>(&bytes).unwrap(),
+            element_from_bytes::<i64>(&bytes).unwrap(),
             v.iter().map(|x| x * x).sum::<i64>()
         );
     }

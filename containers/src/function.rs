@@ -6,8 +6,9 @@
 use hpx_runtime::element::Element;
 use hpx_runtime::{Error, Result};
 
-use crate::data::{element_from, ErasedVec};
+use crate::data::ErasedVec;
 use crate::layout::Layout;
+use hpx_runtime::element::element_from_bytes;
 
 /// `x -> y` applied to every element in place ([`crate::PartitionedVector::map_inplace`]).
 pub trait ElementMap: Copy + Send + Sync + 'static {
@@ -117,7 +118,7 @@ fn run_reduce<F: ElementReduce>(data: &dyn ErasedVec) -> Result<Option<Vec<u8>>>
 }
 
 fn combine_reduce<F: ElementReduce>(lower: &[u8], upper: &[u8]) -> Result<Vec<u8>> {
-    let r = F::combine(element_from(lower)?, element_from(upper)?);
+    let r = F::combine(element_from_bytes(lower)?, element_from_bytes(upper)?);
     Ok(bytemuck::bytes_of(&r).to_vec())
 }
 

@@ -15,10 +15,11 @@ use hpx_runtime::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
 
-use crate::data::{combine, element_from};
+use crate::data::combine;
 use crate::function::{self, ElementMap, ElementPredicate, ElementReduce, IndexFn};
 use crate::layout::{Distribution, Layout};
 use crate::partition::{self, handle, owner, Init};
+use hpx_runtime::element::element_from_bytes;
 
 type Object = Box<dyn Any + Send + Sync>;
 
@@ -399,7 +400,7 @@ impl<T: Element> PartitionedVector<T> {
         let part = handle(&self.meta.parts[place.partition]);
         let local = to_u64(place.local);
         let bytes = part.call(partition::part_read, (local, local + 1)).await?;
-        element_from(&bytes)
+        element_from_bytes(&bytes)
     }
 
     /// Sets element `index` to `value`.
@@ -571,7 +572,7 @@ impl<T: Element> PartitionedVector<T> {
         let partials = self.on_all(partition::part_reduce, |_| op).await?;
         let mut total: Option<T> = None;
         for bytes in partials.into_iter().flatten() {
-            let v = element_from::<T>(&bytes)?;
+            let v = element_from_bytes::<T>(&bytes)?;
             total = Some(match total {
                 Some(t) => combine(op, t, v),
                 None => v,
@@ -625,7 +626,7 @@ impl<T: Element> PartitionedVector<T> {
                 None => bytes.0,
             });
         }
-        total.map(|t| element_from(&t)).transpose()
+        total.map(|t| element_from_bytes(&t)).transpose()
     }
 
     /// The sum of all elements (0 for an empty array).
@@ -655,7 +656,7 @@ impl<T: Element> PartitionedVector<T> {
             .map(|(a, b)| async_at(owner(a), partition::part_dot, (a.gid(), b.gid())));
         let mut total = T::zeroed();
         for bytes in join_all(calls).await {
-            total = combine(ReduceOp::Sum, total, element_from(&bytes?)?);
+            total = combine(ReduceOp::Sum, total, element_from_bytes(&bytes?)?);
         }
         Ok(total)
     }
@@ -703,7 +704,7 @@ impl<T: Element> PartitionedVector<T> {
             for partial in &partials {
                 carries.push(carry);
                 if let Some(bytes) = partial {
-                    let v = element_from::<T>(bytes)?;
+                    let v = element_from_bytes::<T>(bytes)?;
                     carry = Some(match carry {
                         Some(c) => combine(op, c, v),
                         None => v,

@@ -141,6 +141,18 @@ macro_rules! float_elements {
 integer_elements!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
 float_elements!(f32, f64);
 
+/// One number from its raw bytes (any alignment).
+pub fn element_from_bytes<E: Element>(bytes: &[u8]) -> Result<E> {
+    bytemuck::try_pod_read_unaligned(bytes).map_err(|_| {
+        Error::Codec(format!(
+            "{} bytes are not one {} ({} bytes)",
+            bytes.len(),
+            E::NAME,
+            std::mem::size_of::<E>()
+        ))
+    })
+}
+
 /// Numbers from raw little-endian bytes, copied to aligned memory.
 pub fn elements_from_bytes<E: Element>(bytes: &[u8]) -> Result<Vec<E>> {
     let size = std::mem::size_of::<E>();
