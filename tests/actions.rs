@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{ensure, in_locality, launch, spmd};
+use common::{done, ensure, in_locality, launch, spmd};
 use hpx::prelude::*;
 use hpx::Error;
 
@@ -161,11 +161,15 @@ fn broadcast_returns_results_in_locality_order() {
             ensure(
                 all == (0..n).map(|l| (l, 42)).collect::<Vec<_>>(),
                 format!("{all:?}"),
-            )
+            )?;
+            done("broadcast_returns_results_in_locality_order");
+            Ok(())
         });
     }
     for n in [1, 3] {
-        launch("broadcast_returns_results_in_locality_order", n).assert_success();
+        launch("broadcast_returns_results_in_locality_order", n)
+            .assert_success()
+            .assert_all_done("broadcast_returns_results_in_locality_order", n);
     }
 }
 
@@ -221,12 +225,14 @@ fn remote_errors_name_the_locality() {
                 "post to nowhere",
             )?;
             println!("RESULT errors ok");
+            done("remote_errors_name_the_locality");
             Ok(())
         });
     }
     for n in [1, 2, 3] {
         let out = launch("remote_errors_name_the_locality", n);
         out.assert_success();
+        out.assert_all_done("remote_errors_name_the_locality", n);
         assert_eq!(out.tagged("RESULT errors ok").len(), n as usize, "{out}");
     }
 }
@@ -254,11 +260,14 @@ fn posts_are_all_delivered() {
                 .map_err(|e| e.to_string())?;
                 ensure(got >= expected, "count")?;
             }
+            done("posts_are_all_delivered");
             Ok(())
         });
     }
     for n in [1, 2, 4] {
-        launch("posts_are_all_delivered", n).assert_success();
+        launch("posts_are_all_delivered", n)
+            .assert_success()
+            .assert_all_done("posts_are_all_delivered", n);
     }
 }
 
@@ -280,26 +289,40 @@ fn bulk_payloads_travel_intact() {
             let back = hpx::async_at(target, echo_bulk, PodVec(bytes.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
-            ensure(back.0 == bytes, "20 MiB echo")
+            ensure(back.0 == bytes, "20 MiB echo")?;
+            done("bulk_payloads_travel_intact");
+            Ok(())
         });
     }
-    launch("bulk_payloads_travel_intact", 2).assert_success();
-    launch("bulk_payloads_travel_intact", 3).assert_success();
+    for n in [2, 3] {
+        launch("bulk_payloads_travel_intact", n)
+            .assert_success()
+            .assert_all_done("bulk_payloads_travel_intact", n);
+    }
 }
 
 static COMPUTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STOP_COMPUTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Computes for `ms` milliseconds without ever yielding to the runtime.
+/// Computes without ever yielding to the runtime until [`stop_computing`]
+/// arrives, or for at most `max_ms` milliseconds (a safety net: the test
+/// fails if that ends it). Returns its spins and whether it was stopped.
 #[hpx::action]
-async fn compute_for(ms: u64) -> u64 {
+async fn compute_until_stopped(max_ms: u64) -> (u64, bool) {
     COMPUTING.store(true, Ordering::SeqCst);
-    let end = std::time::Instant::now() + Duration::from_millis(ms);
+    let end = std::time::Instant::now() + Duration::from_millis(max_ms);
     let mut spins = 0u64;
-    while std::time::Instant::now() < end {
+    let stopped = loop {
+        if STOP_COMPUTING.load(Ordering::SeqCst) {
+            break true;
+        }
+        if std::time::Instant::now() >= end {
+            break false;
+        }
         spins = std::hint::black_box(spins.wrapping_add(1));
-    }
+    };
     COMPUTING.store(false, Ordering::SeqCst);
-    spins
+    (spins, stopped)
 }
 
 #[hpx::action]
@@ -307,17 +330,35 @@ async fn still_computing() -> bool {
     COMPUTING.load(Ordering::SeqCst)
 }
 
+#[hpx::action]
+async fn stop_computing() {
+    STOP_COMPUTING.store(true, Ordering::SeqCst);
+}
+
 #[test]
 fn a_long_action_does_not_delay_other_parcels() {
     if in_locality() {
         return spmd(|| async {
             if hpx::get_locality_id() != 0 {
+                done("a_long_action_does_not_delay_other_parcels");
                 return Ok(());
             }
             let peer = LocalityId(1);
-            // Sent first on the same connection: it is running before the
-            // round trips below arrive.
-            let long = hpx::async_at(peer, compute_for, 2_000);
+            // It computes until told to stop: the round trips below all
+            // happen while it runs, however long they take.
+            let long = hpx::async_at(peer, compute_until_stopped, 30_000);
+            // Asked until it says so (not woken by it: a task it wakes is
+            // queued on its own worker, which it keeps busy).
+            let asked = std::time::Instant::now();
+            while !hpx::async_at(peer, still_computing, ())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                ensure(
+                    asked.elapsed() < Duration::from_secs(20),
+                    "the long action never started",
+                )?;
+            }
             let mut worst = Duration::ZERO;
             for i in 0..100u64 {
                 let start = std::time::Instant::now();
@@ -334,17 +375,23 @@ fn a_long_action_does_not_delay_other_parcels() {
                 overlapped,
                 "the long action ended before the round trips did",
             )?;
-            let spins = long.await.map_err(|e| e.to_string())?;
+            hpx::async_at(peer, stop_computing, ())
+                .await
+                .map_err(|e| e.to_string())?;
+            let (spins, stopped) = long.await.map_err(|e| e.to_string())?;
             ensure(spins > 0, "the long action ran")?;
+            ensure(stopped, "the long action ran out before it was stopped")?;
             ensure(
                 worst < Duration::from_millis(50),
-                format!("slowest round trip {worst:?} during a 2 s action"),
+                format!("slowest round trip {worst:?} during a long action"),
             )?;
             println!("RESULT slowest {} us", worst.as_micros());
+            done("a_long_action_does_not_delay_other_parcels");
             Ok(())
         });
     }
     let out = launch("a_long_action_does_not_delay_other_parcels", 2);
     out.assert_success();
+    out.assert_all_done("a_long_action_does_not_delay_other_parcels", 2);
     assert_eq!(out.tagged_by(0, "RESULT slowest").len(), 1, "{out}");
 }

@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{ensure, in_locality, launch, s, spmd};
+use common::{done, ensure, in_locality, launch, s, spmd};
 use hpx::prelude::*;
 use hpx::{agas, Error};
 use serde::{Deserialize, Serialize};
@@ -106,12 +106,14 @@ fn names_work_from_every_locality() {
                 "list after unregister",
             )?;
             println!("RESULT names ok");
+            done("names_work_from_every_locality");
             Ok(())
         });
     }
     for n in [1, 2, 4] {
         let out = launch("names_work_from_every_locality", n);
         out.assert_success();
+        out.assert_all_done("names_work_from_every_locality", n);
         assert_eq!(out.tagged("RESULT names ok").len(), n as usize, "{out}");
     }
 }
@@ -211,12 +213,14 @@ fn concurrent_increments_are_never_lost() {
                 other => return Err(format!("expected NameNotFound, got {other:?}")),
             }
             println!("RESULT counter {value}");
+            done("concurrent_increments_are_never_lost");
             Ok(())
         });
     }
     for n in [1, 2, 4] {
         let out = launch("concurrent_increments_are_never_lost", n);
         out.assert_success();
+        out.assert_all_done("concurrent_increments_are_never_lost", n);
         assert_eq!(
             out.tagged("RESULT counter"),
             vec!["10000"; n as usize],
@@ -288,6 +292,7 @@ fn last_handle_frees_the_object_and_destroy_is_final() {
     if in_locality() {
         return spmd(|| async {
             if hpx::get_locality_id() != 0 {
+                done("last_handle_frees_the_object_and_destroy_is_final");
                 return Ok(());
             }
             let n = hpx::get_num_localities();
@@ -340,12 +345,14 @@ fn last_handle_frees_the_object_and_destroy_is_final() {
                 other => return Err(format!("expected a remote ComponentGone, got {other:?}")),
             }
             println!("RESULT lifetime ok");
+            done("last_handle_frees_the_object_and_destroy_is_final");
             Ok(())
         });
     }
     for n in [1, 2, 3] {
         let out = launch("last_handle_frees_the_object_and_destroy_is_final", n);
         out.assert_success();
+        out.assert_all_done("last_handle_frees_the_object_and_destroy_is_final", n);
         assert_eq!(out.tagged("RESULT lifetime ok").len(), 1, "{out}");
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ensure, in_locality, launch, s, spmd};
+use common::{done, ensure, in_locality, launch, s, spmd};
 use hpx::prelude::*;
 use hpx::{Error, PartitionRef};
 use hpx_collectives::{Element, ReduceOp};
@@ -372,6 +372,7 @@ fn arrays_match_a_serial_reference() {
     if in_locality() {
         return spmd(|| async {
             if hpx::get_locality_id() != 0 {
+                done("arrays_match_a_serial_reference");
                 return Ok(());
             }
             let n = hpx::get_num_localities();
@@ -384,12 +385,14 @@ fn arrays_match_a_serial_reference() {
             }
             check_functions().await?;
             println!("RESULT matrix ok");
+            done("arrays_match_a_serial_reference");
             Ok(())
         });
     }
     for n in 1..=4 {
         let out = launch("arrays_match_a_serial_reference", n);
         out.assert_success();
+        out.assert_all_done("arrays_match_a_serial_reference", n);
         assert_eq!(out.tagged("RESULT matrix ok").len(), 1, "{out}");
     }
 }
@@ -495,12 +498,14 @@ fn spmd_sharing_and_local_views() {
                 )?;
                 println!("RESULT shared ok");
             }
+            done("spmd_sharing_and_local_views");
             Ok(())
         });
     }
     for n in [1, 3] {
         let out = launch("spmd_sharing_and_local_views", n);
         out.assert_success();
+        out.assert_all_done("spmd_sharing_and_local_views", n);
         assert_eq!(out.tagged("RESULT shared ok").len(), 1, "{out}");
     }
 }

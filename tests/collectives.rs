@@ -6,6 +6,7 @@
 mod common;
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{ensure, in_locality, launch, s, spmd, RawJob};
@@ -517,6 +518,28 @@ fn generations_never_mix_and_groups_are_independent() {
     assert_all_ok(&out, 5);
 }
 
+/// Set when locality 0 has abandoned its barrier (see [`mismatches`]).
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+static ABANDONED_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tells this locality that locality 0 has dropped its barrier call.
+#[hpx::action]
+async fn barrier_abandoned() {
+    ABANDONED.store(true, Ordering::SeqCst);
+    ABANDONED_CHANGED.notify_waiters();
+}
+
+/// Waits (without sleeping) for [`barrier_abandoned`].
+async fn wait_abandoned() {
+    loop {
+        let changed = ABANDONED_CHANGED.notified();
+        if ABANDONED.load(Ordering::SeqCst) {
+            return;
+        }
+        changed.await;
+    }
+}
+
 /// Calls that do not match, each of which must fail on every locality.
 async fn mismatches() -> Result<(), String> {
     let n = hpx::get_num_localities();
@@ -574,14 +597,20 @@ async fn mismatches() -> Result<(), String> {
     };
     expect_mismatch("type", got)?;
     // A call abandoned on one locality (its future dropped) fails on the others.
+    // The others call the barrier only once locality 0 has dropped its call.
     if me == 0 {
         let abandoned = tokio::time::timeout(Duration::from_millis(20), hpx::barrier()).await;
         ensure(
             abandoned.is_err(),
             "the barrier cannot finish without the others",
         )?;
+        for l in 1..n {
+            hpx::async_at(LocalityId(l), barrier_abandoned, ())
+                .await
+                .map_err(s)?;
+        }
     } else {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_abandoned().await;
         match hpx::barrier().await {
             Err(Error::Aborted(m)) if m.contains("cancelled on locality 0") => {}
             other => return Err(format!("expected a cancellation error, got {other:?}")),
@@ -606,6 +635,27 @@ fn mismatched_calls_fail_on_every_locality() {
     }
 }
 
+/// Localities that have entered the large all_reduce (counted on locality 2).
+static IN_ALL_REDUCE: AtomicU32 = AtomicU32::new(0);
+static IN_ALL_REDUCE_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+#[hpx::action]
+async fn entered_all_reduce() {
+    IN_ALL_REDUCE.fetch_add(1, Ordering::SeqCst);
+    IN_ALL_REDUCE_CHANGED.notify_waiters();
+}
+
+/// Waits (without sleeping) until `n` localities have entered the all_reduce.
+async fn entered_by(n: u32) {
+    loop {
+        let changed = IN_ALL_REDUCE_CHANGED.notified();
+        if IN_ALL_REDUCE.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        changed.await;
+    }
+}
+
 #[test]
 fn a_dying_locality_fails_the_collective_elsewhere() {
     if in_locality() {
@@ -615,15 +665,21 @@ fn a_dying_locality_fails_the_collective_elsewhere() {
             hpx::all_reduce(1u32, ReduceOp::Sum).await?;
             hpx::barrier().await?;
             if me == 2 {
-                // Dies while the others wait in a large all_reduce that
-                // cannot finish without it (the pause only lets them get
-                // there first; the outcome does not depend on it).
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Dies once the others wait in a large all_reduce that
+                // cannot finish without it.
+                entered_by(hpx::get_num_localities() - 1).await;
+                println!("RESULT dying {me}");
                 // SAFETY: raising SIGKILL on ourselves.
                 unsafe { libc::raise(libc::SIGKILL) };
             }
             let start = Instant::now();
-            let outcome = hpx::all_reduce(vec![1.0f64; 1 << 18], ReduceOp::Sum).await;
+            // The all_reduce is polled first: it has begun (and waits for
+            // locality 2) when locality 2 hears of it.
+            let (outcome, told) = futures::join!(
+                hpx::all_reduce(vec![1.0f64; 1 << 18], ReduceOp::Sum),
+                async { hpx::post(LocalityId(2), entered_all_reduce, ()) }
+            );
+            told?;
             let waited = start.elapsed().as_millis();
             match outcome {
                 Err(e) => println!("RESULT failed after {waited} ms: {e}"),
@@ -662,6 +718,7 @@ fn a_dying_locality_fails_the_collective_elsewhere() {
             "locality {l}: {error}"
         );
     }
+    assert_eq!(outs[2].tagged("RESULT"), ["dying 2"], "{}", outs[2]);
     assert_eq!(
         outs[2].status.code(),
         None,
@@ -677,6 +734,14 @@ async fn whoami(tag: u32) -> (u32, u32) {
 
 /// Delay of locality `l` before it arrives at the latch.
 const ARRIVAL_STEP: Duration = Duration::from_millis(60);
+
+/// Set just before this locality arrives at the latch.
+static AT_LATCH: AtomicBool = AtomicBool::new(false);
+
+#[hpx::action]
+async fn arrived_at_latch() -> bool {
+    AT_LATCH.load(Ordering::SeqCst)
+}
 
 async fn spmd_helpers() -> Result<(), String> {
     let n = hpx::get_num_localities();
@@ -696,22 +761,22 @@ async fn spmd_helpers() -> Result<(), String> {
     }
 
     // Every locality arrives later than the previous one; nobody passes
-    // the latch before the last has arrived.
+    // the latch before the last has arrived. The pauses only spread the
+    // arrivals: what is checked is that every locality had arrived (said
+    // so before arriving) when one passes, whatever the timing.
     hpx::barrier().await.map_err(s)?;
-    let start = Instant::now();
     let latch = hpx::spmd::Latch::new("arrivals", u64::from(n))
         .await
         .map_err(s)?;
     tokio::time::sleep(ARRIVAL_STEP * me).await;
+    AT_LATCH.store(true, Ordering::SeqCst);
     latch.arrive_and_wait().await.map_err(s)?;
-    let last = ARRIVAL_STEP * (n - 1);
-    let slack = Duration::from_millis(20);
+    let arrived = hpx::broadcast_action(arrived_at_latch, ())
+        .await
+        .map_err(s)?;
     ensure(
-        start.elapsed() + slack >= last,
-        format!(
-            "passed the latch after {:?}, before the last arrival",
-            start.elapsed()
-        ),
+        arrived.iter().all(|a| *a),
+        format!("passed the latch before every arrival: {arrived:?}"),
     )?;
     ensure(latch.try_wait().await.map_err(s)?, "the latch is open")?;
     match latch.count_down(1).await {

@@ -4,10 +4,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{example, hpxrun_program, in_locality, launch, launch_with, spmd, RawJob};
+use common::{
+    done_as, example, hpxrun_program, in_locality, launch, launch_with, output_within, s, spmd,
+    RawJob,
+};
 use hpx::prelude::*;
 use hpx::Error;
 
@@ -33,26 +36,29 @@ fn hello_world_prints_one_line_per_locality() {
 
 #[test]
 fn example_without_launcher_is_one_locality() {
-    let out = std::process::Command::new(example("hello_world"))
-        .env_remove("HPX_LOCALITY")
-        .env_remove("HPX_NUM_LOCALITIES")
-        .env_remove("HPX_AGAS")
-        .env_remove("SLURM_PROCID")
-        .output()
-        .expect("run hello_world");
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "hello world from locality 0 of 1\n"
+    let out = output_within(
+        std::process::Command::new(example("hello_world"))
+            .env_remove("HPX_LOCALITY")
+            .env_remove("HPX_NUM_LOCALITIES")
+            .env_remove("HPX_AGAS")
+            .env_remove("SLURM_PROCID"),
+        Duration::from_secs(30),
     );
+    assert!(out.status.success(), "{out}");
+    assert_eq!(out.stdout, "hello world from locality 0 of 1\n", "{out}");
 }
 
 #[test]
 fn failing_main_fails_the_job_everywhere() {
     if in_locality() {
         return spmd(|| async {
+            let me = hpx::get_locality_id();
             let n = hpx::get_num_localities();
-            if hpx::get_locality_id() == n / 2 {
+            println!("RESULT reached {me}");
+            // Every body runs before one fails (and the job stops them).
+            hpx::barrier().await.map_err(s)?;
+            if me == n / 2 {
+                println!("RESULT failing {me}");
                 return Err("deliberate failure".to_owned());
             }
             Ok(())
@@ -61,6 +67,14 @@ fn failing_main_fails_the_job_everywhere() {
     for n in [1, 2, 3, 5] {
         let out = launch("failing_main_fails_the_job_everywhere", n);
         out.assert_failure();
+        for l in 0..n {
+            assert_eq!(out.tagged_by(l, "RESULT reached"), [l.to_string()], "{out}");
+        }
+        assert_eq!(
+            out.tagged_by(n / 2, "RESULT failing"),
+            [(n / 2).to_string()],
+            "{out}"
+        );
         assert!(
             out.stderr
                 .contains(&format!("locality {} failed: deliberate failure", n / 2))
@@ -74,7 +88,12 @@ fn failing_main_fails_the_job_everywhere() {
 fn panicking_main_fails_the_job() {
     if in_locality() {
         return spmd(|| async {
-            if hpx::get_locality_id() == 1 {
+            let me = hpx::get_locality_id();
+            println!("RESULT reached {me}");
+            // Every body runs before one panics (and the job stops them).
+            hpx::barrier().await.map_err(s)?;
+            if me == 1 {
+                println!("RESULT panicking {me}");
                 panic!("main blew up");
             }
             Ok(())
@@ -82,6 +101,10 @@ fn panicking_main_fails_the_job() {
     }
     let out = launch("panicking_main_fails_the_job", 3);
     out.assert_failure();
+    for l in 0..3 {
+        assert_eq!(out.tagged_by(l, "RESULT reached"), [l.to_string()], "{out}");
+    }
+    assert_eq!(out.tagged_by(1, "RESULT panicking"), ["1"], "{out}");
     assert!(out.stderr.contains("main blew up"), "{out}");
 }
 
@@ -110,13 +133,16 @@ fn root_only_runs_main_once_and_others_serve() {
             Ok::<_, Error>(7)
         });
         match (hpx_locality(), result) {
-            (0, Ok(Some(7))) | (1.., Ok(None)) => return,
+            (0, Ok(Some(7))) | (1.., Ok(None)) => {
+                return done_as("root_only_runs_main_once_and_others_serve", hpx_locality())
+            }
             (l, other) => panic!("locality {l}: {other:?}"),
         }
     }
     for n in [1, 2, 4] {
         let out = launch("root_only_runs_main_once_and_others_serve", n);
         out.assert_success();
+        out.assert_all_done("root_only_runs_main_once_and_others_serve", n);
         assert_eq!(
             out.tagged("RESULT"),
             [format!("root main ran with {n} localities")],
@@ -132,11 +158,22 @@ fn hpx_locality() -> u32 {
         .unwrap_or(0)
 }
 
+#[hpx::action]
+async fn where_am_i() -> u32 {
+    hpx::get_locality_id()
+}
+
 #[test]
 fn root_only_failure_is_an_exit_code() {
     if in_locality() {
-        let result = hpx::Runtime::builder().run_on_root(|| async { Err::<(), _>("root gave up") });
-        if result.is_err() {
+        let result = hpx::Runtime::builder().run_on_root(|| async {
+            // The others are up and serving before the root gives up.
+            let serving = hpx::broadcast_action(where_am_i, ()).await.map_err(s)?;
+            println!("RESULT serving {serving:?}");
+            Err::<(), _>("root gave up".to_owned())
+        });
+        if let Err(e) = result {
+            println!("RESULT exit 3 after: {e}");
             std::process::exit(3);
         }
         return;
@@ -144,6 +181,14 @@ fn root_only_failure_is_an_exit_code() {
     let out = launch("root_only_failure_is_an_exit_code", 3);
     out.assert_failure();
     assert_eq!(out.status.code(), Some(3), "{out}");
+    assert_eq!(out.tagged_by(0, "RESULT serving"), ["[0, 1, 2]"], "{out}");
+    // Every locality fails with the root's error and exits with 3; hpxrun
+    // stops the job at the first such exit, so at least one says so.
+    let exits = out.tagged("RESULT exit 3 after:");
+    assert!(
+        !exits.is_empty() && exits.iter().all(|e| e.contains("root gave up")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -212,16 +257,64 @@ async fn never_answers() {
     std::future::pending::<()>().await
 }
 
+/// Set once this locality's body has started.
+static BODY_RAN: AtomicBool = AtomicBool::new(false);
+static BODY_RAN_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Marks this locality's body as started (for [`pid_after_body`]).
+fn body_runs() {
+    println!("BODY RAN {}", hpx::get_locality_id());
+    BODY_RAN.store(true, Ordering::SeqCst);
+    BODY_RAN_CHANGED.notify_waiters();
+}
+
+/// This process's pid, once its body has started (and said so).
+#[hpx::action]
+async fn pid_after_body() -> u32 {
+    loop {
+        let changed = BODY_RAN_CHANGED.notified();
+        if BODY_RAN.load(Ordering::SeqCst) {
+            return std::process::id();
+        }
+        changed.await;
+    }
+}
+
+/// Arrivals at [`count_and_wait_forever`] on this locality.
+static ARRIVALS: AtomicU32 = AtomicU32::new(0);
+static ARRIVALS_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Counts the caller as arrived, then never answers.
+#[hpx::action]
+async fn count_and_wait_forever() {
+    ARRIVALS.fetch_add(1, Ordering::SeqCst);
+    ARRIVALS_CHANGED.notify_waiters();
+    std::future::pending::<()>().await
+}
+
+/// Waits until `n` callers have arrived at [`count_and_wait_forever`] here.
+async fn arrivals(n: u32) {
+    loop {
+        let changed = ARRIVALS_CHANGED.notified();
+        if ARRIVALS.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        changed.await;
+    }
+}
+
 #[test]
 fn killed_locality_fails_pending_futures() {
     if in_locality() {
         let result = hpx::Runtime::builder().threads(2).run(|| async {
+            body_runs();
             if hpx::get_locality_id() != 0 {
                 return Ok(());
             }
             let victim = LocalityId(2);
             let pending = hpx::async_at(victim, never_answers, ());
-            let pid = hpx::async_at(victim, my_pid, ()).await?;
+            // Its body has run (and said so) before it is killed.
+            let pid = hpx::async_at(victim, pid_after_body, ()).await?;
             // SAFETY: kill(2) with a pid from our own job; no memory involved.
             let rc = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             assert_eq!(rc, 0, "kill failed");
@@ -256,6 +349,9 @@ fn killed_locality_fails_pending_futures() {
     ];
     let outs = RawJob::spawn("killed_locality_fails_pending_futures", 3, &[0, 1, 2], &env)
         .wait(Duration::from_secs(60));
+    for (l, out) in outs.iter().enumerate() {
+        assert_eq!(out.tagged("BODY RAN"), [l.to_string()], "{out}");
+    }
     let root = outs[0].tagged("RESULT");
     assert_eq!(root.len(), 3, "{}", outs[0]);
     let ms: u64 = root[0]
@@ -286,12 +382,17 @@ fn killed_locality_fails_pending_futures() {
 fn hpxrun_fails_fast_when_a_locality_is_killed() {
     if in_locality() {
         return spmd(|| async {
-            if hpx::get_locality_id() == 1 {
+            let me = hpx::get_locality_id();
+            if me == 1 {
+                // Dies once every other locality waits on it.
+                arrivals(hpx::get_num_localities() - 1).await;
+                println!("RESULT dying {me}");
                 // SAFETY: raising SIGKILL on ourselves.
                 unsafe { libc::raise(libc::SIGKILL) };
             }
             // The others wait on the dead locality forever.
-            let _ = hpx::async_at(LocalityId(1), never_answers, ()).await;
+            println!("RESULT waiting {me}");
+            let _ = hpx::async_at(LocalityId(1), count_and_wait_forever, ()).await;
             Ok(())
         });
     }
@@ -299,6 +400,18 @@ fn hpxrun_fails_fast_when_a_locality_is_killed() {
     let out = launch("hpxrun_fails_fast_when_a_locality_is_killed", 3);
     out.assert_failure();
     assert!(out.stderr.contains("locality 1"), "{out}");
+    assert!(
+        out.stderr.contains("locality 1 killed by signal 9"),
+        "{out}"
+    );
+    assert_eq!(out.tagged_by(1, "RESULT"), ["dying 1"], "{out}");
+    for l in [0, 2] {
+        assert_eq!(
+            out.tagged_by(l, "RESULT"),
+            [format!("waiting {l}")],
+            "{out}"
+        );
+    }
     assert!(
         start.elapsed() < Duration::from_secs(30),
         "took {:?}",

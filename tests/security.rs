@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{in_locality, launch, role, self_args};
+use common::{done, in_locality, launch, role, self_args};
 use hpx::prelude::*;
 use hpx::Error;
 use hpx_parcelport::handshake::{Hello, Purpose, TOKEN_LEN};
@@ -144,6 +144,7 @@ fn wrong_secret_cannot_join_or_run_actions() {
     if in_locality() {
         return common::spmd(|| async {
             if hpx::get_locality_id() != 0 {
+                done("wrong_secret_cannot_join_or_run_actions");
                 return Ok(());
             }
             let addrs = hpx::locality_addresses();
@@ -166,6 +167,10 @@ fn wrong_secret_cannot_join_or_run_actions() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             if !stdout.contains("RESULT intruder rejected") || !stdout.contains("secret") {
                 return Err(format!("intruder was not rejected cleanly: {stdout}"));
+            }
+            for line in stdout.lines().filter(|l| l.contains("RESULT intruder")) {
+                let said = &line[line.find("RESULT intruder").unwrap_or(0)..];
+                println!("INTRUDER said {said}");
             }
             // 2. Raw QUIC peers skip the handshake, send garbage, or a forged token.
             let garbage = b"GET / HTTP/1.1\r\n\r\n".to_vec();
@@ -192,11 +197,19 @@ fn wrong_secret_cannot_join_or_run_actions() {
                 return Err(format!("an unauthenticated peer ran actions: {counts:?}"));
             }
             println!("RESULT no action ran");
+            done("wrong_secret_cannot_join_or_run_actions");
             Ok(())
         });
     }
     let out = launch("wrong_secret_cannot_join_or_run_actions", 2);
     out.assert_success();
+    out.assert_all_done("wrong_secret_cannot_join_or_run_actions", 2);
+    // The intruder process ran and was turned away for its secret.
+    let said = out.tagged_by(0, "INTRUDER said RESULT intruder");
+    assert!(
+        said.len() == 1 && said[0].starts_with("rejected") && said[0].contains("secret"),
+        "{out}"
+    );
     let results = out.tagged("RESULT");
     assert!(results.iter().any(|r| r == "no action ran"), "{out}");
     let closes: Vec<_> = results

@@ -90,6 +90,16 @@ fn parcel(source: u32, dest: u32, seq: u64, payload: Bytes) -> Parcel {
     }
 }
 
+/// Every test gets this deadline: a hung transport fails the test.
+const TEST_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Runs a test body, failing the test if it does not end within [`TEST_DEADLINE`].
+async fn within(body: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(TEST_DEADLINE, body)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not end within {TEST_DEADLINE:?}"));
+}
+
 async fn next_parcel(rx: &mut mpsc::UnboundedReceiver<Event>) -> (Parcel, Credit) {
     match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
         Ok(Some(Event::Parcel(p, c))) => (p, c),
@@ -100,6 +110,10 @@ async fn next_parcel(rx: &mut mpsc::UnboundedReceiver<Event>) -> (Parcel, Credit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parcels_arrive_in_order_and_intact() {
+    within(parcels_arrive_in_order_and_intact_body()).await;
+}
+
+async fn parcels_arrive_in_order_and_intact_body() {
     let mut job = job(3, 64 << 20).await;
     let addrs = job[0].0.addresses().to_vec();
     assert_eq!(addrs.len(), 3);
@@ -151,6 +165,10 @@ async fn parcels_arrive_in_order_and_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_budget_stops_reading_until_credit_returns() {
+    within(a_full_budget_stops_reading_until_credit_returns_body()).await;
+}
+
+async fn a_full_budget_stops_reading_until_credit_returns_body() {
     let budget = 4 << 20;
     let mut job = job(2, budget).await;
     let chunk = 1 << 20;
@@ -181,6 +199,10 @@ async fn a_full_budget_stops_reading_until_credit_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orderly_close_is_not_a_loss_but_abort_is() {
+    within(orderly_close_is_not_a_loss_but_abort_is_body()).await;
+}
+
+async fn orderly_close_is_not_a_loss_but_abort_is_body() {
     let mut job = job(3, 1 << 20).await;
     job[1]
         .0
@@ -216,6 +238,10 @@ async fn orderly_close_is_not_a_loss_but_abort_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_cannot_join() {
+    within(wrong_secret_cannot_join_body()).await;
+}
+
+async fn wrong_secret_cannot_join_body() {
     let rendezvous = free_addr();
     let root = QuicParcelport::start(QuicConfig {
         startup_timeout: Duration::from_secs(3),
@@ -240,6 +266,10 @@ async fn wrong_secret_cannot_join() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_payloads_on_one_host_go_through_shared_memory() {
+    within(large_payloads_on_one_host_go_through_shared_memory_body()).await;
+}
+
+async fn large_payloads_on_one_host_go_through_shared_memory_body() {
     let dir = std::env::temp_dir().join(format!("hpx-shm-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut job = job_with(2, 64 << 20, Some(dir.clone())).await;

@@ -50,6 +50,24 @@ impl Output {
             .collect()
     }
 
+    /// Asserts that each of `localities` printed [`done`] for `test` once.
+    pub fn assert_done(&self, test: &str, localities: impl IntoIterator<Item = u32>) -> &Self {
+        let tag = format!("BODY DONE {test}");
+        for l in localities {
+            assert_eq!(
+                self.tagged_by(l, &tag),
+                [l.to_string()],
+                "locality {l} did not finish its body: {self}"
+            );
+        }
+        self
+    }
+
+    /// Asserts that each of localities `0..n` printed [`done`] for `test` once.
+    pub fn assert_all_done(&self, test: &str, n: u32) -> &Self {
+        self.assert_done(test, 0..n)
+    }
+
     /// What every locality printed after `tag`.
     pub fn tagged(&self, tag: &str) -> Vec<String> {
         self.stdout
@@ -139,23 +157,83 @@ pub fn self_args(test: &str) -> Vec<String> {
     ]
 }
 
-fn collect(mut child: Child) -> Output {
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let mut stdout = String::new();
-    let _ = out.read_to_string(&mut stdout);
-    let stderr = reader.join().unwrap_or_default();
-    let status = child.wait().expect("wait for child");
-    Output {
-        status,
-        stdout,
-        stderr,
+/// Extra time the parent gives hpxrun beyond its own `--timeout` before it
+/// kills hpxrun itself (which takes its localities with it).
+const LAUNCHER_GRACE: Duration = Duration::from_secs(30);
+
+/// Reads `child`'s output and waits for it to exit, killing it at `deadline`.
+/// Returns what it printed and whether it had to be killed.
+fn collect_within(mut child: Child, deadline: Duration) -> (Output, bool) {
+    let end = Instant::now() + deadline;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [Box<dyn Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("piped stdout")),
+        Box::new(child.stderr.take().expect("piped stderr")),
+    ];
+    for (i, mut pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            let _ = tx.send((i, String::from_utf8_lossy(&text).into_owned()));
+        });
     }
+    drop(tx);
+    // Both pipes reach their end when the child exits (or closes them).
+    let mut texts = [None, None];
+    let mut killed = false;
+    while texts.iter().any(Option::is_none) {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok((i, text)) => texts[i] = Some(text),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !killed => {
+                killed = true;
+                // Child::kill never signals a pid that was already reaped.
+                let _ = child.kill();
+            }
+            // Killed, yet something (a grandchild) still holds a pipe open.
+            Err(_) => break,
+        }
+    }
+    // The pipes are closed; the exit follows (or the deadline kills it).
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if !killed && Instant::now() >= end {
+            killed = true;
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let [stdout, stderr] = texts.map(Option::unwrap_or_default);
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        killed,
+    )
+}
+
+/// Reads `child`'s output and waits for it; kills it and fails the test if it
+/// runs past `deadline`.
+fn collect(child: Child, deadline: Duration) -> Output {
+    let (out, killed) = collect_within(child, deadline);
+    assert!(!killed, "killed after {deadline:?}: {out}");
+    out
+}
+
+/// Runs `cmd` (one process, not a job) to its end within `deadline`, killing
+/// it and failing the test if it takes longer.
+pub fn output_within(cmd: &mut Command, deadline: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the program");
+    collect(child, deadline)
 }
 
 /// Runs `program args` on `n` localities with hpxrun and waits for it.
@@ -180,7 +258,7 @@ pub fn hpxrun_program(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start hpxrun");
-    collect(child)
+    collect(child, launcher_deadline())
 }
 
 /// Runs the calling test's SPMD body on `n` localities through hpxrun.
@@ -206,7 +284,12 @@ pub fn launch_with(test: &str, n: u32, hpxrun_opts: &[&str], env: &[(&str, &str)
     for (k, v) in env {
         cmd.env(k, v);
     }
-    collect(cmd.spawn().expect("start hpxrun"))
+    collect(cmd.spawn().expect("start hpxrun"), launcher_deadline())
+}
+
+/// How long the parent waits for hpxrun, whose own deadline is `--timeout`.
+fn launcher_deadline() -> Duration {
+    Duration::from_secs(u64::from(JOB_TIMEOUT_SECS)) + LAUNCHER_GRACE
 }
 
 /// A free UDP port on 127.0.0.1 for a rendezvous.
@@ -236,67 +319,55 @@ impl RawJob {
     pub fn spawn(test: &str, n: u32, localities: &[u32], env: &[(&str, String)]) -> RawJob {
         let port = free_port();
         let exe = std::env::current_exe().expect("test binary path");
-        let children = localities
-            .iter()
-            .map(|l| {
-                let mut cmd = Command::new(&exe);
-                cmd.args(self_args(test))
-                    .env("HPX_LOCALITY", l.to_string())
-                    .env("HPX_NUM_LOCALITIES", n.to_string())
-                    .env("HPX_AGAS", format!("127.0.0.1:{port}"))
-                    .env("HPX_HOST", "127.0.0.1")
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                for (k, v) in env {
-                    cmd.env(k, v);
-                }
-                Some(cmd.spawn().expect("start locality"))
-            })
-            .collect();
-        RawJob { children }
+        // Filled one by one, so that a failed start still kills the earlier ones.
+        let mut job = RawJob {
+            children: Vec::new(),
+        };
+        for l in localities {
+            let mut cmd = Command::new(&exe);
+            cmd.args(self_args(test))
+                .env("HPX_LOCALITY", l.to_string())
+                .env("HPX_NUM_LOCALITIES", n.to_string())
+                .env("HPX_AGAS", format!("127.0.0.1:{port}"))
+                .env("HPX_HOST", "127.0.0.1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            job.children
+                .push(Some(cmd.spawn().expect("start locality")));
+        }
+        job
     }
 
     /// Waits for every process, killing all of them at `deadline`.
     pub fn wait(mut self, deadline: Duration) -> Vec<Output> {
-        let end = Instant::now() + deadline;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut pids = Vec::new();
-        let n = self.children.len();
-        for (i, slot) in self.children.iter_mut().enumerate() {
-            let child = slot.take().expect("child");
-            pids.push(child.id());
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let _ = tx.send((i, collect(child)));
-            });
-        }
-        let mut results: Vec<Option<Output>> = (0..n).map(|_| None).collect();
-        let mut killed = false;
-        for _ in 0..n {
-            let received = if killed {
-                rx.recv().ok()
-            } else {
-                match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-                    Ok(r) => Some(r),
-                    Err(_) => {
-                        killed = true;
-                        for pid in &pids {
-                            // SAFETY: kill(2) on our own children's pids; no memory is involved.
-                            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-                        }
-                        rx.recv().ok()
-                    }
-                }
-            };
-            if let Some((i, out)) = received {
-                results[i] = Some(out);
-            }
-        }
-        assert!(!killed, "the job did not end within {deadline:?}");
-        results
+        let handles: Vec<_> = self
+            .children
+            .iter_mut()
+            .map(|slot| {
+                let child = slot.take().expect("child");
+                std::thread::spawn(move || collect_within(child, deadline))
+            })
+            .collect();
+        let results: Vec<(Output, bool)> = handles
             .into_iter()
-            .map(|r| r.expect("every locality reported"))
-            .collect()
+            .map(|h| h.join().expect("collect a locality"))
+            .collect();
+        let killed: Vec<String> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, killed))| *killed)
+            .map(|(i, (out, _))| format!("process {i} was killed: {out}"))
+            .collect();
+        assert!(
+            killed.is_empty(),
+            "the job did not end within {deadline:?}:\n{}",
+            killed.join("\n")
+        );
+        results.into_iter().map(|(out, _)| out).collect()
     }
 }
 
@@ -307,4 +378,15 @@ impl Drop for RawJob {
             let _ = child.wait();
         }
     }
+}
+
+/// Prints the line that shows the parent this locality's body ran to its end
+/// (see [`Output::assert_done`]); call it last in the body.
+pub fn done(test: &str) {
+    done_as(test, hpx::get_locality_id());
+}
+
+/// [`done`] for locality `l`, where no runtime is current.
+pub fn done_as(test: &str, l: u32) {
+    println!("BODY DONE {test} {l}");
 }
