@@ -205,3 +205,38 @@ fn a_failing_locality_fails_every_locality_of_the_job() {
         }
     }
 }
+
+#[test]
+fn a_failure_during_a_collective_ends_the_job_everywhere_fast() {
+    for by_panic in [false, true] {
+        let start = Instant::now();
+        let results = hpx::run_in_process(4, 1, move || async move {
+            hpx::barrier().await.map_err(s)?;
+            if hpx::get_locality_id() == 2 {
+                if by_panic {
+                    panic!("locality 2 panics");
+                }
+                return Err("locality 2 gives up".to_owned());
+            }
+            // Locality 2 never joins: without the abort this waits forever.
+            hpx::all_reduce(1u64, ReduceOp::Sum).await.map_err(s)?;
+            Ok(())
+        });
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "the job took {took:?} to end"
+        );
+        let cause = if by_panic { "panics" } else { "gives up" };
+        for (i, r) in results.iter().enumerate() {
+            match r {
+                Err(Error::MainFailed(m)) if i == 2 => assert!(m.contains(cause), "{m}"),
+                Err(Error::Aborted(reason)) if i != 2 => {
+                    assert!(reason.contains("locality 2 failed"), "{reason}");
+                    assert!(reason.contains(cause), "{reason}");
+                }
+                other => panic!("locality {i} (by panic: {by_panic}): {other:?}"),
+            }
+        }
+    }
+}

@@ -7,7 +7,10 @@
 //! received work and report how many calls it has sent and how many it has
 //! finished. Two complete waves in a row with equal totals, sent equal to
 //! finished, mean nothing is in flight anywhere: the job shuts down. A failed
-//! main or a lost locality aborts the job instead, so no locality hangs.
+//! main aborts the job at once, wherever the others are (in a collective,
+//! waiting for a reply), so no locality hangs. A lost locality aborts the job
+//! once the others' mains are done: their calls to it fail with
+//! `LocalityLost`, so they can end, or go on without it.
 
 use hpx_parcelport::LocalityId;
 
@@ -121,6 +124,14 @@ impl Termination {
     }
 
     fn step(&mut self) -> Option<Command> {
+        if !self.failures.is_empty() {
+            // A failed main ends the job at once: the others may be waiting
+            // for it (in a collective, say) and would wait forever.
+            self.ended = true;
+            return Some(Command::Abort {
+                reason: self.reasons().join("; "),
+            });
+        }
         let all_in = self
             .finished
             .iter()
@@ -129,12 +140,7 @@ impl Termination {
         if !all_in {
             return None;
         }
-        let lost = self
-            .lost
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_ref().map(|r| format!("locality {i} was lost: {r}")));
-        let reasons: Vec<String> = self.failures.iter().cloned().chain(lost).collect();
+        let reasons = self.reasons();
         if !reasons.is_empty() {
             self.ended = true;
             return Some(Command::Abort {
@@ -162,6 +168,16 @@ impl Termination {
         self.wave += 1;
         self.reports.iter_mut().for_each(|r| *r = None);
         Some(Command::Query { wave: self.wave })
+    }
+
+    /// Why the job failed: failed mains, then lost localities.
+    fn reasons(&self) -> Vec<String> {
+        let lost = self
+            .lost
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|r| format!("locality {i} was lost: {r}")));
+        self.failures.iter().cloned().chain(lost).collect()
     }
 }
 
@@ -222,24 +238,35 @@ mod tests {
     }
 
     #[test]
-    fn failure_or_loss_aborts_once_everyone_is_accounted_for() {
+    fn a_failure_aborts_at_once_while_others_still_run() {
         let mut t = Termination::new(3);
         let failed = Event::MainDone {
             from: LocalityId(1),
             failure: Some("boom".into()),
         };
-        assert_eq!(t.on(failed), None);
-        assert_eq!(
-            t.on(Event::Lost {
-                locality: LocalityId(2),
-                reason: "killed".into()
-            }),
-            None
-        );
-        match t.on(done(0)) {
+        match t.on(failed) {
             Some(Command::Abort { reason }) => {
-                assert!(reason.contains("locality 1 failed: boom"), "{reason}");
-                assert!(reason.contains("locality 2 was lost: killed"), "{reason}");
+                assert!(reason.contains("locality 1 failed: boom"), "{reason}")
+            }
+            other => panic!("expected an abort, got {other:?}"),
+        }
+        assert_eq!(t.on(done(0)), None, "nothing after the end");
+    }
+
+    #[test]
+    fn a_loss_aborts_once_the_others_are_done() {
+        // Those that talk to the lost locality see `LocalityLost` and may
+        // go on without it; the job fails when they are done.
+        let mut t = Termination::new(3);
+        let lost = Event::Lost {
+            locality: LocalityId(2),
+            reason: "killed".into(),
+        };
+        assert_eq!(t.on(lost), None);
+        assert_eq!(t.on(done(0)), None);
+        match t.on(done(1)) {
+            Some(Command::Abort { reason }) => {
+                assert!(reason.contains("locality 2 was lost: killed"), "{reason}")
             }
             other => panic!("expected an abort, got {other:?}"),
         }
