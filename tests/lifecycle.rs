@@ -108,6 +108,41 @@ fn panicking_main_fails_the_job() {
     assert!(out.stderr.contains("main blew up"), "{out}");
 }
 
+#[test]
+fn a_failure_while_the_others_wait_in_a_collective_ends_the_job() {
+    if in_locality() {
+        return spmd(|| async {
+            let me = hpx::get_locality_id();
+            hpx::barrier().await.map_err(s)?;
+            if me == 2 {
+                println!("RESULT panicking {me}");
+                panic!("locality 2 blew up");
+            }
+            println!("RESULT waiting {me}");
+            // Locality 2 never joins: only the abort ends this call.
+            hpx::all_reduce(1u64, ReduceOp::Sum).await.map_err(s)?;
+            Err("the all_reduce completed without locality 2".to_owned())
+        });
+    }
+    let start = Instant::now();
+    let out = launch(
+        "a_failure_while_the_others_wait_in_a_collective_ends_the_job",
+        4,
+    );
+    let took = start.elapsed();
+    out.assert_failure();
+    assert_eq!(out.tagged_by(2, "RESULT panicking"), ["2"], "{out}");
+    for l in [0, 1, 3] {
+        assert_eq!(out.tagged_by(l, "RESULT waiting"), [l.to_string()], "{out}");
+    }
+    assert!(out.stderr.contains("locality 2 blew up"), "{out}");
+    assert!(!out.stdout.contains("completed without"), "{out}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the job took {took:?} to end"
+    );
+}
+
 static MAINS_RUN: AtomicU32 = AtomicU32::new(0);
 
 #[hpx::action]

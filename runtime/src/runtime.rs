@@ -154,6 +154,7 @@ where
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let slot: Slot = Arc::new(OnceLock::new());
     let workers = threads("hpx-worker", config.worker_threads(), &slot)?;
