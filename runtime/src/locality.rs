@@ -2,19 +2,21 @@
 //! pending requests, work counters, the end-of-job state, AGAS tables,
 //! extensions of the layers above) in one object, [`Locality`].
 //!
-//! Parcels arrive on the locality's network thread ([`Locality::on_parcel`]).
+//! Parcels arrive where the transport reads them ([`Locality::on_parcel`]).
 //! Replies, control parcels and direct actions are handled right there;
-//! every other action runs on a task of its own on the worker threads, so a
-//! long computation never delays the parcels behind it.
+//! every other call goes to a queue that drainer tasks on the worker threads
+//! empty (one drainer per worker at most), so a long computation never
+//! delays the parcels behind it.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Context;
 
 use bytes::Bytes;
+use crossbeam_queue::SegQueue;
 use futures::future::BoxFuture;
 use hpx_parcelport::parcel::FLAG_UNMETERED;
 use hpx_parcelport::{Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader, Parcelport};
@@ -65,6 +67,17 @@ pub(crate) enum Phase {
     Aborted(String),
 }
 
+/// Calls a drainer runs before it lets the worker's other tasks run.
+const DRAIN_BATCH: u32 = 64;
+
+/// A received request or post, waiting to run.
+#[derive(Debug)]
+struct Call {
+    header: ParcelHeader,
+    payload: Bytes,
+    credit: Credit,
+}
+
 /// A request waiting for its answer.
 struct Pending {
     dest: LocalityId,
@@ -85,6 +98,12 @@ pub(crate) struct Locality {
     workers: Handle,
     next_request: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// Received calls of plain (not direct) actions, waiting to run.
+    calls: SegQueue<Call>,
+    /// Tasks draining `calls` now.
+    drainers: AtomicUsize,
+    /// At most this many drainers: one per worker thread.
+    max_drainers: usize,
     work: Work,
     warmth: Arc<Warmth>,
     phase: watch::Sender<Phase>,
@@ -140,6 +159,7 @@ impl Locality {
         let n = port.num_localities();
         let (phase, _) = watch::channel(Phase::Running);
         let (lost, _) = watch::channel(vec![None; n as usize]);
+        let max_drainers = workers.metrics().num_workers().max(1);
         Arc::new(Locality {
             here: port.here(),
             n,
@@ -148,6 +168,9 @@ impl Locality {
             workers,
             next_request: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            calls: SegQueue::new(),
+            drainers: AtomicUsize::new(0),
+            max_drainers,
             work: Work::default(),
             warmth,
             phase,
@@ -343,43 +366,108 @@ impl Locality {
     /// direct, on a task of its own otherwise) and answers a request.
     fn on_call(self: Arc<Self>, header: ParcelHeader, payload: Bytes, credit: Credit) {
         self.work.begin();
-        let entry = Registry::global().get(header.tag);
-        let direct = entry.is_some_and(|e| e.direct);
-        let workers = self.workers.clone();
-        let work = async move {
-            let here = self.here;
-            let outcome = match entry {
-                None => Err(Error::UnknownAction {
-                    locality: here,
-                    id: header.tag,
-                    action: String::new(),
-                }),
-                Some(entry) => run_caught(here, entry.name, (entry.handler)(here, &payload)).await,
-            };
-            drop(payload);
-            let outcome = match outcome {
-                // Handles in a reply keep their objects alive at the caller:
-                // the owners learn of the credit before the reply leaves.
-                Ok((bytes, minted)) if header.kind == kind::REQUEST => {
-                    self.register_minted(minted).await.map(|()| bytes)
-                }
-                Ok((bytes, _)) => Ok(bytes),
-                Err(e) => Err(e),
-            };
-            if header.kind == kind::REQUEST {
-                self.reply(header, outcome);
-            } else if let Err(e) = outcome {
-                tracing::error!(from = %header.source, %e, "posted action failed");
-            }
-            drop(credit);
-            self.work.finished_one();
-            self.work.end();
+        let call = Call {
+            header,
+            payload,
+            credit,
         };
+        let direct = Registry::global().get(header.tag).is_some_and(|e| e.direct);
         if direct {
-            run_inline_or_spawn(&workers, work);
+            let workers = self.workers.clone();
+            run_inline_or_spawn(&workers, self.run_call(call));
         } else {
-            workers.spawn(work);
+            self.calls.push(call);
+            self.ensure_drainer();
         }
+    }
+
+    /// Starts a drainer of the call queue unless as many run as there are
+    /// workers.
+    fn ensure_drainer(self: &Arc<Self>) {
+        let mut running = self.drainers.load(Ordering::SeqCst);
+        while running < self.max_drainers {
+            match self.drainers.compare_exchange(
+                running,
+                running + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => {
+                    self.workers.spawn(self.clone().drain());
+                    return;
+                }
+                Err(now) => running = now,
+            }
+        }
+    }
+
+    /// Runs queued calls, each polled first right here and moved to a task
+    /// of its own if it must wait: a burst of calls costs few tasks, and a
+    /// call that computes for long holds up only this drainer, while the
+    /// others (one per worker) go on with the queue.
+    async fn drain(self: Arc<Self>) {
+        let mut ran = 0u32;
+        loop {
+            while let Some(call) = self.calls.pop() {
+                run_inline_or_spawn(&self.workers, self.clone().run_call(call));
+                ran = ran.wrapping_add(1);
+                if ran % DRAIN_BATCH == 0 {
+                    // Let the worker's other tasks run between batches.
+                    tokio::task::yield_now().await;
+                }
+            }
+            self.drainers.fetch_sub(1, Ordering::SeqCst);
+            // A call queued after the last pop, by a sender that saw this
+            // drainer still counted, must not be left behind.
+            if self.calls.is_empty() {
+                return;
+            }
+            let running = self.drainers.load(Ordering::SeqCst);
+            if running >= self.max_drainers
+                || self
+                    .drainers
+                    .compare_exchange(running, running + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Runs one received call and answers a request.
+    async fn run_call(self: Arc<Self>, call: Call) {
+        let Call {
+            header,
+            payload,
+            credit,
+        } = call;
+        let here = self.here;
+        let outcome = match Registry::global().get(header.tag) {
+            None => Err(Error::UnknownAction {
+                locality: here,
+                id: header.tag,
+                action: String::new(),
+            }),
+            Some(entry) => run_caught(here, entry.name, (entry.handler)(here, &payload)).await,
+        };
+        drop(payload);
+        let outcome = match outcome {
+            // Handles in a reply keep their objects alive at the caller:
+            // the owners learn of the credit before the reply leaves.
+            Ok((bytes, minted)) if header.kind == kind::REQUEST => {
+                self.register_minted(minted).await.map(|()| bytes)
+            }
+            Ok((bytes, _)) => Ok(bytes),
+            Err(e) => Err(e),
+        };
+        if header.kind == kind::REQUEST {
+            self.reply(header, outcome);
+        } else if let Err(e) = outcome {
+            tracing::error!(from = %header.source, %e, "posted action failed");
+        }
+        drop(credit);
+        self.work.finished_one();
+        self.work.end();
     }
 
     fn reply(&self, request: ParcelHeader, outcome: Result<Vec<u8>>) {
