@@ -111,8 +111,14 @@ async fn intrude(
         &mut parcel,
     )
     .map_err(|e| e.to_string())?;
-    if let Ok(mut uni) = conn.open_uni().await {
-        let _ = uni.write_all(&parcel).await;
+    // An unauthenticated peer is granted no data stream; if one were
+    // granted, the parcel would go out on it.
+    match tokio::time::timeout(Duration::from_millis(300), conn.open_uni()).await {
+        Ok(Ok(mut uni)) => {
+            let _ = uni.write_all(&parcel).await;
+            println!("RESULT data stream granted before authentication");
+        }
+        _ => println!("RESULT data stream refused before authentication"),
     }
     if let Ok((mut send, _recv)) = conn.open_bi().await {
         let _ = send
@@ -212,6 +218,11 @@ fn wrong_secret_cannot_join_or_run_actions() {
     );
     let results = out.tagged("RESULT");
     assert!(results.iter().any(|r| r == "no action ran"), "{out}");
+    let refused = results
+        .iter()
+        .filter(|r| *r == "data stream refused before authentication")
+        .count();
+    assert_eq!(refused, 4, "{out}");
     let closes: Vec<_> = results
         .iter()
         .filter(|r| r.starts_with("closed by"))

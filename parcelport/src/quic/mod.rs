@@ -5,7 +5,7 @@
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -97,6 +97,8 @@ struct Inner {
     budget_total: usize,
     max_payload: usize,
     closing: AtomicBool,
+    /// Connections refused so far (failed authentication or handshake).
+    rejected: AtomicU64,
     handler: OnceLock<Arc<dyn ParcelHandler>>,
     attached: watch::Sender<bool>,
     joins: Mutex<Option<mpsc::UnboundedSender<Join>>>,
@@ -227,6 +229,7 @@ impl QuicParcelport {
             budget_total,
             max_payload: cfg.max_payload,
             closing: AtomicBool::new(false),
+            rejected: AtomicU64::new(0),
             handler: OnceLock::new(),
             attached,
             joins: Mutex::new(None),
@@ -432,6 +435,7 @@ impl Inner {
                 welcome.locality
             )));
         }
+        tls::authenticated(&conn);
         Ok((conn, send, recv))
     }
 
@@ -476,6 +480,7 @@ impl Inner {
                 hello.locality, hello.num_localities, self.here, self.n
             )));
         }
+        tls::authenticated(&conn);
         let welcome = Welcome {
             locality: self.here,
             token: token(&conn, &self.secret, Role::Acceptor)?,
@@ -845,10 +850,18 @@ async fn accept_loop(inner: Arc<Inner>) {
         let inner = inner.clone();
         tokio::spawn(async move {
             let addr = incoming.remote_address();
-            match timeout(HANDSHAKE_TIMEOUT, inner.accept(incoming)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(%addr, %e, "rejected connection"),
-                Err(_) => tracing::warn!(%addr, "connection handshake timed out"),
+            let reason = match timeout(HANDSHAKE_TIMEOUT, inner.clone().accept(incoming)).await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "the handshake timed out".to_owned(),
+            };
+            // A flood of outsiders must not flood the log: the 1st, 2nd,
+            // 4th, 8th, ... rejection is a warning with the count so far.
+            let count = inner.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+            if count.is_power_of_two() {
+                tracing::warn!(%addr, %reason, rejected_so_far = count, "rejected connection");
+            } else {
+                tracing::debug!(%addr, %reason, "rejected connection");
             }
         });
     }

@@ -80,6 +80,19 @@ impl ServerCertVerifier for ExporterAuthenticated {
     }
 }
 
+/// Bytes a connection may buffer here before its peer is authenticated.
+const PRE_AUTH_WINDOW: u32 = 256 << 10;
+/// Bytes an authenticated connection may buffer here.
+const RECEIVE_WINDOW: u32 = 64 << 20;
+/// Data streams an authenticated peer may have open at once.
+const DATA_STREAMS: u32 = 64;
+
+/// Gives an authenticated connection its full window and data streams.
+pub(super) fn authenticated(conn: &quinn::Connection) {
+    conn.set_receive_window(VarInt::from_u32(RECEIVE_WINDOW));
+    conn.set_max_concurrent_uni_streams(VarInt::from_u32(DATA_STREAMS));
+}
+
 fn transport_config(
     loopback: bool,
     peer_timeout: Duration,
@@ -89,10 +102,14 @@ fn transport_config(
         IdleTimeout::try_from(peer_timeout).map_err(config_err)?,
     ));
     t.keep_alive_interval(Some(peer_timeout / 4));
-    t.max_concurrent_bidi_streams(VarInt::from_u32(8));
-    t.max_concurrent_uni_streams(VarInt::from_u32(64));
+    // Until a peer has proven the job secret it gets one stream for the
+    // handshake and a small window: an outsider cannot make this locality
+    // buffer more than PRE_AUTH_WINDOW per connection. `authenticated`
+    // opens the connection up.
+    t.max_concurrent_bidi_streams(VarInt::from_u32(1));
+    t.max_concurrent_uni_streams(VarInt::from_u32(0));
     t.stream_receive_window(VarInt::from_u32(16 << 20));
-    t.receive_window(VarInt::from_u32(64 << 20));
+    t.receive_window(VarInt::from_u32(PRE_AUTH_WINDOW));
     t.send_window(64 << 20);
     t.datagram_receive_buffer_size(None);
     if loopback {
