@@ -126,8 +126,9 @@ fn crate_path(attr: TokenStream) -> syn::Result<syn::Path> {
 /// (with `E: Display`) has output `T`; its `Err` reaches the caller as
 /// `hpx::Error::Remote`.
 ///
-/// An action runs on a task of its own on the receiving locality's workers,
-/// so a long computation never delays other parcels. `#[action(direct)]`
+/// An action runs on the receiving locality's worker threads, off the
+/// thread that reads parcels, so a long computation never delays other
+/// parcels. `#[action(direct)]`
 /// marks a short handler that never blocks (it only files a message or
 /// updates a table): it is polled first right where its parcel is read,
 /// which saves a hand-over between threads (HPX's "direct" actions); if it

@@ -8,10 +8,11 @@
 //! `--hpx:network-thread=on` says so), a network thread of its own (a second
 //! tokio runtime) runs the transport: reading, writing, keep-alives and loss
 //! detection, so that however busy the workers are, parcels keep flowing.
-//! Otherwise the transport's tasks run on the workers, and only actions
-//! declared `direct` run where parcels are read: every other action runs on a
-//! task of its own, so with two or more workers a long action never holds
-//! up other parcels either.
+//! Otherwise the transport's tasks run on the workers. Either way only
+//! actions declared `direct` run where parcels are read: every other call
+//! goes to a queue drained by tasks on the workers (see
+//! [`crate::locality`]), so with two or more workers a long action never
+//! holds up other parcels either.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -43,8 +44,8 @@ fn threads(name: &str, count: usize, slot: &Slot) -> Result<tokio::runtime::Runt
         .build()?)
 }
 
-/// Joins the job over the transport `config` asks for, on `net` (the
-/// network thread) if there is one.
+/// Joins the job over the transport `config` asks for; its tasks run on
+/// `net` (the network thread's runtime, or the workers').
 async fn join(config: &Config, net: &Handle) -> Result<Arc<dyn Parcelport>> {
     if config.num_localities == 1 {
         return Ok(Arc::new(LoopbackParcelport::new()));
