@@ -35,7 +35,7 @@ pub trait Action: Copy + Send + Sync + 'static {
     const DIRECT: bool = false;
 
     /// Runs the action here. An error of the action itself is
-    /// [`Error::Remote`] naming this locality (see [`action_error`]).
+    /// [`Error::Remote`] naming this locality (see [`action_error`](crate::__private::action_error)).
     fn invoke(args: Self::Args) -> impl Future<Output = Result<Self::Output>> + Send + 'static;
 }
 
