@@ -106,7 +106,7 @@ impl Round {
             Wait::Ready(result) => return result,
             Wait::Pending(rx) => rx,
         };
-        let lost = self.session.member_lost(&self.comm.members);
+        let lost = hpx_runtime::first_lost(self.comm.members.clone());
         tokio::select! {
             biased;
             got = rx => got.unwrap_or_else(|_| Err(Error::Aborted(

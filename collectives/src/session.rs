@@ -3,7 +3,6 @@
 //! ([`hpx_runtime::extension`]), made on first use and dropped with it.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use hpx_runtime::{Error, LocalityId, Result};
@@ -41,14 +40,6 @@ impl Session {
         let this = *count;
         *count += 1;
         this
-    }
-
-    /// Resolves with the error of the first of `members` found lost.
-    pub(crate) fn member_lost(
-        &self,
-        members: &Arc<[LocalityId]>,
-    ) -> impl Future<Output = Error> + Send + 'static {
-        hpx_runtime::first_lost(members.to_vec())
     }
 
     /// Tells the localities of `alarm` that a call failed.

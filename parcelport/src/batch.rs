@@ -1,6 +1,6 @@
 //! Coalescing outgoing parcels into few large writes, as plain code without
 //! I/O: parcels go in ([`Batcher::push`]), the byte chunks of one write come
-//! out ([`Batcher::take`]). Small parcels are copied into one buffer; a large
+//! out ([`Batcher::take_into`]). Small parcels are copied into one buffer; a large
 //! payload becomes a chunk of its own and is never copied.
 
 use bytes::{Bytes, BytesMut};
@@ -73,13 +73,15 @@ impl Batcher {
         self.queued == 0
     }
 
-    /// The chunks of the write, in order; the batcher is empty afterwards.
-    pub fn take(&mut self) -> Vec<Bytes> {
+    /// Moves the chunks of the write, in order, to the end of `out`; the
+    /// batcher is empty afterwards. Both vectors keep their capacity, so a
+    /// sender that clears `out` after each write allocates no new one.
+    pub fn take_into(&mut self, out: &mut Vec<Bytes>) {
         if !self.batch.is_empty() {
             self.chunks.push(self.batch.split().freeze());
         }
         self.queued = 0;
-        std::mem::take(&mut self.chunks)
+        out.append(&mut self.chunks);
     }
 }
 
@@ -104,6 +106,12 @@ mod tests {
         }
     }
 
+    fn take(b: &mut Batcher) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        b.take_into(&mut out);
+        out
+    }
+
     #[test]
     fn large_payloads_are_not_copied() {
         let mut b = Batcher::new();
@@ -112,11 +120,11 @@ mod tests {
         b.push(parcel(0, 10)).unwrap();
         b.push(big).unwrap();
         b.push(parcel(2, 10)).unwrap();
-        let chunks = b.take();
+        let chunks = take(&mut b);
         assert_eq!(chunks.len(), 4, "small, header, payload, small");
         assert_eq!(chunks[2].as_ptr(), address);
         assert!(b.is_empty());
-        assert!(b.take().is_empty());
+        assert!(take(&mut b).is_empty());
     }
 
     #[test]
@@ -125,7 +133,7 @@ mod tests {
         while !b.is_full() {
             b.push(parcel(0, 1000)).unwrap();
         }
-        assert!(b.take().iter().map(Bytes::len).sum::<usize>() >= BATCH_MAX);
+        assert!(take(&mut b).iter().map(Bytes::len).sum::<usize>() >= BATCH_MAX);
         assert!(!b.is_full());
     }
 
@@ -145,10 +153,10 @@ mod tests {
             for (i, len) in sizes.iter().enumerate() {
                 b.push(parcel(i as u64, *len)).unwrap();
                 if cuts[i] || b.is_full() {
-                    wire.extend(b.take());
+                    wire.extend(take(&mut b));
                 }
             }
-            wire.extend(b.take());
+            wire.extend(take(&mut b));
             let mut decoder = ParcelDecoder::new(1 << 20);
             for chunk in &wire {
                 decoder.feed(chunk);

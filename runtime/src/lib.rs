@@ -185,7 +185,10 @@ pub fn locality_lost(locality: LocalityId) -> impl Future<Output = Error> + Send
 /// is declared lost; never resolves while they all live. This is the
 /// runtime's one loss signal: subscribing costs no task and no polling.
 /// Outside a running runtime it resolves at once with [`Error::NotRunning`].
-pub fn first_lost(localities: Vec<LocalityId>) -> impl Future<Output = Error> + Send + 'static {
+pub fn first_lost(
+    localities: impl Into<std::sync::Arc<[LocalityId]>>,
+) -> impl Future<Output = Error> + Send + 'static {
+    let localities = localities.into();
     let lost = context::current().map(|rt| rt.first_lost(localities));
     async move {
         match lost {

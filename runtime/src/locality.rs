@@ -20,7 +20,7 @@ use crossbeam_queue::SegQueue;
 use futures::future::BoxFuture;
 use hpx_parcelport::parcel::FLAG_UNMETERED;
 use hpx_parcelport::{Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader, Parcelport};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
@@ -113,7 +113,7 @@ pub(crate) struct Locality {
     lost: watch::Sender<Vec<Option<String>>>,
     /// Registers credit minted for component handles with their owners.
     register_minted: RegisterMinted,
-    extensions: Mutex<Extensions>,
+    extensions: RwLock<Extensions>,
 }
 
 /// How a locality registers credit minted for component handles (given by
@@ -177,7 +177,7 @@ impl Locality {
             termination: Mutex::new(Termination::new(n)),
             lost,
             register_minted,
-            extensions: Mutex::new(HashMap::new()),
+            extensions: RwLock::new(HashMap::new()),
         })
     }
 
@@ -224,7 +224,7 @@ impl Locality {
         }
         // Made outside the lock: `init` may use the runtime.
         let made: Arc<dyn Any + Send + Sync> = Arc::new(init());
-        let stored = self.extensions.lock().entry(key).or_insert(made).clone();
+        let stored = self.extensions.write().entry(key).or_insert(made).clone();
         match stored.downcast::<T>() {
             Ok(t) => t,
             Err(_) => unreachable!("extensions are stored under their own type id"),
@@ -232,7 +232,7 @@ impl Locality {
     }
 
     fn extension_of<T: Send + Sync + 'static>(&self, key: TypeId) -> Option<Arc<T>> {
-        let found = self.extensions.lock().get(&key).cloned()?;
+        let found = self.extensions.read().get(&key).cloned()?;
         found.downcast::<T>().ok()
     }
 
@@ -545,7 +545,7 @@ impl Locality {
     /// found lost; never while they all live.
     pub(crate) fn first_lost(
         &self,
-        localities: Vec<LocalityId>,
+        localities: Arc<[LocalityId]>,
     ) -> impl Future<Output = Error> + Send + 'static {
         let mut rx = self.lost.subscribe();
         async move {

@@ -649,6 +649,7 @@ impl Inner {
             None
         };
         let mut batcher = Batcher::new();
+        let mut chunks = Vec::new();
         let mut flushes = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
@@ -682,11 +683,12 @@ impl Inner {
                     None
                 };
             }
-            let mut chunks = batcher.take();
+            batcher.take_into(&mut chunks);
             if let Err(e) = stream.write_all_chunks(&mut chunks).await {
                 self.peer_lost(dest, format!("sending failed: {e}"));
                 return;
             }
+            chunks.clear();
             if !flushes.is_empty() {
                 let _ = stream.finish();
                 let _ = stream.stopped().await;
