@@ -163,6 +163,8 @@ fn wrong_secret_cannot_join_or_run_actions() {
                 .env("HPX_NUM_LOCALITIES", "2")
                 .env("HPX_AGAS", addrs[0].to_string())
                 .env("HPX_SECRET", "ff".repeat(32))
+                // An outsider: no channel from hpxrun.
+                .env_remove("HPX_CONTROL_FD")
                 .env("HPX_STARTUP_TIMEOUT", "10")
                 .kill_on_drop(true)
                 .output();
@@ -186,6 +188,7 @@ fn wrong_secret_cannot_join_or_run_actions() {
                 num_localities: 2,
                 token: [0x42; TOKEN_LEN],
                 listen_addr: String::new(),
+                beat_port: 0,
             }
             .encode()
             .map_err(|e| e.to_string())?;

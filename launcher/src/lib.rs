@@ -71,7 +71,7 @@ use clap::Parser;
 
 pub use cli::{Options, Runner};
 pub use error::LaunchError;
-pub use plan::{plan, ChildSpec, LaunchPlan};
+pub use plan::{plan, ChildSpec, ControlVia, LaunchPlan, CONTROL_FD};
 
 /// Entry point of the `hpxrun` binary: parses the command line, runs the job and turns the
 /// outcome into the process exit code.

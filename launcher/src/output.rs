@@ -17,6 +17,33 @@ const MAX_CHUNK: u64 = 64 * 1024;
 /// stops waiting for them (they are then held open by a background process of the program).
 const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
+/// The last `Error: ...` line a child wrote (what a failed locality prints last), kept to
+/// name the cause of a failure.
+#[derive(Clone, Default)]
+pub(crate) struct LastError(Arc<Mutex<Option<String>>>);
+
+/// Longest error line kept.
+const MAX_ERROR_LINE: usize = 500;
+
+impl LastError {
+    /// The line, without `Error: `.
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps `line` if it is an error line.
+    fn see(&self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        if let Some(rest) = line.trim_end().strip_prefix("Error: ") {
+            let cut: String = rest.chars().take(MAX_ERROR_LINE).collect();
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(cut);
+        }
+    }
+}
+
 /// Writes one `hpxrun: ...` message line to `sink`, ignoring write errors.
 pub(crate) fn message<W: Write>(sink: &Mutex<W>, text: &str) {
     let mut w = sink.lock().unwrap_or_else(PoisonError::into_inner);
@@ -57,13 +84,15 @@ impl Forwarders {
     }
 
     /// Starts a thread that copies `source` to `sink` line by line, each line prefixed with
-    /// `prefix`. `name` identifies the pipe in messages.
+    /// `prefix`, keeping its last error line in `errors`. `name` identifies the pipe in
+    /// messages.
     pub(crate) fn spawn<R, W>(
         &mut self,
         name: String,
         source: R,
         prefix: &str,
         sink: &Sink<W>,
+        errors: Option<LastError>,
     ) -> io::Result<()>
     where
         R: Read + Send + 'static,
@@ -77,7 +106,7 @@ impl Forwarders {
         let handle = thread::Builder::new()
             .name(format!("hpxrun-{name}"))
             .spawn(move || {
-                forward(source, &prefix, &sink, &activity);
+                forward(source, &prefix, &sink, &activity, errors.as_ref());
                 let _ = done.send(thread_name);
             })?;
         self.threads.push((name, handle));
@@ -134,7 +163,13 @@ impl Forwarders {
 /// the sink's lock and flushed; a last line without a newline gets one. When the sink fails
 /// (e.g. a closed pipe), the rest of the source is read and discarded so the child never
 /// blocks on a full pipe.
-fn forward<R: Read, W: Write>(source: R, prefix: &[u8], sink: &Mutex<W>, activity: &Activity) {
+fn forward<R: Read, W: Write>(
+    source: R,
+    prefix: &[u8],
+    sink: &Mutex<W>,
+    activity: &Activity,
+    errors: Option<&LastError>,
+) {
     let mut reader = BufReader::new(source);
     let mut chunk = Vec::new();
     let mut at_line_start = true;
@@ -147,6 +182,9 @@ fn forward<R: Read, W: Write>(source: R, prefix: &[u8], sink: &Mutex<W>, activit
         }
         activity.reads.fetch_add(1, Ordering::SeqCst);
         let complete = chunk.last() == Some(&b'\n');
+        if let (Some(errors), true) = (errors, at_line_start) {
+            errors.see(&chunk);
+        }
         // A piece that is short and has no newline ends the stream: terminate it in the same
         // write so that no other line can be glued to it.
         let last_piece = !complete && (chunk.len() as u64) < MAX_CHUNK;
@@ -189,8 +227,17 @@ mod tests {
 
     fn forward_to_vec(input: &[u8], prefix: &str) -> Vec<u8> {
         let sink = Mutex::new(Vec::new());
-        forward(input, prefix.as_bytes(), &sink, &Activity::default());
+        forward(input, prefix.as_bytes(), &sink, &Activity::default(), None);
         sink.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[test]
+    fn the_last_error_line_is_kept() {
+        let errors = LastError::default();
+        let sink = Mutex::new(Vec::new());
+        let input = b"Error: first\nnoise\nError: main panicked: boom\ntrailing\n";
+        forward(&input[..], b"", &sink, &Activity::default(), Some(&errors));
+        assert_eq!(errors.get().as_deref(), Some("main panicked: boom"));
     }
 
     #[test]
@@ -247,7 +294,13 @@ mod tests {
     fn failing_sink_still_drains_the_source() {
         let input = b"one\ntwo\nthree\n";
         let mut reader: &[u8] = input;
-        forward(&mut reader, b"", &Mutex::new(Broken), &Activity::default());
+        forward(
+            &mut reader,
+            b"",
+            &Mutex::new(Broken),
+            &Activity::default(),
+            None,
+        );
         assert!(reader.is_empty());
     }
 
@@ -257,7 +310,7 @@ mod tests {
         let err = Mutex::new(Vec::new());
         let mut forwarders = Forwarders::new();
         forwarders
-            .spawn("a".into(), &b"1\n2"[..], "[A] ", &out)
+            .spawn("a".into(), &b"1\n2"[..], "[A] ", &out, None)
             .expect("thread");
         forwarders.finish(&err);
         let text = out.lock().map(|v| v.clone()).unwrap_or_default();

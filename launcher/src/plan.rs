@@ -27,7 +27,22 @@ pub struct ChildSpec {
     pub env: Vec<(OsString, OsString)>,
     /// Whether the child reads `hpxrun`'s standard input (otherwise it gets `/dev/null`).
     pub inherit_stdin: bool,
+    /// How the child receives `hpxrun`'s channel (the job secret, then news of failed
+    /// localities), if it does.
+    pub control: Option<ControlVia>,
 }
+
+/// Where a child finds `hpxrun`'s channel (a pipe; see the runtime's `HPX_CONTROL_FD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlVia {
+    /// On descriptor [`CONTROL_FD`], named in `HPX_CONTROL_FD` (local children).
+    Descriptor,
+    /// On standard input, which the remote shell moves to [`CONTROL_FD`] (`ssh`).
+    Stdin,
+}
+
+/// The descriptor number of `hpxrun`'s channel in a locality.
+pub const CONTROL_FD: i32 = 3;
 
 impl ChildSpec {
     /// A [`Command`] with the program, arguments, environment and standard input of this spec.
@@ -52,12 +67,12 @@ impl ChildSpec {
 pub struct LaunchPlan {
     /// The processes to start.
     pub children: Vec<ChildSpec>,
+    /// The job secret (64 hex digits), sent over each child's channel.
+    pub secret: String,
 }
 
 /// Values shared by all localities of one job.
 struct JobContext {
-    /// `HPX_SECRET`.
-    secret: String,
     /// `HPX_AGAS` (unused by `srun`, which lets the runtime find locality 0 itself).
     agas: OsString,
 }
@@ -72,6 +87,7 @@ pub fn plan(opts: &Options) -> Result<LaunchPlan, LaunchError> {
     if opts.runner == Runner::Srun {
         return Ok(LaunchPlan {
             children: vec![srun_child(opts, &secret)],
+            secret,
         });
     }
     let entries = host_entries(opts)?;
@@ -94,14 +110,14 @@ pub fn plan(opts: &Options) -> Result<LaunchPlan, LaunchError> {
             hosts::format_host_port(host0, port).into()
         }
     };
-    let job = JobContext { secret, agas };
+    let job = JobContext { agas };
     let children = if opts.runner == Runner::Ssh {
         let cwd = std::env::current_dir().map_err(LaunchError::CurrentDir)?;
         ssh_children(opts, &assignment, &job, &cwd)
     } else {
         local_children(opts, &assignment, &job)
     };
-    Ok(LaunchPlan { children })
+    Ok(LaunchPlan { children, secret })
 }
 
 /// Rejects option combinations that clap cannot rule out (or that a library caller built).
@@ -160,15 +176,13 @@ fn host_entries(opts: &Options) -> Result<Vec<HostEntry>, LaunchError> {
     Ok(entries)
 }
 
-/// The environment variables that are the same for every locality.
-fn common_env(opts: &Options, secret: &str) -> Vec<(OsString, OsString)> {
-    let mut env = vec![
-        (
-            "HPX_NUM_LOCALITIES".into(),
-            opts.localities.to_string().into(),
-        ),
-        ("HPX_SECRET".into(), secret.into()),
-    ];
+/// The environment variables that are the same for every locality. The secret is not among
+/// them: it travels over the child's channel (or, for `srun`, in its environment).
+fn common_env(opts: &Options) -> Vec<(OsString, OsString)> {
+    let mut env = vec![(
+        "HPX_NUM_LOCALITIES".into(),
+        opts.localities.to_string().into(),
+    )];
     if let Some(threads) = opts.threads {
         env.push(("HPX_THREADS".into(), threads.to_string().into()));
     }
@@ -192,8 +206,9 @@ fn locality_env(
         ("HPX_AGAS".into(), job.agas.clone()),
         ("HPX_HOST".into(), host.into()),
         ("HPX_LOCALITIES_ON_HOST".into(), on_host.to_string().into()),
+        ("HPX_CONTROL_FD".into(), CONTROL_FD.to_string().into()),
     ];
-    env.extend(common_env(opts, &job.secret));
+    env.extend(common_env(opts));
     env
 }
 
@@ -220,6 +235,7 @@ fn local_children(opts: &Options, assignment: &[String], job: &JobContext) -> Ve
                 args: args.to_vec(),
                 env: locality_env(opts, index, assignment, job),
                 inherit_stdin: index == 0,
+                control: Some(ControlVia::Descriptor),
             }
         })
         .collect()
@@ -250,6 +266,7 @@ fn ssh_children(
                 ],
                 env: Vec::new(),
                 inherit_stdin: false,
+                control: Some(ControlVia::Stdin),
             }
         })
         .collect()
@@ -268,8 +285,13 @@ fn srun_child(opts: &Options, secret: &str) -> ChildSpec {
         },
         program: "srun".into(),
         args,
-        env: common_env(opts, secret),
+        env: {
+            let mut env = common_env(opts);
+            env.push(("HPX_SECRET".into(), secret.into()));
+            env
+        },
         inherit_stdin: true,
+        control: None,
     }
 }
 
@@ -281,9 +303,15 @@ fn split_command(opts: &Options) -> (OsString, &[OsString]) {
     }
 }
 
-/// `cd CWD && env K=V... PROGRAM ARGS`, every word shell-quoted, for `ssh HOST CMD`.
+/// `cd CWD && exec 3<&0 </dev/null && exec env K=V... PROGRAM ARGS`, every word
+/// shell-quoted, for `ssh HOST CMD`: ssh's standard input (hpxrun's channel) becomes the
+/// program's descriptor 3.
 fn remote_command(cwd: &Path, env: &[(OsString, OsString)], command: &[OsString]) -> OsString {
-    let mut words: Vec<OsString> = vec!["env".into()];
+    let mut words: Vec<OsString> = vec![
+        format!("exec {CONTROL_FD}<&0 </dev/null &&").into(),
+        "exec".into(),
+        "env".into(),
+    ];
     words.extend(env.iter().map(|(k, v)| {
         let mut pair = k.clone();
         pair.push("=");
@@ -370,7 +398,6 @@ mod tests {
 
     fn job() -> JobContext {
         JobContext {
-            secret: "ab".repeat(32),
             agas: "10.0.0.1:4000".into(),
         }
     }
@@ -486,8 +513,11 @@ mod tests {
             );
             assert_eq!(
                 env_value(&child.env, "HPX_SECRET"),
-                Some("ab".repeat(32).as_str())
+                None,
+                "never in the environment"
             );
+            assert_eq!(env_value(&child.env, "HPX_CONTROL_FD"), Some("3"));
+            assert_eq!(child.control, Some(ControlVia::Descriptor));
             assert_eq!(env_value(&child.env, "HPX_THREADS"), Some("4"));
             assert_eq!(env_value(&child.env, "HPX_STARTUP_TIMEOUT"), Some("2.5"));
         }
@@ -518,20 +548,18 @@ mod tests {
         assert_eq!(child.program, "ssh");
         assert!(child.env.is_empty());
         assert!(!child.inherit_stdin);
+        assert_eq!(child.control, Some(ControlVia::Stdin));
         let args: Vec<String> = child
             .args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        let secret = "ab".repeat(32);
-        let expected_remote = format!(
-            "cd '/home/u/my dir' && env HPX_LOCALITY=1 HPX_AGAS=10.0.0.1:4000 HPX_HOST=node2 HPX_LOCALITIES_ON_HOST=1 \
-             HPX_NUM_LOCALITIES=2 HPX_SECRET={secret} HPX_THREADS=2 'my prog' 'it'\\''s' --v"
-        );
-        assert_eq!(
-            args,
-            ["-o", "BatchMode=yes", "node2", expected_remote.as_str()]
-        );
+        let expected_remote =
+            "cd '/home/u/my dir' && exec 3<&0 </dev/null && exec env HPX_LOCALITY=1 \
+             HPX_AGAS=10.0.0.1:4000 HPX_HOST=node2 HPX_LOCALITIES_ON_HOST=1 HPX_CONTROL_FD=3 \
+             HPX_NUM_LOCALITIES=2 HPX_THREADS=2 'my prog' 'it'\\''s' --v";
+        assert!(!expected_remote.contains("HPX_SECRET"));
+        assert_eq!(args, ["-o", "BatchMode=yes", "node2", expected_remote]);
     }
 
     #[test]
@@ -540,20 +568,31 @@ mod tests {
         let command: Vec<OsString> = vec![
             "sh".into(),
             "-c".into(),
-            "printf '%s|' \"$HPX_X\" \"$0\" \"$(pwd)\"".into(),
+            "read l <&3; printf '%s|' \"$HPX_X\" \"$0\" \"$(pwd)\" \"$l\"; cat".into(),
             "zero arg".into(),
         ];
         let dir = std::env::temp_dir();
         let line = remote_command(&dir, &env, &command);
-        let output = Command::new("sh")
+        let mut child = Command::new("sh")
             .arg("-c")
             .arg(&line)
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
             .expect("sh runs");
+        // What ssh would pass on: the channel, which must reach descriptor 3 and
+        // not the program's standard input (`cat` must print nothing).
+        std::io::Write::write_all(
+            child.stdin.as_mut().expect("piped"),
+            b"secret s3cr3t\nnot for stdin\n",
+        )
+        .expect("write");
+        drop(child.stdin.take());
+        let output = child.wait_with_output().expect("sh ends");
         let canonical = dir.canonicalize().expect("temp dir exists");
         assert_eq!(
             String::from_utf8_lossy(&output.stdout),
-            format!("a b'c|zero arg|{}|", canonical.display())
+            format!("a b'c|zero arg|{}|secret s3cr3t|", canonical.display())
         );
     }
 

@@ -88,7 +88,8 @@ fn environment_contract() {
         "--",
         "sh",
         "-c",
-        "echo $HPX_LOCALITY $HPX_SECRET $HPX_AGAS $HPX_HOST $HPX_THREADS $HPX_STARTUP_TIMEOUT",
+        "read word secret <&$HPX_CONTROL_FD; test \"$word\" = secret -a -z \"$HPX_SECRET\" && \
+         echo $HPX_LOCALITY $secret $HPX_AGAS $HPX_HOST $HPX_THREADS $HPX_STARTUP_TIMEOUT",
     ]);
     assert_eq!(o.result.expect("job runs"), 0);
     let text = o.out.text();
@@ -318,7 +319,7 @@ fn locality_killed_by_a_signal() {
     assert!(o
         .err
         .text()
-        .contains("hpxrun: locality 0 killed by signal 9\n"));
+        .contains("hpxrun: locality 0 killed by signal 9 (SIGKILL)\n"));
     let pids = printed_pids(&o.out.text());
     assert_eq!(pids.len(), 2, "{}", o.out.text());
     assert!(pids.iter().all(|&pid| !is_sleeping(pid)));

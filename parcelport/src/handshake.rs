@@ -18,7 +18,7 @@ use crate::{LocalityId, TransportError};
 /// Magic bytes opening every handshake message.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"HPXA";
 /// Handshake protocol version.
-pub const HANDSHAKE_VERSION: u16 = 1;
+pub const HANDSHAKE_VERSION: u16 = 2;
 /// Length of an authentication token.
 pub const TOKEN_LEN: usize = 32;
 /// Exporter label used to derive tokens.
@@ -77,6 +77,9 @@ pub struct Hello {
     pub token: [u8; TOKEN_LEN],
     /// Where the dialer listens for direct connections (joins only).
     pub listen_addr: String,
+    /// The port of the dialer's heartbeat socket, on the listen address's
+    /// host (joins only).
+    pub beat_port: u16,
 }
 
 /// Answer of the accepting side.
@@ -88,12 +91,21 @@ pub struct Welcome {
     pub token: [u8; TOKEN_LEN],
 }
 
+/// Where one locality can be reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// Its listen address (`host:port`).
+    pub listen: String,
+    /// The port of its heartbeat socket, on the same host.
+    pub beat_port: u16,
+}
+
 /// The bootstrap result: where every locality listens, indexed by id; or why
 /// the job could not start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalityTable {
-    /// Every locality's listen address.
-    Ready(Vec<String>),
+    /// Every locality's addresses.
+    Ready(Vec<PeerAddress>),
     /// The bootstrap failed.
     Failed(String),
 }
@@ -179,6 +191,7 @@ impl Hello {
         out.put_u32_le(self.num_localities);
         out.extend_from_slice(&self.token);
         put_str(&mut out, &self.listen_addr)?;
+        out.put_u16_le(self.beat_port);
         Ok(out)
     }
 
@@ -195,6 +208,8 @@ impl Hello {
         let num_localities = buf.get_u32_le();
         let token = get_token(&mut buf)?;
         let listen_addr = get_str(&mut buf)?;
+        need(buf, 2)?;
+        let beat_port = buf.get_u16_le();
         finish(buf)?;
         Ok(Hello {
             purpose,
@@ -202,6 +217,7 @@ impl Hello {
             num_localities,
             token,
             listen_addr,
+            beat_port,
         })
     }
 }
@@ -239,7 +255,8 @@ impl LocalityTable {
                     .map_err(|_| TransportError::Protocol("too many localities".into()))?;
                 out.put_u32_le(n);
                 for a in addrs {
-                    put_str(&mut out, a)?;
+                    put_str(&mut out, &a.listen)?;
+                    out.put_u16_le(a.beat_port);
                 }
             }
             LocalityTable::Failed(reason) => {
@@ -259,13 +276,18 @@ impl LocalityTable {
             0 => {
                 need(buf, 4)?;
                 let n = buf.get_u32_le() as usize;
-                // Each entry takes at least two bytes: bound before allocating.
-                if n > buf.len() / 2 {
+                // Each entry takes at least four bytes: bound before allocating.
+                if n > buf.len() / 4 {
                     return Err(TransportError::Protocol("locality table too short".into()));
                 }
                 let mut addrs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    addrs.push(get_str(&mut buf)?);
+                    let listen = get_str(&mut buf)?;
+                    need(buf, 2)?;
+                    addrs.push(PeerAddress {
+                        listen,
+                        beat_port: buf.get_u16_le(),
+                    });
                 }
                 LocalityTable::Ready(addrs)
             }
@@ -290,6 +312,7 @@ mod tests {
             num_localities: 8,
             token: [7; TOKEN_LEN],
             listen_addr: "127.0.0.1:4567".into(),
+            beat_port: 4568,
         };
         assert_eq!(Hello::decode(&hello.encode().unwrap()).unwrap(), hello);
         let welcome = Welcome {
@@ -298,7 +321,16 @@ mod tests {
         };
         assert_eq!(Welcome::decode(&welcome.encode()).unwrap(), welcome);
         for table in [
-            LocalityTable::Ready(vec!["a:1".into(), "b:2".into()]),
+            LocalityTable::Ready(vec![
+                PeerAddress {
+                    listen: "a:1".into(),
+                    beat_port: 3,
+                },
+                PeerAddress {
+                    listen: "b:2".into(),
+                    beat_port: 65535,
+                },
+            ]),
             LocalityTable::Ready(vec![]),
             LocalityTable::Failed("locality 3 did not arrive".into()),
         ] {

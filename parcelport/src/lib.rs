@@ -22,6 +22,7 @@
 pub mod batch;
 mod error;
 pub mod handshake;
+pub mod liveness;
 mod locality;
 mod loopback;
 pub mod parcel;
@@ -103,4 +104,9 @@ pub trait Parcelport: Send + Sync + 'static {
     fn addresses(&self) -> Vec<std::net::SocketAddr> {
         Vec::new()
     }
+
+    /// Someone outside the transport knows that `locality` is gone (the
+    /// launcher saw its process end): report it lost now, as if the
+    /// transport had found out itself, and drop its connection.
+    fn declare_lost(&self, locality: LocalityId, reason: String);
 }

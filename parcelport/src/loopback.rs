@@ -57,4 +57,7 @@ impl Parcelport for LoopbackParcelport {
     }
 
     fn abort(&self, _reason: &str) {}
+
+    /// A job of one locality has no other locality to lose.
+    fn declare_lost(&self, _locality: LocalityId, _reason: String) {}
 }

@@ -4,9 +4,12 @@
 //! reads the file and removes it. One copy each way, no encryption, no
 //! packets: memory bandwidth instead of loopback packet rate.
 //!
-//! Only names made by [`SharedDir::stash`] are accepted on receipt (letters,
-//! digits and dashes, starting with `hpx-`), always inside the receiver's
-//! own directory, so a name from the network cannot point anywhere else.
+//! Only names made by [`SharedDir::stash`] for this job are accepted on
+//! receipt (`hpx-<job>-`, then letters, digits and dashes), always inside
+//! the receiver's own directory, so a name from the network cannot point
+//! anywhere else. The job tag comes from the job secret ([`job_tag`]), so
+//! whoever ends last (any locality, or the launcher) can remove every file
+//! the job left behind: [`remove_job_files`].
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,26 +28,64 @@ pub const SHARED_MIN: usize = 256 * 1024;
 #[derive(Debug)]
 pub struct SharedDir {
     dir: PathBuf,
+    /// The job's tag.
+    job: String,
+    /// `hpx-<job>-`: every file of the job starts so.
+    job_prefix: String,
+    /// `hpx-<job>-<locality>`: this locality's files.
     prefix: String,
     counter: AtomicU64,
     made: Mutex<Vec<PathBuf>>,
 }
 
-fn valid_name(name: &str) -> bool {
-    name.starts_with("hpx-")
-        && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+/// A short public tag of the job with `secret`, for file names: 16 hex
+/// digits of a SHA-256 of the secret (which it does not reveal).
+pub fn job_tag(secret: &[u8]) -> String {
+    let mut input = b"hpx-rs shared files v1:".to_vec();
+    input.extend_from_slice(secret);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &input);
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Removes every file of the job tagged `job` from `dir`; returns how many.
+/// For the end of a job: files of a locality that was killed, or that
+/// nobody took, would otherwise stay in memory until the next reboot.
+pub fn remove_job_files(dir: &Path, job: &str) -> usize {
+    let prefix = format!("hpx-{job}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 impl SharedDir {
-    /// Files in `dir`, named after this process and `tag` (e.g. its port).
-    pub fn new(dir: &Path, tag: u64) -> SharedDir {
+    /// Files in `dir` of the job tagged `job` ([`job_tag`]), made by `locality`.
+    pub fn new(dir: &Path, job: &str, locality: u32) -> SharedDir {
         SharedDir {
             dir: dir.to_path_buf(),
-            prefix: format!("hpx-{}-{tag}", std::process::id()),
+            job: job.to_owned(),
+            job_prefix: format!("hpx-{job}-"),
+            prefix: format!("hpx-{job}-{locality}"),
             counter: AtomicU64::new(0),
             made: Mutex::new(Vec::new()),
         }
+    }
+
+    fn valid_name(&self, name: &str) -> bool {
+        name.starts_with(&self.job_prefix)
+            && name.len() <= 128
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     }
 
     fn made(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
@@ -75,7 +116,7 @@ impl SharedDir {
     pub fn take(&self, name: &[u8], max: usize) -> Result<Bytes, TransportError> {
         let name = std::str::from_utf8(name)
             .ok()
-            .filter(|n| valid_name(n))
+            .filter(|n| self.valid_name(n))
             .ok_or_else(|| TransportError::Protocol("bad shared payload name".into()))?;
         let path = self.dir.join(name);
         let bad = |e: std::io::Error| {
@@ -99,6 +140,13 @@ impl SharedDir {
             let _ = std::fs::remove_file(path);
         }
     }
+
+    /// Removes every file of this job, whoever made it: at the end of the
+    /// job, when nothing is in flight any more, or nothing matters.
+    pub fn clean_up_job(&self) {
+        self.made().clear();
+        remove_job_files(&self.dir, &self.job);
+    }
 }
 
 impl Drop for SharedDir {
@@ -114,8 +162,9 @@ mod tests {
     #[test]
     fn stash_and_take_round_trip() {
         let dir = std::env::temp_dir();
-        let a = SharedDir::new(&dir, 1);
-        let b = SharedDir::new(&dir, 2);
+        let job = job_tag(b"stash_and_take_round_trip");
+        let a = SharedDir::new(&dir, &job, 1);
+        let b = SharedDir::new(&dir, &job, 2);
         let name = a.stash(b"payload bytes").unwrap();
         assert_eq!(
             b.take(name.as_bytes(), 100).unwrap().as_ref(),
@@ -132,7 +181,15 @@ mod tests {
 
     #[test]
     fn foreign_names_are_refused() {
-        let b = SharedDir::new(&std::env::temp_dir(), 3);
+        let dir = std::env::temp_dir();
+        let other = SharedDir::new(&dir, &job_tag(b"another job"), 0);
+        let b = SharedDir::new(&dir, &job_tag(b"foreign_names_are_refused"), 3);
+        let theirs = other.stash(b"not yours").unwrap();
+        assert!(
+            b.take(theirs.as_bytes(), 100).is_err(),
+            "another job's file"
+        );
+        drop(other);
         for name in [
             "../etc/passwd",
             "hpx-../../x",
@@ -145,5 +202,31 @@ mod tests {
             assert!(b.take(name.as_bytes(), 1 << 20).is_err(), "{name:?}");
         }
         assert!(b.take(&[0xff, 0xfe], 10).is_err());
+    }
+}
+
+#[cfg(test)]
+mod job_tests {
+    use super::*;
+
+    #[test]
+    fn the_job_cleans_up_files_of_any_of_its_localities() {
+        let dir = std::env::temp_dir();
+        let job = job_tag(b"the_job_cleans_up");
+        assert_eq!(job.len(), 16);
+        assert_ne!(job, job_tag(b"another secret"));
+        let a = SharedDir::new(&dir, &job, 0);
+        let b = SharedDir::new(&dir, &job, 1);
+        let bystander = SharedDir::new(&dir, &job_tag(b"bystander"), 0);
+        let kept = bystander.stash(b"other job").unwrap();
+        let names = [a.stash(b"x").unwrap(), b.stash(b"y").unwrap()];
+        // Locality 1 dies without cleaning: locality 0 removes its file too.
+        std::mem::forget(b);
+        a.clean_up_job();
+        for n in &names {
+            assert!(!dir.join(n).exists(), "{n} left behind");
+        }
+        assert!(dir.join(&kept).exists(), "another job's file was removed");
+        assert_eq!(remove_job_files(&dir, &job), 0);
     }
 }

@@ -19,7 +19,8 @@
 //! | `--hpx:spin-us=US` | `HPX_SPIN_US` | microseconds a worker stays awake after a message (0: never) | 500 (yielding the core while the host's workers exceed its cores; 0 beyond twice the cores) |
 //! | `--hpx:network-thread=on\|off` | `HPX_NETWORK_THREAD` | run the transport on a thread of its own (see below) | on when this host has a core beyond the workers of its localities |
 //! | | `HPX_SHM` | directory for large payloads between localities of one host, or `off` | `/dev/shm` if it exists |
-//! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one) | required if N > 1 |
+//! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one and sends it over `HPX_CONTROL_FD`) | required if N > 1 |
+//! | | `HPX_CONTROL_FD` | the launcher's channel (set by hpxrun; see the `supervisor` module) | none |
 //!
 //! The network thread keeps parcels, replies and keep-alives flowing while
 //! every worker computes; without it the transport runs on the workers,
@@ -209,7 +210,15 @@ impl Config {
     /// command line, returning it with the arguments left for the program.
     pub fn from_env() -> Result<(Config, Vec<String>)> {
         let args: Vec<String> = std::env::args().collect();
-        Config::parse(|k| std::env::var(k).ok(), &args)
+        // Under hpxrun the secret comes over the launcher's channel.
+        let secret = crate::supervisor::secret_from_launcher()?;
+        Config::parse(
+            |k| match (k, &secret) {
+                ("HPX_SECRET", Some(secret)) => Some(secret.clone()),
+                _ => std::env::var(k).ok(),
+            },
+            &args,
+        )
     }
 
     /// Reads the configuration from `env` and `args` (`args[0]` is the

@@ -28,6 +28,7 @@ mod gid;
 pub mod hash;
 mod locality;
 mod runtime;
+mod supervisor;
 mod termination;
 mod warm;
 mod work;
@@ -173,7 +174,8 @@ pub fn locality_addresses() -> Vec<SocketAddr> {
 }
 
 /// Resolves with [`Error::LocalityLost`] once `locality` has been declared
-/// lost (it died or stopped answering); never resolves while it is alive.
+/// lost (it died or stopped answering), or with [`Error::Aborted`] when the
+/// job is aborted; never resolves while it is alive and the job runs.
 /// Lets code that waits for a message from a locality stop waiting when it
 /// dies. Outside a running runtime it resolves at once with
 /// [`Error::NotRunning`].
@@ -182,9 +184,12 @@ pub fn locality_lost(locality: LocalityId) -> impl Future<Output = Error> + Send
 }
 
 /// Resolves with [`Error::LocalityLost`] for the first of `localities` that
-/// is declared lost; never resolves while they all live. This is the
-/// runtime's one loss signal: subscribing costs no task and no polling.
-/// Outside a running runtime it resolves at once with [`Error::NotRunning`].
+/// is declared lost, or with [`Error::Aborted`] when the job is aborted
+/// (another locality failed); never resolves while they all live and the
+/// job runs. This is the runtime's one loss signal: subscribing costs no
+/// task and no polling. Code that waits for a message from other localities
+/// selects on it so that it never waits forever. Outside a running runtime
+/// it resolves at once with [`Error::NotRunning`].
 pub fn first_lost(
     localities: impl Into<std::sync::Arc<[LocalityId]>>,
 ) -> impl Future<Output = Error> + Send + 'static {
@@ -207,6 +212,12 @@ pub fn first_lost(
 pub fn extension<T: Send + Sync + 'static>(init: impl FnOnce() -> T) -> Result<std::sync::Arc<T>> {
     Ok(context::current()?.extension(init))
 }
+
+/// Exit code of a `#[hpx::main]` program whose locality did not fail itself
+/// but ended because the job was aborted (another locality failed or was
+/// lost, a stop signal): launchers report the locality that exited
+/// otherwise as the cause. A locality's own failure exits with 1.
+pub const EXIT_ABORTED: u8 = 3;
 
 /// What `#[hpx::main]` and `#[hpx::action]` expand to. Not a public API.
 #[doc(hidden)]
@@ -247,7 +258,10 @@ pub mod __private {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e}");
-                ExitCode::FAILURE
+                match e {
+                    crate::Error::Aborted(_) => ExitCode::from(crate::EXIT_ABORTED),
+                    _ => ExitCode::FAILURE,
+                }
             }
         }
     }

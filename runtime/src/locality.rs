@@ -54,7 +54,12 @@ enum Control {
     Report { wave: u64, sent: u64, done: u64 },
     Shutdown,
     Abort { reason: String },
+    Failed { reason: String },
 }
+
+/// How long an aborting locality tries to deliver what it queued (the
+/// root's abort notices, say) before it closes its connections anyway.
+const ABORT_FLUSH: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Where the job stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -525,14 +530,16 @@ impl Locality {
                 reason: reason.to_owned(),
             }));
         }
+        // Any loss ends the job at once, here and (through the root)
+        // everywhere: whoever waits on the lost locality would wait forever.
         if self.here.is_root() {
             self.root_event(Event::Lost {
                 locality,
                 reason: reason.to_owned(),
             });
-        } else if locality.is_root() {
+        } else {
             self.set_phase(Phase::Aborted(format!(
-                "the root locality was lost: {reason}"
+                "locality {locality} was lost: {reason}"
             )));
         }
     }
@@ -542,13 +549,25 @@ impl Locality {
     }
 
     /// Resolves with [`Error::LocalityLost`] for the first of `localities`
-    /// found lost; never while they all live.
+    /// found lost, or with [`Error::Aborted`] when the job is aborted; never
+    /// while they all live and the job runs.
     pub(crate) fn first_lost(
         &self,
         localities: Arc<[LocalityId]>,
     ) -> impl Future<Output = Error> + Send + 'static {
         let mut rx = self.lost.subscribe();
-        async move {
+        let mut phase = self.phase.subscribe();
+        let aborted = async move {
+            match phase
+                .wait_for(|p| matches!(p, Phase::Aborted(_)))
+                .await
+                .map(|p| p.clone())
+            {
+                Ok(Phase::Aborted(reason)) => Error::Aborted(reason),
+                _ => std::future::pending().await,
+            }
+        };
+        let lost = async move {
             let found = match rx
                 .wait_for(|lost| {
                     localities
@@ -573,11 +592,24 @@ impl Locality {
                 // The runtime ended: nothing more will be lost.
                 None => std::future::pending().await,
             }
+        };
+        async move {
+            tokio::select! {
+                biased;
+                error = lost => error,
+                error = aborted => error,
+            }
         }
     }
 
+    /// Ends the job here (only the first end counts). An abort fails every
+    /// request still waiting for a reply with the reason.
     fn set_phase(&self, phase: Phase) {
-        self.phase.send_if_modified(|p| {
+        let aborted = match &phase {
+            Phase::Aborted(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        let changed = self.phase.send_if_modified(|p| {
             if *p == Phase::Running {
                 *p = phase;
                 true
@@ -585,6 +617,12 @@ impl Locality {
                 false
             }
         });
+        if let (true, Some(reason)) = (changed, aborted) {
+            let failed: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
+            for p in failed {
+                let _ = p.reply.send(Err(Error::Aborted(reason.clone())));
+            }
+        }
     }
 
     fn control(&self, dest: LocalityId, control: &Control) {
@@ -620,6 +658,9 @@ impl Locality {
                         this.control(LocalityId::ROOT, &report);
                     }
                 });
+            }
+            Control::Failed { reason } if self.here.is_root() => {
+                self.root_event(Event::Failed { from, reason });
             }
             Control::Shutdown if from.is_root() => self.set_phase(Phase::Shutdown),
             Control::Abort { reason } if from.is_root() => self.set_phase(Phase::Aborted(reason)),
@@ -669,6 +710,14 @@ impl Locality {
         }
     }
 
+    /// Why the job was aborted, if it was.
+    pub(crate) fn aborted(&self) -> Option<String> {
+        match &*self.phase.borrow() {
+            Phase::Aborted(reason) => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
     /// Waits for the end of the job.
     pub(crate) async fn until_end(&self) -> Phase {
         let mut rx = self.phase.subscribe();
@@ -680,8 +729,43 @@ impl Locality {
     }
 
     /// Sends what is queued and closes the transport.
+    ///
+    /// After an abort what is queued gets [`ABORT_FLUSH`] to go out, then
+    /// the connections are closed with the reason, so that every peer sees
+    /// this locality go and why, even one that did not hear the abort.
     pub(crate) async fn close(&self) {
-        self.port.flush_and_close().await;
+        let phase = self.phase.borrow().clone();
+        match phase {
+            Phase::Aborted(reason) => {
+                let _ = tokio::time::timeout(ABORT_FLUSH, self.port.flush_and_close()).await;
+                self.port.abort(&reason);
+            }
+            _ => self.port.flush_and_close().await,
+        }
+    }
+
+    /// Ends the job from here (a stop signal, the launcher gone): the root
+    /// is told and tells everyone; this locality ends at once.
+    pub(crate) fn abort(self: &Arc<Self>, reason: String) {
+        if self.here.is_root() {
+            self.root_event(Event::Failed {
+                from: self.here,
+                reason,
+            });
+        } else {
+            self.control(
+                LocalityId::ROOT,
+                &Control::Failed {
+                    reason: reason.clone(),
+                },
+            );
+            self.set_phase(Phase::Aborted(format!("locality {}: {reason}", self.here)));
+        }
+    }
+
+    /// The launcher saw `locality` end with a failure.
+    pub(crate) fn declare_lost(&self, locality: LocalityId, reason: String) {
+        self.port.declare_lost(locality, reason);
     }
 }
 

@@ -26,8 +26,13 @@ use crate::config::{Config, ExecutionMode};
 use crate::context::{self, Slot};
 use crate::error::panic_message;
 use crate::locality::{Locality, Phase};
+use crate::supervisor::{self, Notice};
 use crate::warm::{spin_window, Warmth};
 use crate::{Error, Result};
+
+/// How long main may go on after the job was aborted under it (to see its
+/// pending futures fail and return) before it is cancelled.
+const MAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// Bytes of received work a locality holds before it stops reading.
 const INCOMING_BUDGET: usize = 256 << 20;
@@ -45,8 +50,37 @@ fn threads(name: &str, count: usize, slot: &Slot) -> Result<tokio::runtime::Runt
 }
 
 /// Joins the job over the transport `config` asks for; its tasks run on
-/// `net` (the network thread's runtime, or the workers').
+/// `net` (the network thread's runtime, or the workers'). Fails at once
+/// when the launcher says a locality ended first, or a stop signal comes.
 async fn join(config: &Config, net: &Handle) -> Result<Arc<dyn Parcelport>> {
+    let (early, mut told) = tokio::sync::watch::channel(None::<String>);
+    let _told = supervisor::subscribe(move |notice| {
+        let why = match notice {
+            Notice::Lost { locality, reason } => {
+                format!("locality {locality} ended before the job started: {reason}")
+            }
+            Notice::Stop(reason) => reason.clone(),
+        };
+        early.send_if_modified(|first| {
+            let news = first.is_none();
+            first.get_or_insert(why);
+            news
+        });
+    });
+    let mut joining = net.spawn(connect(config.clone()));
+    tokio::select! {
+        joined = &mut joining => {
+            joined.map_err(|e| Error::Transport(format!("the network thread failed: {e}")))?
+        }
+        Ok(why) = told.wait_for(Option::is_some) => {
+            joining.abort();
+            Err(Error::Bootstrap(why.clone().unwrap_or_default()))
+        }
+    }
+}
+
+/// Connects to the job's other localities.
+async fn connect(config: Config) -> Result<Arc<dyn Parcelport>> {
     if config.num_localities == 1 {
         return Ok(Arc::new(LoopbackParcelport::new()));
     }
@@ -65,11 +99,7 @@ async fn join(config: &Config, net: &Handle) -> Result<Arc<dyn Parcelport>> {
         incoming_budget: INCOMING_BUDGET,
         shared_dir: config.shared_dir.clone(),
     };
-    let port = net
-        .spawn(QuicParcelport::start(quic))
-        .await
-        .map_err(|e| Error::Transport(format!("the network thread failed: {e}")))??;
-    Ok(port)
+    Ok(QuicParcelport::start(quic).await?)
 }
 
 /// The spin window of this locality's workers: it depends on how many
@@ -109,6 +139,9 @@ where
                 },
             }),
             end = locality.until_end() => {
+                // What main waits for fails with the reason now (requests,
+                // collectives): give it a moment to see that and return.
+                let _ = tokio::time::timeout(MAIN_GRACE, &mut handle).await;
                 handle.abort();
                 locality.close().await;
                 return Err(match end {
@@ -120,6 +153,13 @@ where
     } else {
         None
     };
+    // A main that failed because the job was aborted under it (its
+    // collective or request failed with the reason) did not cause the
+    // failure: the job's reason is the error.
+    if let (Some(Err(_)), Some(reason)) = (&outcome, locality.aborted()) {
+        locality.close().await;
+        return Err(Error::Aborted(reason));
+    }
     let failure = match &outcome {
         Some(Err(msg)) => Some(msg.clone()),
         _ => None,
@@ -157,6 +197,9 @@ where
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    if config.num_localities > 1 {
+        supervisor::watch_stop_signals();
+    }
     let slot: Slot = Arc::new(OnceLock::new());
     let workers = threads("hpx-worker", config.worker_threads(), &slot)?;
     let net = if config.network_thread() {
@@ -184,6 +227,19 @@ where
         // Only this function sets the slot, once; before anything arrives.
         let _ = slot.set(locality.clone());
         locality.start_receiving();
+        let weak = Arc::downgrade(&locality);
+        let _told = supervisor::subscribe(move |notice| {
+            let Some(locality) = weak.upgrade() else {
+                return;
+            };
+            match notice {
+                Notice::Lost {
+                    locality: l,
+                    reason,
+                } => locality.declare_lost(*l, reason.clone()),
+                Notice::Stop(reason) => locality.abort(reason.clone()),
+            }
+        });
         drive(&locality, runs_main, main).await
     });
     drop(entered);

@@ -7,10 +7,8 @@
 //! received work and report how many calls it has sent and how many it has
 //! finished. Two complete waves in a row with equal totals, sent equal to
 //! finished, mean nothing is in flight anywhere: the job shuts down. A failed
-//! main aborts the job at once, wherever the others are (in a collective,
-//! waiting for a reply), so no locality hangs. A lost locality aborts the job
-//! once the others' mains are done: their calls to it fail with
-//! `LocalityLost`, so they can end, or go on without it.
+//! main or a lost locality aborts the job at once, wherever the others are
+//! (in a collective, waiting for a reply), so no locality hangs.
 
 use hpx_parcelport::LocalityId;
 
@@ -23,6 +21,14 @@ pub(crate) enum Event {
         from: LocalityId,
         /// Why its main failed.
         failure: Option<String>,
+    },
+    /// A locality failed for a reason other than its main (it was told
+    /// to stop, say).
+    Failed {
+        /// The locality.
+        from: LocalityId,
+        /// Why.
+        reason: String,
     },
     /// A locality was lost.
     Lost {
@@ -103,6 +109,9 @@ impl Termination {
                     self.failures.push(format!("locality {from} failed: {f}"));
                 }
             }
+            Event::Failed { from, reason } => {
+                self.failures.push(format!("locality {from}: {reason}"));
+            }
             Event::Lost { locality, reason } => {
                 let slot = self.lost.get_mut(locality.index())?;
                 slot.get_or_insert(reason);
@@ -124,28 +133,17 @@ impl Termination {
     }
 
     fn step(&mut self) -> Option<Command> {
-        if !self.failures.is_empty() {
-            // A failed main ends the job at once: the others may be waiting
-            // for it (in a collective, say) and would wait forever.
-            self.ended = true;
-            return Some(Command::Abort {
-                reason: self.reasons().join("; "),
-            });
-        }
-        let all_in = self
-            .finished
-            .iter()
-            .zip(&self.lost)
-            .all(|(f, l)| *f || l.is_some());
-        if !all_in {
-            return None;
-        }
         let reasons = self.reasons();
         if !reasons.is_empty() {
+            // A failure ends the job at once: the others may be waiting for
+            // the failed locality (in a collective, say) and would wait forever.
             self.ended = true;
             return Some(Command::Abort {
                 reason: reasons.join("; "),
             });
+        }
+        if !self.finished.iter().all(|f| *f) {
+            return None;
         }
         let complete = self.wave > 0 && self.reports.iter().all(Option::is_some);
         if self.wave > 0 && !complete {
@@ -254,22 +252,20 @@ mod tests {
     }
 
     #[test]
-    fn a_loss_aborts_once_the_others_are_done() {
-        // Those that talk to the lost locality see `LocalityLost` and may
-        // go on without it; the job fails when they are done.
+    fn a_loss_aborts_at_once() {
         let mut t = Termination::new(3);
+        assert_eq!(t.on(done(0)), None);
         let lost = Event::Lost {
             locality: LocalityId(2),
             reason: "killed".into(),
         };
-        assert_eq!(t.on(lost), None);
-        assert_eq!(t.on(done(0)), None);
-        match t.on(done(1)) {
+        match t.on(lost) {
             Some(Command::Abort { reason }) => {
                 assert!(reason.contains("locality 2 was lost: killed"), "{reason}")
             }
             other => panic!("expected an abort, got {other:?}"),
         }
+        assert_eq!(t.on(done(1)), None, "nothing after the end");
     }
 
     proptest! {

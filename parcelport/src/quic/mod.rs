@@ -18,9 +18,10 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::batch::Batcher;
 use crate::handshake::{
-    token_context, tokens_equal, Hello, LocalityTable, Purpose, Role, Welcome, EXPORTER_LABEL,
-    MAX_HANDSHAKE_LEN, TOKEN_LEN,
+    token_context, tokens_equal, Hello, LocalityTable, PeerAddress, Purpose, Role, Welcome,
+    EXPORTER_LABEL, MAX_HANDSHAKE_LEN, TOKEN_LEN,
 };
+use crate::liveness::{Beacon, Watch, WatchConfig};
 use crate::parcel::{ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED};
 use crate::shared::{SharedDir, SHARED_MIN};
 use crate::{Credit, LocalityId, Parcel, ParcelHandler, Parcelport, TransportError};
@@ -54,7 +55,8 @@ pub struct QuicConfig {
     pub secret: Vec<u8>,
     /// How long the bootstrap may take before every locality gives up.
     pub startup_timeout: Duration,
-    /// Silence after which a peer is declared lost.
+    /// Silence after which a peer is declared lost (heartbeats, see
+    /// [`crate::liveness`]).
     pub peer_timeout: Duration,
     /// Largest accepted parcel payload.
     pub max_payload: usize,
@@ -103,6 +105,10 @@ struct Inner {
     attached: watch::Sender<bool>,
     joins: Mutex<Option<mpsc::UnboundedSender<Join>>>,
     shared: Option<Arc<SharedDir>>,
+    /// This locality's heartbeat port (sent in joins).
+    beat_port: u16,
+    /// The heartbeat thread, once the job has started.
+    watch: Mutex<Option<Watch>>,
     /// The runtime the parcelport's tasks run on (the one `start` ran on),
     /// whichever thread sends.
     runtime: tokio::runtime::Handle,
@@ -203,7 +209,7 @@ impl QuicParcelport {
         } else {
             SocketAddr::new(cfg.bind, 0)
         };
-        let configs = tls::configs(bind, cfg.peer_timeout)?;
+        let configs = tls::configs(bind)?;
         let socket = tls::bind_socket(bind)?;
         let mut endpoint = Endpoint::new(
             configs.endpoint,
@@ -213,6 +219,7 @@ impl QuicParcelport {
         )?;
         endpoint.set_default_client_config(configs.client);
         let listen = endpoint.local_addr()?;
+        let beacon = Beacon::bind(listen.ip())?;
         let (attached, _) = watch::channel(false);
         let budget_total = cfg
             .incoming_budget
@@ -234,10 +241,12 @@ impl QuicParcelport {
             attached,
             joins: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
-            shared: cfg
-                .shared_dir
-                .as_deref()
-                .map(|dir| Arc::new(SharedDir::new(dir, u64::from(listen.port())))),
+            beat_port: beacon.port(),
+            watch: Mutex::new(None),
+            shared: cfg.shared_dir.as_deref().map(|dir| {
+                let job = crate::shared::job_tag(&cfg.secret);
+                Arc::new(SharedDir::new(dir, &job, cfg.locality.0))
+            }),
         });
         let (join_tx, join_rx) = mpsc::unbounded_channel();
         if cfg.locality.is_root() {
@@ -252,12 +261,27 @@ impl QuicParcelport {
         } else {
             inner.bootstrap_join(cfg.rendezvous, deadline).await
         };
+        let result = result.and_then(|table| {
+            let (addrs, beats): (Vec<SocketAddr>, Vec<SocketAddr>) = table.into_iter().unzip();
+            // Only fails if already set, which bootstrap never does.
+            let _ = inner.addrs.set(addrs);
+            let watching = WatchConfig {
+                here: cfg.locality,
+                peers: beats,
+                secret: cfg.secret.clone(),
+                timeout: cfg.peer_timeout,
+            };
+            let weak = Arc::downgrade(&inner);
+            let watch = beacon.start(watching, move |locality, reason| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.declare_lost(locality, reason);
+                }
+            })?;
+            *inner.watch.lock() = Some(watch);
+            Ok(())
+        });
         match result {
-            Ok(addrs) => {
-                // Only fails if already set, which bootstrap never does.
-                let _ = inner.addrs.set(addrs);
-                Ok(Arc::new(QuicParcelport { inner }))
-            }
+            Ok(()) => Ok(Arc::new(QuicParcelport { inner })),
             Err(e) => {
                 inner.closing.store(true, Ordering::SeqCst);
                 inner
@@ -308,10 +332,17 @@ impl Parcelport for QuicParcelport {
         self.inner
             .endpoint
             .close(VarInt::from_u32(CLOSE_ABORT), reason.as_bytes());
+        if let Some(shared) = &self.inner.shared {
+            shared.clean_up_job();
+        }
     }
 
     fn addresses(&self) -> Vec<SocketAddr> {
         QuicParcelport::addresses(self).to_vec()
+    }
+
+    fn declare_lost(&self, locality: LocalityId, reason: String) {
+        self.inner.declare_lost(locality, reason);
     }
 }
 
@@ -357,6 +388,22 @@ impl Inner {
         });
         tx.send(Outgoing::Parcel(parcel))
             .map_err(|_| lost(peer.lost.get().map_or("connection closed", String::as_str)))
+    }
+
+    /// Someone who knows better (the heartbeats, the launcher) says that
+    /// `locality` is gone: close its connection and report it lost.
+    fn declare_lost(&self, locality: LocalityId, reason: String) {
+        if locality == self.here {
+            return;
+        }
+        if let Some(conn) = self
+            .peers
+            .get(locality.index())
+            .and_then(|p| p.conn.lock().take())
+        {
+            conn.close(VarInt::from_u32(CLOSE_ABORT), b"declared lost");
+        }
+        self.peer_lost(locality, reason);
     }
 
     fn peer_lost(&self, locality: LocalityId, reason: String) {
@@ -417,6 +464,7 @@ impl Inner {
             num_localities: self.n,
             token: token(&conn, &self.secret, Role::Dialer)?,
             listen_addr: self.listen.to_string(),
+            beat_port: self.beat_port,
         };
         write_msg(&mut send, &hello.encode()?).await?;
         let welcome = Welcome::decode(&read_msg(&mut recv, &conn, addr).await?)?;
@@ -715,7 +763,7 @@ impl Inner {
         self.endpoint
             .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
         if let Some(shared) = &self.shared {
-            shared.clean_up();
+            shared.clean_up_job();
         }
         let _ = timeout(Duration::from_millis(500), self.endpoint.wait_idle()).await;
     }
@@ -725,8 +773,9 @@ impl Inner {
         mut joins: mpsc::UnboundedReceiver<Join>,
         deadline: Instant,
         allowed: Duration,
-    ) -> Result<Vec<SocketAddr>, TransportError> {
-        let mut joined: Vec<Option<(Join, SocketAddr)>> = (0..self.n).map(|_| None).collect();
+    ) -> Result<Vec<(SocketAddr, SocketAddr)>, TransportError> {
+        let mut joined: Vec<Option<(Join, (SocketAddr, SocketAddr))>> =
+            (0..self.n).map(|_| None).collect();
         let mut count = 1;
         while count < self.n {
             match timeout_at(deadline, joins.recv()).await {
@@ -738,6 +787,7 @@ impl Inner {
                         join.hello
                             .listen_addr
                             .parse::<SocketAddr>()
+                            .map(|a| (a, SocketAddr::new(a.ip(), join.hello.beat_port)))
                             .map_err(|e| format!("locality {id} sent a bad address: {e}"))
                     };
                     match outcome {
@@ -777,10 +827,21 @@ impl Inner {
             }
         }
         self.joins.lock().take();
-        let mut addrs = vec![self.listen];
+        let mut addrs = vec![(
+            self.listen,
+            SocketAddr::new(self.listen.ip(), self.beat_port),
+        )];
         addrs.extend(joined.iter().skip(1).flatten().map(|(_, addr)| *addr));
-        let table =
-            LocalityTable::Ready(addrs.iter().map(ToString::to_string).collect()).encode()?;
+        let table = LocalityTable::Ready(
+            addrs
+                .iter()
+                .map(|(listen, beat)| PeerAddress {
+                    listen: listen.to_string(),
+                    beat_port: beat.port(),
+                })
+                .collect(),
+        )
+        .encode()?;
         for (i, slot) in joined.into_iter().enumerate() {
             if let Some((mut join, _)) = slot {
                 write_msg(&mut join.send, &table).await?;
@@ -795,7 +856,7 @@ impl Inner {
         self: &Arc<Self>,
         rendezvous: SocketAddr,
         deadline: Instant,
-    ) -> Result<Vec<SocketAddr>, TransportError> {
+    ) -> Result<Vec<(SocketAddr, SocketAddr)>, TransportError> {
         let mut attempt = Duration::from_millis(500);
         let (conn, _send, mut recv) = loop {
             let err = match timeout(
@@ -839,7 +900,11 @@ impl Inner {
         }
         let addrs = addrs
             .iter()
-            .map(|a| a.parse::<SocketAddr>())
+            .map(|a| {
+                a.listen
+                    .parse::<SocketAddr>()
+                    .map(|l| (l, SocketAddr::new(l.ip(), a.beat_port)))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TransportError::Bootstrap(format!("bad address in the table: {e}")))?;
         self.register(LocalityId::ROOT, conn);

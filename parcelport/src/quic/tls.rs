@@ -4,12 +4,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{
-    ClientConfig, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, ServerConfig, TransportConfig,
-    VarInt,
+    ClientConfig, EndpointConfig, MtuDiscoveryConfig, ServerConfig, TransportConfig, VarInt,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -93,15 +91,14 @@ pub(super) fn authenticated(conn: &quinn::Connection) {
     conn.set_max_concurrent_uni_streams(VarInt::from_u32(DATA_STREAMS));
 }
 
-fn transport_config(
-    loopback: bool,
-    peer_timeout: Duration,
-) -> Result<TransportConfig, TransportError> {
+fn transport_config(loopback: bool) -> TransportConfig {
     let mut t = TransportConfig::default();
-    t.max_idle_timeout(Some(
-        IdleTimeout::try_from(peer_timeout).map_err(config_err)?,
-    ));
-    t.keep_alive_interval(Some(peer_timeout / 4));
+    // Connections never time out by themselves: a peer whose workers
+    // compute for minutes does not drive its QUIC stack, yet is alive.
+    // Loss is decided by the heartbeats (crate::liveness), which run on a
+    // thread of their own; before authentication by the handshake timeout.
+    t.max_idle_timeout(None);
+    t.keep_alive_interval(None);
     // Until a peer has proven the job secret it gets one stream for the
     // handshake and a small window: an outsider cannot make this locality
     // buffer more than PRE_AUTH_WINDOW per connection. `authenticated`
@@ -121,7 +118,7 @@ fn transport_config(
         cc.initial_window(64 * u64::from(LOOPBACK_MTU));
         t.congestion_controller_factory(Arc::new(cc));
     }
-    Ok(t)
+    t
 }
 
 /// Server, client and endpoint configuration of one locality.
@@ -132,7 +129,7 @@ pub(crate) struct Configs {
 }
 
 /// Builds the configuration for an endpoint bound to `bind`.
-pub(crate) fn configs(bind: SocketAddr, peer_timeout: Duration) -> Result<Configs, TransportError> {
+pub(crate) fn configs(bind: SocketAddr) -> Result<Configs, TransportError> {
     let loopback = bind.ip().is_loopback();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certified =
@@ -155,7 +152,7 @@ pub(crate) fn configs(bind: SocketAddr, peer_timeout: Duration) -> Result<Config
         .with_no_client_auth();
     client_crypto.alpn_protocols = vec![ALPN.to_vec()];
 
-    let transport = Arc::new(transport_config(loopback, peer_timeout)?);
+    let transport = Arc::new(transport_config(loopback));
     let mut server = ServerConfig::with_crypto(Arc::new(
         QuicServerConfig::try_from(server_crypto).map_err(config_err)?,
     ));
