@@ -36,6 +36,9 @@ pub struct SharedDir {
     prefix: String,
     counter: AtomicU64,
     made: Mutex<Vec<PathBuf>>,
+    /// True once the job's files were removed: no file is made after that
+    /// (a stash holds the read side while it writes).
+    closed: parking_lot::RwLock<bool>,
 }
 
 /// A short public tag of the job with `secret`, for file names: 16 hex
@@ -79,6 +82,7 @@ impl SharedDir {
             prefix: format!("hpx-{job}-{locality}"),
             counter: AtomicU64::new(0),
             made: Mutex::new(Vec::new()),
+            closed: parking_lot::RwLock::new(false),
         }
     }
 
@@ -94,6 +98,10 @@ impl SharedDir {
 
     /// Writes `payload` to a new file (mode 0600) and returns its name.
     pub fn stash(&self, payload: &[u8]) -> std::io::Result<String> {
+        let closed = self.closed.read();
+        if *closed {
+            return Err(std::io::Error::other("the job's shared files are closed"));
+        }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}-{n}", self.prefix);
         let path = self.dir.join(&name);
@@ -144,6 +152,7 @@ impl SharedDir {
     /// Removes every file of this job, whoever made it: at the end of the
     /// job, when nothing is in flight any more, or nothing matters.
     pub fn clean_up_job(&self) {
+        *self.closed.write() = true;
         self.made().clear();
         remove_job_files(&self.dir, &self.job);
     }

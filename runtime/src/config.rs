@@ -12,7 +12,7 @@
 //! | `--hpx:threads=N` | `HPX_THREADS` | worker threads of this locality | cores ÷ localities on this host (`HPX_LOCALITIES_ON_HOST`, set by hpxrun), at least 1 |
 //! | `--hpx:locality=I` | `HPX_LOCALITY` (`SLURM_PROCID`) | this locality's id | 0 |
 //! | `--hpx:localities=N` | `HPX_NUM_LOCALITIES` (`SLURM_NTASKS`) | localities in the job | 1 |
-//! | `--hpx:agas=HOST:PORT` | `HPX_AGAS` (first host of `SLURM_STEP_NODELIST`, port `HPX_PORT` or 7910) | the root's rendezvous | required if N > 1 |
+//! | `--hpx:agas=HOST:PORT` | `HPX_AGAS` (first host of `SLURM_STEP_NODELIST`, port `HPX_PORT` or one derived from `SLURM_JOB_ID`, see [`slurm_port`]) | the root's rendezvous | required if N > 1 |
 //! | `--hpx:host=ADDR` | `HPX_HOST` (`SLURMD_NODENAME`) | address this locality binds | 127.0.0.1 |
 //! | `--hpx:startup-timeout=S` | `HPX_STARTUP_TIMEOUT` | seconds for all localities to arrive | 30 |
 //! | `--hpx:peer-timeout=S` | `HPX_PEER_TIMEOUT` | seconds of silence before a locality is lost | 5 |
@@ -39,8 +39,23 @@ use hpx_parcelport::LocalityId;
 
 use crate::{Error, Result};
 
-/// Default rendezvous port under Slurm when `HPX_PORT` is not set.
+/// Rendezvous port under Slurm when `HPX_PORT` is not set and Slurm gives
+/// no job id.
 pub const DEFAULT_SLURM_PORT: u16 = 7910;
+
+/// The rendezvous port of a Slurm job step when `HPX_PORT` is not set: one
+/// of 20,000 ports below the usual ephemeral range (10000..30000), chosen by
+/// the job and step ids, so that two jobs sharing a first node rarely meet.
+pub fn slurm_port(job_id: Option<&str>, step_id: Option<&str>) -> u16 {
+    let Some(job) = job_id.and_then(|j| j.trim().parse::<u64>().ok()) else {
+        return DEFAULT_SLURM_PORT;
+    };
+    let step = step_id
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mixed = crate::hash::fnv1a_parts(&[&job.to_le_bytes(), &step.to_le_bytes()]);
+    10_000 + (mixed % 20_000) as u16
+}
 
 /// Where main runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -310,7 +325,10 @@ impl Config {
         }
         let port = match env("HPX_PORT") {
             Some(p) => parse_num("HPX_PORT", &p)?,
-            None => DEFAULT_SLURM_PORT,
+            None => slurm_port(
+                env("SLURM_JOB_ID").as_deref(),
+                env("SLURM_STEP_ID").as_deref(),
+            ),
         };
         if let Some((what, v)) = get("agas", "HPX_AGAS") {
             cfg.agas = Some(resolve(&what, &v, port)?);
@@ -485,6 +503,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!((cfg.locality, cfg.num_localities), (LocalityId(1), 2));
+    }
+
+    #[test]
+    fn slurm_ports_follow_the_job() {
+        let a = slurm_port(Some("123456"), Some("0"));
+        let b = slurm_port(Some("123457"), Some("0"));
+        assert!((10_000..30_000).contains(&a) && (10_000..30_000).contains(&b));
+        assert_ne!(a, b);
+        assert_eq!(a, slurm_port(Some("123456"), None));
+        assert_ne!(a, slurm_port(Some("123456"), Some("1")));
+        assert_eq!(slurm_port(None, None), DEFAULT_SLURM_PORT);
+        assert_eq!(slurm_port(Some("x"), None), DEFAULT_SLURM_PORT);
     }
 
     #[test]

@@ -502,19 +502,10 @@ impl Locality {
     /// The transport lost `locality`: fail what waits on it, publish the
     /// loss, and end the job.
     fn on_peer_lost(self: Arc<Self>, locality: LocalityId, reason: &str) {
-        let mut first = false;
-        self.lost
-            .send_if_modified(|lost| match lost.get_mut(locality.index()) {
-                Some(slot @ None) => {
-                    *slot = Some(reason.to_owned());
-                    first = true;
-                    true
-                }
-                _ => false,
-            });
-        if !first {
+        if self.lost_reason(locality).is_some() {
             return;
         }
+        // Requests to the lost locality fail with the loss itself.
         let failed: Vec<Pending> = {
             let mut pending = self.pending.lock();
             let seqs: Vec<u64> = pending
@@ -524,14 +515,10 @@ impl Locality {
                 .collect();
             seqs.iter().filter_map(|s| pending.remove(s)).collect()
         };
-        for p in failed {
-            let _ = p.reply.send(Err(Error::LocalityLost {
-                locality,
-                reason: reason.to_owned(),
-            }));
-        }
         // Any loss ends the job at once, here and (through the root)
         // everywhere: whoever waits on the lost locality would wait forever.
+        // The job is aborted before the loss is published, so that code
+        // that sees the loss also sees the abort.
         if self.here.is_root() {
             self.root_event(Event::Lost {
                 locality,
@@ -541,6 +528,20 @@ impl Locality {
             self.set_phase(Phase::Aborted(format!(
                 "locality {locality} was lost: {reason}"
             )));
+        }
+        self.lost
+            .send_if_modified(|lost| match lost.get_mut(locality.index()) {
+                Some(slot @ None) => {
+                    *slot = Some(reason.to_owned());
+                    true
+                }
+                _ => false,
+            });
+        for p in failed {
+            let _ = p.reply.send(Err(Error::LocalityLost {
+                locality,
+                reason: reason.to_owned(),
+            }));
         }
     }
 
@@ -761,6 +762,12 @@ impl Locality {
             );
             self.set_phase(Phase::Aborted(format!("locality {}: {reason}", self.here)));
         }
+    }
+
+    /// Closes the transport at once (and removes its files): the process
+    /// is about to exit without ending the job in order.
+    pub(crate) fn abort_transport(&self, reason: &str) {
+        self.port.abort(reason);
     }
 
     /// The launcher saw `locality` end with a failure.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use hpx_parcelport::{LoopbackParcelport, Parcelport, QuicConfig, QuicParcelport};
+use hpx_parcelport::{LoopbackParcelport, Parcelport, QuicConfig, QuicParcelport, TransportError};
 
 use crate::config::{Config, ExecutionMode};
 use crate::context::{self, Slot};
@@ -60,6 +60,7 @@ async fn join(config: &Config, net: &Handle) -> Result<Arc<dyn Parcelport>> {
                 format!("locality {locality} ended before the job started: {reason}")
             }
             Notice::Stop(reason) => reason.clone(),
+            Notice::Exit => "the process is exiting".to_owned(),
         };
         early.send_if_modified(|first| {
             let news = first.is_none();
@@ -99,7 +100,14 @@ async fn connect(config: Config) -> Result<Arc<dyn Parcelport>> {
         incoming_budget: INCOMING_BUDGET,
         shared_dir: config.shared_dir.clone(),
     };
-    Ok(QuicParcelport::start(quic).await?)
+    let port = QuicParcelport::start(quic).await.map_err(|e| match e {
+        TransportError::Io(io) if config.locality.is_root() => Error::Bootstrap(format!(
+            "locality 0 cannot listen at the rendezvous address {agas}: {io}; another job or \
+             program holds it: choose another with HPX_AGAS=HOST:PORT (HPX_PORT under Slurm)"
+        )),
+        e => e.into(),
+    })?;
+    Ok(port)
 }
 
 /// The spin window of this locality's workers: it depends on how many
@@ -238,6 +246,7 @@ where
                     reason,
                 } => locality.declare_lost(*l, reason.clone()),
                 Notice::Stop(reason) => locality.abort(reason.clone()),
+                Notice::Exit => locality.abort_transport("the process was stopped"),
             }
         });
         drive(&locality, runs_main, main).await

@@ -52,6 +52,10 @@ pub(crate) enum Notice {
     },
     /// The job must end now (the launcher is gone, or a stop signal came).
     Stop(String),
+    /// The process exits this instant (a second stop signal, or the job
+    /// did not end in [`STOP_GRACE`]): last words only, such as removing
+    /// files.
+    Exit,
 }
 
 type Subscriber = Box<dyn Fn(&Notice) + Send>;
@@ -252,12 +256,14 @@ pub(crate) fn watch_stop_signals() {
                 let mut first = None;
                 for signal in signals.forever() {
                     if first.is_some() {
+                        hub().publish(Notice::Exit);
                         std::process::exit(128 + signal);
                     }
                     first = Some(signal);
                     hub().publish(Notice::Stop(format!("received {}", signal_name(signal))));
                     std::thread::spawn(move || {
                         std::thread::sleep(STOP_GRACE);
+                        hub().publish(Notice::Exit);
                         std::process::exit(128 + signal);
                     });
                 }

@@ -115,14 +115,31 @@ pub fn role() -> Option<String> {
     std::env::var("HPX_TEST_ROLE").ok()
 }
 
-/// Runs `body` as this locality's SPMD main; a failure fails the process.
+/// Runs `body` as this locality's SPMD main with two workers; a failure
+/// fails the process as `#[hpx::main]` does.
 pub fn spmd<F, Fut>(body: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
-    if let Err(e) = hpx::Runtime::builder().threads(2).run(body) {
-        panic!("locality {:?} failed: {e}", std::env::var("HPX_LOCALITY"));
+    spmd_with(2, body)
+}
+
+/// [`spmd`] with `threads` workers. On failure it prints `Error: ...` and
+/// exits with 1, or with `hpx::EXIT_ABORTED` when the job was aborted by
+/// another locality's failure (what hpxrun reads to name the first one).
+pub fn spmd_with<F, Fut>(threads: usize, body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    if let Err(e) = hpx::Runtime::builder().threads(threads).run(body) {
+        eprintln!("Error: {e}");
+        let code = match e {
+            hpx::Error::Aborted(_) => i32::from(hpx::EXIT_ABORTED),
+            _ => 1,
+        };
+        std::process::exit(code);
     }
 }
 
@@ -343,12 +360,18 @@ impl RawJob {
     }
 
     /// Waits for every process, killing all of them at `deadline`.
-    pub fn wait(mut self, deadline: Duration) -> Vec<Output> {
-        let handles: Vec<_> = self
-            .children
-            .iter_mut()
-            .map(|slot| {
-                let child = slot.take().expect("child");
+    pub fn wait(self, deadline: Duration) -> Vec<Output> {
+        let all: Vec<usize> = (0..self.children.len()).collect();
+        self.wait_for(&all, deadline)
+    }
+
+    /// Waits for the processes at positions `which` (killing them at
+    /// `deadline`); the others are killed when this returns.
+    pub fn wait_for(mut self, which: &[usize], deadline: Duration) -> Vec<Output> {
+        let handles: Vec<_> = which
+            .iter()
+            .map(|&i| {
+                let child = self.children[i].take().expect("child");
                 std::thread::spawn(move || collect_within(child, deadline))
             })
             .collect();
