@@ -19,16 +19,18 @@
 //! | `HPX_AGAS` | `HOST0:PORT`, the UDP (QUIC) address where locality 0 listens and every other locality registers (`[ADDR]:PORT` for IPv6 literals). `hpxrun` picks a free port on the host of locality 0 by binding port 0 and closing the socket again. If `HPX_AGAS` is already set in `hpxrun`'s environment, that value is passed on unchanged. |
 //! | `HPX_HOST` | the host locality `i` runs on, where it should bind its own endpoint |
 //! | `HPX_LOCALITIES_ON_HOST` | how many localities of the job run on that host (the runtime shares the host's cores among them) |
-//! | `HPX_SECRET` | 64 lowercase hex characters (32 random bytes), generated once per job and identical for all localities |
+//! | `HPX_CONTROL_FD` | `3`: the descriptor of `hpxrun`'s channel, a pipe. Its first line is `secret HEX`, the job secret (64 lowercase hex characters, 32 random bytes, one per job), so the secret is in no environment and no command line; later lines `lost ID HOW` tell that locality `ID` ended with a failure (`exited with code 1`, `killed by signal 9 (SIGKILL)`), so the others end at once instead of waiting for a timeout; end of file means `hpxrun` is gone and the job is aborted. |
 //! | `HPX_THREADS` | worker threads per locality, only with `-t T` |
 //! | `HPX_STARTUP_TIMEOUT` | seconds (decimal, e.g. `30` or `2.5`) to wait for the other localities at startup, only with `--startup-timeout` |
 //!
-//! With `-r srun` a single `srun -n N PROGRAM ARGS` step is started, with `HPX_SECRET`,
+//! With `-r srun` a single `srun -n N PROGRAM ARGS` step is started, with `HPX_SECRET` (in its
+//! environment: Slurm passes it on, and it is on no command line),
 //! `HPX_NUM_LOCALITIES` and the optional `HPX_THREADS` / `HPX_STARTUP_TIMEOUT`; the runtime
 //! takes its locality number and hosts from Slurm (`SLURM_PROCID`, ...). With `-r ssh` the
 //! variables are passed inside the remote command line
-//! (`ssh -o BatchMode=yes HOST 'cd CWD && env K=V... PROGRAM ARGS'`), so they are visible in
-//! the process list of both machines.
+//! (`ssh -o BatchMode=yes HOST 'cd CWD && exec 3<&0 </dev/null && exec env K=V... PROGRAM
+//! ARGS'`) and the channel is ssh's standard input, which the remote shell moves to descriptor
+//! 3: the secret never appears in a process list.
 //!
 //! # Hosts
 //!
@@ -44,10 +46,14 @@
 //! whole and flushed one by one; bytes are passed through unchanged.
 //!
 //! `hpxrun` exits with 0 when every locality exits with 0. When a locality fails, the others
-//! are stopped (SIGTERM, then SIGKILL after 2 s) and `hpxrun` exits with its code, or 128 +
-//! signal number when it was killed. `--timeout` expiring gives 124; SIGINT and SIGTERM sent to
+//! are told over their channels, get 2 s to end by themselves, and are then stopped (SIGTERM,
+//! then SIGKILL after 2 s). `hpxrun` reports the first failure that was not a consequence of
+//! another (a locality that ended because the job was aborted exits with
+//! `hpx_runtime::EXIT_ABORTED`, 3), with the last `Error: ...` line it printed, and exits with
+//! its code, or 128 + signal number when it was killed. `--timeout` expiring gives 124; SIGINT and SIGTERM sent to
 //! `hpxrun` stop the job with 130 and 143; a program that cannot be started gives 127, and
-//! invalid options 2. Children get `PR_SET_PDEATHSIG(SIGKILL)`, so they also die when
+//! invalid options 2. Children get `PR_SET_PDEATHSIG(SIGTERM)`, so they also end (in order,
+//! removing their shared files) when
 //! `hpxrun` itself is killed. Only the direct children are signalled: a program that forks
 //! helpers (a shell script, say) should `exec` its final command or stop the helpers itself.
 #![warn(
