@@ -22,7 +22,7 @@
 //! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one and sends it over `HPX_CONTROL_FD`) | required if N > 1 |
 //! | | `HPX_CONTROL_FD` | the launcher's channel (set by hpxrun; see the `supervisor` module) | none |
 //!
-//! The network thread keeps parcels, replies and keep-alives flowing while
+//! The network thread keeps parcels and replies flowing while
 //! every worker computes; without it the transport runs on the workers,
 //! which saves two hand-overs between threads per message (BENCHMARKS.md:
 //! an 8-byte round trip on two cores took 19 µs on the workers and 92 µs

@@ -6,8 +6,11 @@
 //! A locality has worker threads (a tokio multi-thread runtime: actions, user
 //! tasks, main). Where the host has a core for it (or
 //! `--hpx:network-thread=on` says so), a network thread of its own (a second
-//! tokio runtime) runs the transport: reading, writing, keep-alives and loss
-//! detection, so that however busy the workers are, parcels keep flowing.
+//! tokio runtime) runs the transport: reading and writing, so that however
+//! busy the workers are, parcels keep flowing. Loss detection never depends
+//! on either: heartbeats run on a thread of their own (see
+//! `hpx_parcelport::liveness`), and the launcher's news and stop signals
+//! arrive on threads of their own (see [`crate::supervisor`]).
 //! Otherwise the transport's tasks run on the workers. Either way only
 //! actions declared `direct` run where parcels are read: every other call
 //! goes to a queue drained by tasks on the workers (see
