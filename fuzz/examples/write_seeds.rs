@@ -9,7 +9,9 @@ use std::io;
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
-use hpx_parcelport::handshake::{Hello, LocalityTable, Purpose, Welcome, TOKEN_LEN};
+use hpx_parcelport::handshake::{
+    Hello, LocalityTable, PeerAddress, Purpose, Welcome, TOKEN_LEN,
+};
 use hpx_parcelport::parcel::{
     encode_parcel, Parcel, ParcelHeader, FLAG_SHARED, FLAG_UNMETERED, HEADER_LEN,
 };
@@ -97,6 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         num_localities: 4,
         token: [0x11; TOKEN_LEN],
         listen_addr: "127.0.0.1:7910".into(),
+        beat_port: 7911,
     };
     write(&handshake, "hello_join", &hello.encode()?)?;
     let hello = Hello {
@@ -110,7 +113,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         token: [0x22; TOKEN_LEN],
     };
     write(&handshake, "welcome", &welcome.encode())?;
-    let table = LocalityTable::Ready(vec!["10.0.0.1:7910".into(), "[::1]:7911".into()]);
+    let table = LocalityTable::Ready(vec![
+        PeerAddress {
+            listen: "10.0.0.1:7910".into(),
+            beat_port: 7911,
+        },
+        PeerAddress {
+            listen: "[::1]:7911".into(),
+            beat_port: 7912,
+        },
+    ]);
     write(&handshake, "table_ready", &table.encode()?)?;
     let table = LocalityTable::Failed("locality 2 did not arrive".into());
     write(&handshake, "table_failed", &table.encode()?)?;
