@@ -219,15 +219,8 @@ fn remove_shared_files(plan: &LaunchPlan) {
         Ok(v) => std::path::PathBuf::from(v),
         Err(_) => std::path::PathBuf::from("/dev/shm"),
     };
-    let secret: Option<Vec<u8>> = (0..plan.secret.len())
-        .step_by(2)
-        .map(|i| {
-            plan.secret
-                .get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-        })
-        .collect();
-    if let (true, Some(secret)) = (local, secret) {
+    let secret = hpx_runtime::config::parse_secret(&plan.secret);
+    if let (true, Ok(secret)) = (local, secret) {
         hpx_parcelport::shared::remove_job_files(&dir, &hpx_parcelport::shared::job_tag(&secret));
     }
 }

@@ -152,6 +152,11 @@ fn parse_host(what: &str, value: &str) -> Result<IpAddr> {
     resolve(what, value, 0).map(|a| a.ip())
 }
 
+/// The bytes of a job secret given as hex digits (`HPX_SECRET`'s form).
+pub fn parse_secret(hex: &str) -> Result<Vec<u8>> {
+    parse_hex("HPX_SECRET", hex)
+}
+
 /// Decodes hex digits into bytes.
 fn parse_hex(what: &str, value: &str) -> Result<Vec<u8>> {
     let value = value.trim();

@@ -165,9 +165,9 @@ fn read_line(reader: &mut impl BufRead) -> Option<String> {
     }
 }
 
-/// The launcher's channel of this process, opened once: the job secret it
-/// sent, if any.
-fn launcher_secret() -> Result<Option<String>> {
+/// `HPX_SECRET` as the launcher sent it over its channel, if it did (the
+/// channel is opened once per process).
+pub(crate) fn secret_from_launcher() -> Result<Option<String>> {
     static LINK: OnceLock<std::result::Result<Option<String>, String>> = OnceLock::new();
     LINK.get_or_init(open_launcher_channel)
         .clone()
@@ -200,7 +200,7 @@ fn open_launcher_channel() -> std::result::Result<Option<String>, String> {
     }
     // SAFETY: the launcher handed this descriptor to this process for this
     // purpose; it is open (checked above), and it is taken only here, once
-    // per process (the OnceLock in `launcher_secret`).
+    // per process (the OnceLock in `secret_from_launcher`).
     let file = unsafe { std::fs::File::from_raw_fd(fd) };
     // The launcher writes the secret as soon as it has started this process;
     // a descriptor that stays silent is not the launcher's.
@@ -233,11 +233,6 @@ fn open_launcher_channel() -> std::result::Result<Option<String>, String> {
         })
         .map_err(|e| format!("cannot start the launcher thread: {e}"))?;
     Ok(Some(secret))
-}
-
-/// `HPX_SECRET` as the launcher sent it over its channel, if it did.
-pub(crate) fn secret_from_launcher() -> Result<Option<String>> {
-    launcher_secret()
 }
 
 /// Turns SIGINT, SIGTERM and SIGHUP into [`Notice::Stop`] (once per
