@@ -114,8 +114,13 @@ fn a_stopped_locality_is_lost_within_the_peer_timeout() {
                         // SAFETY: kill(2) with the pid of a locality of this job.
                         let rc = unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
                         assert_eq!(rc, 0, "SIGSTOP failed");
+                        // Locality 2 joins the all_reduce only after this,
+                        // which it never reads: nobody can finish it.
+                        hpx::post(LocalityId(2), entered, ())?;
                     }
-                    hpx::barrier().await?;
+                    if me == 2 {
+                        entered_by(1).await;
+                    }
                     hpx::all_reduce(1u32, ReduceOp::Sum).await
                 }
                 .await,

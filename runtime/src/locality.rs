@@ -688,6 +688,9 @@ impl Locality {
                 self.set_phase(Phase::Shutdown);
             }
             Some(Command::Abort { reason }) => {
+                // Aborted here first: an error that comes back from the
+                // others (a collective's alarm) must find the job aborted.
+                self.set_phase(Phase::Aborted(reason.clone()));
                 for i in 1..self.n {
                     self.control(
                         LocalityId(i),
@@ -696,7 +699,6 @@ impl Locality {
                         },
                     );
                 }
-                self.set_phase(Phase::Aborted(reason));
             }
         }
     }
@@ -754,13 +756,8 @@ impl Locality {
                 reason,
             });
         } else {
-            self.control(
-                LocalityId::ROOT,
-                &Control::Failed {
-                    reason: reason.clone(),
-                },
-            );
             self.set_phase(Phase::Aborted(format!("locality {}: {reason}", self.here)));
+            self.control(LocalityId::ROOT, &Control::Failed { reason });
         }
     }
 
