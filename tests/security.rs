@@ -237,3 +237,121 @@ fn wrong_secret_cannot_join_or_run_actions() {
         "{out}"
     );
 }
+
+#[hpx::action]
+async fn process_id() -> u32 {
+    std::process::id()
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`).
+fn status_kib(pid: u32, field: &str) -> Result<u64, String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} for {pid}"))
+}
+
+/// One hostile connection: `kind` 0 claims a 4 MiB hello and pushes 1 MiB,
+/// 1 sends most of a hello and stalls, 2 opens a stream and says nothing.
+/// The streams are returned with the connection: dropping them would end
+/// them, and the connection with them.
+async fn attack(
+    endpoint: quinn::Endpoint,
+    addr: std::net::SocketAddr,
+    kind: usize,
+) -> Option<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
+    let conn = endpoint.connect(addr, "hpx-rs").ok()?.await.ok()?;
+    let (mut send, recv) = conn.open_bi().await.ok()?;
+    let push = async {
+        match kind {
+            0 => {
+                send.write_all(&((4u32 << 20) - 1).to_le_bytes())
+                    .await
+                    .ok()?;
+                for _ in 0..16 {
+                    send.write_all(&[0x5a; 64 << 10]).await.ok()?;
+                }
+            }
+            1 => {
+                send.write_all(&1000u32.to_le_bytes()).await.ok()?;
+                send.write_all(&[0x5a; 999]).await.ok()?;
+            }
+            _ => {}
+        }
+        Some(())
+    };
+    // A stalled write (flow control) is what an attacker gets: stop there.
+    let _ = tokio::time::timeout(Duration::from_secs(3), push).await;
+    Some((conn, send, recv))
+}
+
+/// Round trips to locality 1: microseconds per call.
+async fn round_trips(n: u32) -> Result<f64, Error> {
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        hpx::async_at(LocalityId(1), marks, ()).await?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(n))
+}
+
+#[test]
+fn hostile_connections_cost_little_and_do_not_stop_the_job() {
+    const TEST: &str = "hostile_connections_cost_little_and_do_not_stop_the_job";
+    const HOSTILE: usize = 100;
+    if in_locality() {
+        return common::spmd(|| async {
+            if hpx::get_locality_id() == 0 {
+                let target = hpx::async_at(LocalityId(1), process_id, ())
+                    .await
+                    .map_err(common::s)?;
+                let addr = hpx::locality_addresses()[1];
+                round_trips(500).await.map_err(common::s)?;
+                let before_us = round_trips(2000).await.map_err(common::s)?;
+                let before = status_kib(target, "VmHWM")?;
+                let endpoint = intruder_endpoint();
+                let attacks: Vec<_> = (0..HOSTILE)
+                    .map(|i| tokio::spawn(attack(endpoint.clone(), addr, i % 3)))
+                    .collect();
+                let mut held = Vec::new();
+                for a in attacks {
+                    held.push(a.await.map_err(common::s)?);
+                }
+                // Every hostile connection is open (or was refused) now.
+                let during_us = round_trips(2000).await.map_err(common::s)?;
+                let after = status_kib(target, "VmHWM")?;
+                let open = held
+                    .iter()
+                    .flatten()
+                    .filter(|(c, _, _)| c.close_reason().is_none())
+                    .count();
+                println!(
+                    "RESULT grew {} KiB with {open} of {HOSTILE} hostile connections open; \
+                     round trip {before_us:.1} us before, {during_us:.1} us during",
+                    after.saturating_sub(before)
+                );
+                common::ensure(
+                    after.saturating_sub(before) < 64 << 10,
+                    format!("locality 1 grew from {before} to {after} KiB"),
+                )?;
+                common::ensure(
+                    during_us < before_us * 1.5,
+                    format!("round trips {before_us:.1} us before, {during_us:.1} us during"),
+                )?;
+                drop(held);
+                endpoint.close(0u32.into(), b"");
+            }
+            hpx::barrier().await.map_err(common::s)?;
+            done(TEST);
+            Ok(())
+        });
+    }
+    let out = launch(TEST, 2);
+    out.assert_success().assert_all_done(TEST, 2);
+    println!("hostile: {}", out.tagged("RESULT").join("\n"));
+    let warnings = out.stderr.matches("rejected connection").count();
+    assert!(
+        warnings <= 8,
+        "{warnings} warnings for {HOSTILE} connections: {out}"
+    );
+}

@@ -23,8 +23,12 @@ pub const HANDSHAKE_VERSION: u16 = 2;
 pub const TOKEN_LEN: usize = 32;
 /// Exporter label used to derive tokens.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-hpx-rs-auth-v1";
-/// Upper bound on any handshake message (a table of many localities fits).
+/// Upper bound on the locality table (a table of many localities fits).
+/// Only an authenticated root sends it.
 pub const MAX_HANDSHAKE_LEN: usize = 4 << 20;
+/// Upper bound on a [`Hello`] or [`Welcome`]: what an unauthenticated peer
+/// may make this locality read and hold.
+pub const MAX_HELLO_LEN: usize = 1024;
 
 /// Which side of a connection a token belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -19,7 +19,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use crate::batch::Batcher;
 use crate::handshake::{
     token_context, tokens_equal, Hello, LocalityTable, PeerAddress, Purpose, Role, Welcome,
-    EXPORTER_LABEL, MAX_HANDSHAKE_LEN, TOKEN_LEN,
+    EXPORTER_LABEL, MAX_HANDSHAKE_LEN, MAX_HELLO_LEN, TOKEN_LEN,
 };
 use crate::liveness::{Beacon, Watch, WatchConfig};
 use crate::parcel::{ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED};
@@ -35,6 +35,9 @@ const CLOSE_PROTOCOL: u32 = 2;
 /// Application close code: the job is being aborted.
 const CLOSE_ABORT: u32 = 3;
 
+/// Unauthenticated incoming connections allowed at once, besides two per
+/// locality of the job.
+const MAX_HANDSHAKES: usize = 64;
 /// Time allowed for one connection's handshake and authentication.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Minimum budget charged for one metered parcel, so many empty parcels are bounded too.
@@ -101,6 +104,8 @@ struct Inner {
     closing: AtomicBool,
     /// Connections refused so far (failed authentication or handshake).
     rejected: AtomicU64,
+    /// Incoming connections not yet authenticated.
+    handshaking: AtomicUsize,
     handler: OnceLock<Arc<dyn ParcelHandler>>,
     attached: watch::Sender<bool>,
     joins: Mutex<Option<mpsc::UnboundedSender<Join>>>,
@@ -145,12 +150,14 @@ async fn write_msg(send: &mut SendStream, msg: &[u8]) -> Result<(), TransportErr
     send.write_all(msg).await.map_err(quic_err)
 }
 
-/// Reads one length-prefixed handshake message. A connection closed by the
-/// peer because we failed its authentication is reported as such.
+/// Reads one length-prefixed handshake message of at most `max` bytes. A
+/// connection closed by the peer because we failed its authentication is
+/// reported as such.
 async fn read_msg(
     recv: &mut RecvStream,
     conn: &Connection,
     peer: SocketAddr,
+    max: usize,
 ) -> Result<Vec<u8>, TransportError> {
     let closed = |e: String| match conn.close_reason() {
         Some(ConnectionError::ApplicationClosed(c))
@@ -165,7 +172,7 @@ async fn read_msg(
         .await
         .map_err(|e| closed(format!("handshake with {peer}: {e}")))?;
     let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_HANDSHAKE_LEN {
+    if len > max {
         return Err(TransportError::Protocol(format!(
             "handshake message of {len} bytes from {peer}"
         )));
@@ -237,6 +244,7 @@ impl QuicParcelport {
             max_payload: cfg.max_payload,
             closing: AtomicBool::new(false),
             rejected: AtomicU64::new(0),
+            handshaking: AtomicUsize::new(0),
             handler: OnceLock::new(),
             attached,
             joins: Mutex::new(None),
@@ -467,7 +475,7 @@ impl Inner {
             beat_port: self.beat_port,
         };
         write_msg(&mut send, &hello.encode()?).await?;
-        let welcome = Welcome::decode(&read_msg(&mut recv, &conn, addr).await?)?;
+        let welcome = Welcome::decode(&read_msg(&mut recv, &conn, addr, MAX_HELLO_LEN).await?)?;
         let expected = token(&conn, &self.secret, Role::Acceptor)?;
         if !tokens_equal(&welcome.token, &expected) {
             conn.close(
@@ -500,7 +508,7 @@ impl Inner {
             }
         };
         let (mut send, mut recv) = conn.accept_bi().await.map_err(quic_err)?;
-        let hello = match read_msg(&mut recv, &conn, addr)
+        let hello = match read_msg(&mut recv, &conn, addr, MAX_HELLO_LEN)
             .await
             .and_then(|m| Hello::decode(&m))
         {
@@ -554,6 +562,18 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts a refused connection. A flood of outsiders must not flood the
+    /// log: the 1st, 2nd, 4th, 8th, ... rejection is a warning with the
+    /// count so far.
+    fn rejected_connection(&self, addr: SocketAddr, reason: &str) {
+        let count = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+        if count.is_power_of_two() {
+            tracing::warn!(%addr, %reason, rejected_so_far = count, "rejected connection");
+        } else {
+            tracing::debug!(%addr, %reason, "rejected connection");
         }
     }
 
@@ -879,7 +899,12 @@ impl Inner {
         };
         // The root answers once everyone is in, or at its own deadline.
         let grace = deadline + Duration::from_secs(5);
-        let table = match timeout_at(grace, read_msg(&mut recv, &conn, rendezvous)).await {
+        let table = match timeout_at(
+            grace,
+            read_msg(&mut recv, &conn, rendezvous, MAX_HANDSHAKE_LEN),
+        )
+        .await
+        {
             Ok(msg) => LocalityTable::decode(&msg?)?,
             Err(_) => {
                 return Err(TransportError::Bootstrap(
@@ -912,24 +937,38 @@ impl Inner {
     }
 }
 
+/// Counts a handshake in progress for as long as it lives.
+struct Handshaking(Arc<Inner>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn accept_loop(inner: Arc<Inner>) {
+    // Unauthenticated connections cost a window each until they prove the
+    // secret or time out: beyond this many at once, new ones are refused
+    // (a joining locality retries).
+    let most = MAX_HANDSHAKES + 2 * inner.n as usize;
     while let Some(incoming) = inner.endpoint.accept().await {
+        let addr = incoming.remote_address();
+        if inner.handshaking.fetch_add(1, Ordering::Relaxed) >= most {
+            inner.handshaking.fetch_sub(1, Ordering::Relaxed);
+            incoming.refuse();
+            inner.rejected_connection(addr, "too many handshakes at once");
+            continue;
+        }
+        let guard = Handshaking(inner.clone());
         let inner = inner.clone();
         tokio::spawn(async move {
-            let addr = incoming.remote_address();
             let reason = match timeout(HANDSHAKE_TIMEOUT, inner.clone().accept(incoming)).await {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "the handshake timed out".to_owned(),
             };
-            // A flood of outsiders must not flood the log: the 1st, 2nd,
-            // 4th, 8th, ... rejection is a warning with the count so far.
-            let count = inner.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-            if count.is_power_of_two() {
-                tracing::warn!(%addr, %reason, rejected_so_far = count, "rejected connection");
-            } else {
-                tracing::debug!(%addr, %reason, "rejected connection");
-            }
+            drop(guard);
+            inner.rejected_connection(addr, &reason);
         });
     }
 }
