@@ -114,6 +114,8 @@ fn a_stopped_locality_is_lost_within_the_peer_timeout() {
                         // SAFETY: kill(2) with the pid of a locality of this job.
                         let rc = unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
                         assert_eq!(rc, 0, "SIGSTOP failed");
+                        // kill(2) returns before every thread has stopped.
+                        until_stopped(pid).await;
                         // Locality 2 joins the all_reduce only after this,
                         // which it never reads: nobody can finish it.
                         hpx::post(LocalityId(2), entered, ())?;
@@ -146,6 +148,24 @@ fn a_stopped_locality_is_lost_within_the_peer_timeout() {
         2_000,
         "locality 2 was lost",
     );
+}
+
+/// Waits until process `pid` is in the stopped state (`T` in
+/// `/proc/PID/stat`), checking every millisecond for at most 10 s.
+async fn until_stopped(pid: u32) {
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+            .unwrap_or(false)
+    };
+    for _ in 0..10_000 {
+        if stopped() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("locality {pid} did not stop");
 }
 
 #[hpx::action]

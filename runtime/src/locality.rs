@@ -49,12 +49,25 @@ pub(crate) mod kind {
 /// The runtime's own messages (end of job).
 #[derive(Serialize, Deserialize, Debug)]
 enum Control {
-    MainDone { failure: Option<String> },
-    Query { wave: u64 },
-    Report { wave: u64, sent: u64, done: u64 },
+    MainDone {
+        failure: Option<String>,
+    },
+    Query {
+        wave: u64,
+    },
+    Report {
+        wave: u64,
+        sent: u64,
+        done: u64,
+    },
     Shutdown,
-    Abort { reason: String },
-    Failed { reason: String },
+    Abort {
+        reason: String,
+        culprit: Option<LocalityId>,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 /// How long an aborting locality tries to deliver what it queued (the
@@ -114,6 +127,8 @@ pub(crate) struct Locality {
     phase: watch::Sender<Phase>,
     /// The end-of-job state machine (used on the root only).
     termination: Mutex<Termination>,
+    /// Whose failure aborted the job (set before the abort is published).
+    culprit: std::sync::OnceLock<LocalityId>,
     /// For each locality, why it was lost, once it is: the one loss signal.
     lost: watch::Sender<Vec<Option<String>>>,
     /// Registers credit minted for component handles with their owners.
@@ -180,6 +195,7 @@ impl Locality {
             warmth,
             phase,
             termination: Mutex::new(Termination::new(n)),
+            culprit: std::sync::OnceLock::new(),
             lost,
             register_minted,
             extensions: RwLock::new(HashMap::new()),
@@ -525,9 +541,10 @@ impl Locality {
                 reason: reason.to_owned(),
             });
         } else {
-            self.set_phase(Phase::Aborted(format!(
-                "locality {locality} was lost: {reason}"
-            )));
+            self.abort_with(
+                format!("locality {locality} was lost: {reason}"),
+                Some(locality),
+            );
         }
         self.lost
             .send_if_modified(|lost| match lost.get_mut(locality.index()) {
@@ -603,6 +620,19 @@ impl Locality {
         }
     }
 
+    /// Aborts the job here, `culprit` being the locality that caused it.
+    fn abort_with(&self, reason: String, culprit: Option<LocalityId>) {
+        if let Some(culprit) = culprit {
+            let _ = self.culprit.set(culprit);
+        }
+        self.set_phase(Phase::Aborted(reason));
+    }
+
+    /// The locality whose failure or loss aborted the job, if known.
+    pub(crate) fn culprit(&self) -> Option<LocalityId> {
+        self.culprit.get().copied()
+    }
+
     /// Ends the job here (only the first end counts). An abort fails every
     /// request still waiting for a reply with the reason.
     fn set_phase(&self, phase: Phase) {
@@ -664,7 +694,9 @@ impl Locality {
                 self.root_event(Event::Failed { from, reason });
             }
             Control::Shutdown if from.is_root() => self.set_phase(Phase::Shutdown),
-            Control::Abort { reason } if from.is_root() => self.set_phase(Phase::Aborted(reason)),
+            Control::Abort { reason, culprit } if from.is_root() => {
+                self.abort_with(reason, culprit);
+            }
             other => tracing::warn!(%from, ?other, "unexpected control parcel"),
         }
     }
@@ -687,18 +719,19 @@ impl Locality {
                 }
                 self.set_phase(Phase::Shutdown);
             }
-            Some(Command::Abort { reason }) => {
-                // Aborted here first: an error that comes back from the
-                // others (a collective's alarm) must find the job aborted.
-                self.set_phase(Phase::Aborted(reason.clone()));
+            Some(Command::Abort { reason, culprit }) => {
+                // Sent before this locality ends: once it has, it may close
+                // its connections before anything more goes out.
                 for i in 1..self.n {
                     self.control(
                         LocalityId(i),
                         &Control::Abort {
                             reason: reason.clone(),
+                            culprit,
                         },
                     );
                 }
+                self.abort_with(reason, culprit);
             }
         }
     }
@@ -710,14 +743,6 @@ impl Locality {
             self.clone().on_control(LocalityId::ROOT, done);
         } else {
             self.control(LocalityId::ROOT, &done);
-        }
-    }
-
-    /// Why the job was aborted, if it was.
-    pub(crate) fn aborted(&self) -> Option<String> {
-        match &*self.phase.borrow() {
-            Phase::Aborted(reason) => Some(reason.clone()),
-            _ => None,
         }
     }
 
@@ -756,8 +781,13 @@ impl Locality {
                 reason,
             });
         } else {
-            self.set_phase(Phase::Aborted(format!("locality {}: {reason}", self.here)));
-            self.control(LocalityId::ROOT, &Control::Failed { reason });
+            self.control(
+                LocalityId::ROOT,
+                &Control::Failed {
+                    reason: reason.clone(),
+                },
+            );
+            self.abort_with(format!("locality {}: {reason}", self.here), Some(self.here));
         }
     }
 

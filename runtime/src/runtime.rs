@@ -164,13 +164,6 @@ where
     } else {
         None
     };
-    // A main that failed because the job was aborted under it (its
-    // collective or request failed with the reason) did not cause the
-    // failure: the job's reason is the error.
-    if let (Some(Err(_)), Some(reason)) = (&outcome, locality.aborted()) {
-        locality.close().await;
-        return Err(Error::Aborted(reason));
-    }
     let failure = match &outcome {
         Some(Err(msg)) => Some(msg.clone()),
         _ => None,
@@ -179,6 +172,14 @@ where
     let end = locality.until_end().await;
     locality.close().await;
     match (outcome, end) {
+        // A main that failed because the job was aborted under it (its
+        // collective failed with another locality's failure) did not cause
+        // it: the job's reason is the error.
+        (Some(Err(_)), Phase::Aborted(reason))
+            if locality.culprit().is_some_and(|c| c != locality.here()) =>
+        {
+            Err(Error::Aborted(reason))
+        }
         (Some(Err(msg)), _) => Err(Error::MainFailed(msg)),
         (_, Phase::Aborted(reason)) => Err(Error::Aborted(reason)),
         (outcome, _) => Ok(outcome.and_then(|r| r.ok())),

@@ -64,6 +64,9 @@ pub(crate) enum Command {
     Abort {
         /// Why.
         reason: String,
+        /// The locality whose failure or loss came first: the cause; the
+        /// others only ended with it.
+        culprit: Option<LocalityId>,
     },
 }
 
@@ -77,6 +80,7 @@ pub(crate) struct Termination {
     reports: Vec<Option<(u64, u64)>>,
     previous: Option<(u64, u64)>,
     ended: bool,
+    culprit: Option<LocalityId>,
 }
 
 impl Termination {
@@ -91,6 +95,7 @@ impl Termination {
             reports: vec![None; n],
             previous: None,
             ended: false,
+            culprit: None,
         }
     }
 
@@ -107,14 +112,17 @@ impl Termination {
                 *slot = true;
                 if let Some(f) = failure {
                     self.failures.push(format!("locality {from} failed: {f}"));
+                    self.culprit.get_or_insert(from);
                 }
             }
             Event::Failed { from, reason } => {
                 self.failures.push(format!("locality {from}: {reason}"));
+                self.culprit.get_or_insert(from);
             }
             Event::Lost { locality, reason } => {
                 let slot = self.lost.get_mut(locality.index())?;
                 slot.get_or_insert(reason);
+                self.culprit.get_or_insert(locality);
             }
             Event::Report {
                 from,
@@ -140,6 +148,7 @@ impl Termination {
             self.ended = true;
             return Some(Command::Abort {
                 reason: reasons.join("; "),
+                culprit: self.culprit,
             });
         }
         if !self.finished.iter().all(|f| *f) {
@@ -243,8 +252,9 @@ mod tests {
             failure: Some("boom".into()),
         };
         match t.on(failed) {
-            Some(Command::Abort { reason }) => {
-                assert!(reason.contains("locality 1 failed: boom"), "{reason}")
+            Some(Command::Abort { reason, culprit }) => {
+                assert!(reason.contains("locality 1 failed: boom"), "{reason}");
+                assert_eq!(culprit, Some(LocalityId(1)));
             }
             other => panic!("expected an abort, got {other:?}"),
         }
@@ -260,8 +270,9 @@ mod tests {
             reason: "killed".into(),
         };
         match t.on(lost) {
-            Some(Command::Abort { reason }) => {
-                assert!(reason.contains("locality 2 was lost: killed"), "{reason}")
+            Some(Command::Abort { reason, culprit }) => {
+                assert!(reason.contains("locality 2 was lost: killed"), "{reason}");
+                assert_eq!(culprit, Some(LocalityId(2)));
             }
             other => panic!("expected an abort, got {other:?}"),
         }

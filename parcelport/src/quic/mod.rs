@@ -340,6 +340,8 @@ impl Parcelport for QuicParcelport {
         self.inner
             .endpoint
             .close(VarInt::from_u32(CLOSE_ABORT), reason.as_bytes());
+        // Silence from here on: a peer that missed the close notices.
+        self.inner.watch.lock().take();
         if let Some(shared) = &self.inner.shared {
             shared.clean_up_job();
         }
@@ -782,6 +784,7 @@ impl Inner {
         let _ = timeout(Duration::from_secs(5), futures::future::join_all(waits)).await;
         self.endpoint
             .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+        self.watch.lock().take();
         if let Some(shared) = &self.shared {
             shared.clean_up_job();
         }
