@@ -1,6 +1,7 @@
 //! The chaos suite: jobs of 3 to 5 localities that run collectives, actions
 //! and array operations in a loop while one locality, at a random round, is
-//! killed, stopped for a moment, panics in its main or has an action panic.
+//! killed, stopped for a moment, panics in its main, has an action panic, or
+//! opens hostile (never authenticating) connections to its neighbour.
 //! Every run must end by itself within its bound, with the right result: a
 //! correct success after a short stop, a clean failure naming the cause
 //! otherwise. The plan of each run comes from a fixed seed, so a failure
@@ -10,11 +11,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::hostile::{attack, intruder_endpoint};
 use common::{in_locality, launch_with, s, spmd};
 use hpx::{Distribution, LocalityId, ReduceOp};
 
 const ROUNDS: u32 = 12;
-const RUNS: u64 = 12;
+const RUNS: u64 = 15;
+/// Hostile connections a `Chaos::Hostile` victim opens.
+const HOSTILE: usize = 30;
 
 #[hpx::action]
 async fn double(x: u64) -> u64 {
@@ -37,13 +41,17 @@ enum Chaos {
     PanicMain,
     /// Locality 0 calls an action on it that panics.
     PanicAction,
+    /// It opens hostile connections to the next locality and holds them
+    /// for the rest of the run (the job must not notice).
+    Hostile,
 }
 
-const KINDS: [Chaos; 4] = [
+const KINDS: [Chaos; 5] = [
     Chaos::Kill,
     Chaos::Pause,
     Chaos::PanicMain,
     Chaos::PanicAction,
+    Chaos::Hostile,
 ];
 
 fn strike(kind: Chaos) {
@@ -65,8 +73,33 @@ fn strike(kind: Chaos) {
             }
         }
         Chaos::PanicMain => panic!("chaos: main panics"),
-        Chaos::PanicAction => {}
+        Chaos::PanicAction | Chaos::Hostile => {}
     }
+}
+
+/// Hostile connections held open, with their endpoint.
+type Intrusion = (
+    quinn::Endpoint,
+    Vec<(quinn::Connection, quinn::SendStream, quinn::RecvStream)>,
+);
+
+/// Opens `HOSTILE` hostile connections to locality `target` and returns
+/// them, open, once each has pushed what it could.
+async fn intrude(target: u32) -> Result<Intrusion, String> {
+    let addr = hpx::locality_addresses()[target as usize];
+    let endpoint = intruder_endpoint();
+    let attacks: Vec<_> = (0..HOSTILE)
+        .map(|i| tokio::spawn(attack(endpoint.clone(), addr, i % 3)))
+        .collect();
+    let mut held = Vec::new();
+    for a in attacks {
+        held.extend(a.await.map_err(s)?);
+    }
+    println!(
+        "CHAOS HOSTILE {} connections to locality {target}",
+        held.len()
+    );
+    Ok((endpoint, held))
 }
 
 /// The SPMD body: `ROUNDS` rounds of work; the plan (kind, victim, round)
@@ -79,9 +112,13 @@ async fn body() -> Result<(), String> {
     let at: u32 = parts[2].parse().map_err(s)?;
     let me = hpx::get_locality_id();
     let n = hpx::get_num_localities();
+    let mut intruder = None;
     for round in 0..ROUNDS {
         if round == at && me == victim {
             strike(kind);
+            if kind == Chaos::Hostile {
+                intruder = Some(intrude((victim + 1) % n).await?);
+            }
         }
         if round == at && me == 0 && kind == Chaos::PanicAction {
             hpx::async_at(LocalityId(victim), panics_here, ())
@@ -104,6 +141,10 @@ async fn body() -> Result<(), String> {
         common::ensure(sum == 1000, format!("array sum {sum}"))?;
     }
     hpx::barrier().await.map_err(s)?;
+    if let Some((endpoint, held)) = intruder {
+        drop(held);
+        endpoint.close(0u32.into(), b"");
+    }
     println!("CHAOS DONE {me}");
     Ok(())
 }
@@ -160,9 +201,19 @@ fn every_chaos_run_ends_cleanly_and_none_hangs() {
             "{what} took {took:?}: {out}"
         );
         match kind {
-            Chaos::Pause => {
+            Chaos::Pause | Chaos::Hostile => {
                 out.assert_success();
                 assert_eq!(out.tagged("CHAOS DONE").len(), n as usize, "{what}: {out}");
+                if kind == Chaos::Hostile {
+                    let opened = out.tagged("CHAOS HOSTILE");
+                    assert_eq!(opened.len(), 1, "{what}: {out}");
+                    let count: usize = opened[0]
+                        .split_whitespace()
+                        .next()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    assert!(count > 0, "{what}: no hostile connection opened: {out}");
+                }
             }
             Chaos::Kill => {
                 out.assert_failure();

@@ -3,17 +3,15 @@
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::hostile::{attack, intruder_endpoint};
 use common::{done, in_locality, launch, role, self_args};
 use hpx::prelude::*;
 use hpx::Error;
 use hpx_parcelport::handshake::{Hello, Purpose, TOKEN_LEN};
 use hpx_parcelport::parcel::encode_parcel;
 use hpx_parcelport::{Parcel, ParcelHeader};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 static MARKS: AtomicU32 = AtomicU32::new(0);
 
@@ -25,60 +23,6 @@ async fn mark() {
 #[hpx::action]
 async fn marks() -> u32 {
     MARKS.load(Ordering::SeqCst)
-}
-
-/// A TLS client that trusts anything: what an intruder would use.
-#[derive(Debug)]
-struct TrustAll(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for TrustAll {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn intruder_endpoint() -> quinn::Endpoint {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut crypto = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(TrustAll(provider)))
-        .with_no_client_auth();
-    crypto.alpn_protocols = vec![b"hpx-rs/1".to_vec()];
-    let config = quinn::ClientConfig::new(Arc::new(
-        quinn::crypto::rustls::QuicClientConfig::try_from(crypto).expect("QUIC client config"),
-    ));
-    let mut endpoint =
-        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-    endpoint.set_default_client_config(config);
-    endpoint
 }
 
 /// Connects without the secret, sends `hello_bytes` as the handshake and a
@@ -250,40 +194,6 @@ fn status_kib(pid: u32, field: &str) -> Result<u64, String> {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| format!("no {field} for {pid}"))
-}
-
-/// One hostile connection: `kind` 0 claims a 4 MiB hello and pushes 1 MiB,
-/// 1 sends most of a hello and stalls, 2 opens a stream and says nothing.
-/// The streams are returned with the connection: dropping them would end
-/// them, and the connection with them.
-async fn attack(
-    endpoint: quinn::Endpoint,
-    addr: std::net::SocketAddr,
-    kind: usize,
-) -> Option<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
-    let conn = endpoint.connect(addr, "hpx-rs").ok()?.await.ok()?;
-    let (mut send, recv) = conn.open_bi().await.ok()?;
-    let push = async {
-        match kind {
-            0 => {
-                send.write_all(&((4u32 << 20) - 1).to_le_bytes())
-                    .await
-                    .ok()?;
-                for _ in 0..16 {
-                    send.write_all(&[0x5a; 64 << 10]).await.ok()?;
-                }
-            }
-            1 => {
-                send.write_all(&1000u32.to_le_bytes()).await.ok()?;
-                send.write_all(&[0x5a; 999]).await.ok()?;
-            }
-            _ => {}
-        }
-        Some(())
-    };
-    // A stalled write (flow control) is what an attacker gets: stop there.
-    let _ = tokio::time::timeout(Duration::from_secs(3), push).await;
-    Some((conn, send, recv))
 }
 
 /// Round trips to locality 1: microseconds per call. (Printed, not

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod hostile;
+
 use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;

@@ -4,8 +4,9 @@
 
 mod tls;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -38,8 +39,20 @@ const CLOSE_ABORT: u32 = 3;
 /// Unauthenticated incoming connections allowed at once, besides two per
 /// locality of the job.
 const MAX_HANDSHAKES: usize = 64;
-/// Time allowed for one connection's handshake and authentication.
+/// Unauthenticated incoming connections allowed at once from one address,
+/// besides two per locality of the job (localities of one host share one).
+const MAX_HANDSHAKES_PER_SOURCE: usize = 16;
+/// Time allowed for one connection's handshake and authentication, plus
+/// [`HANDSHAKE_TIME_PER_LOCALITY`] for each locality of the job: a large job
+/// on few cores makes N(N-1) handshakes at start-up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// See [`HANDSHAKE_TIMEOUT`].
+const HANDSHAKE_TIME_PER_LOCALITY: Duration = Duration::from_millis(100);
+
+/// The time allowed for one handshake in a job of `n` localities.
+fn handshake_timeout(n: u32) -> Duration {
+    HANDSHAKE_TIMEOUT + HANDSHAKE_TIME_PER_LOCALITY * n
+}
 /// Minimum budget charged for one metered parcel, so many empty parcels are bounded too.
 const MIN_CHARGE: usize = 64;
 
@@ -104,8 +117,8 @@ struct Inner {
     closing: AtomicBool,
     /// Connections refused so far (failed authentication or handshake).
     rejected: AtomicU64,
-    /// Incoming connections not yet authenticated.
-    handshaking: AtomicUsize,
+    /// Incoming connections not yet authenticated, in all and per source address.
+    handshaking: Mutex<Handshakes>,
     handler: OnceLock<Arc<dyn ParcelHandler>>,
     attached: watch::Sender<bool>,
     joins: Mutex<Option<mpsc::UnboundedSender<Join>>>,
@@ -244,7 +257,7 @@ impl QuicParcelport {
             max_payload: cfg.max_payload,
             closing: AtomicBool::new(false),
             rejected: AtomicU64::new(0),
-            handshaking: AtomicUsize::new(0),
+            handshaking: Mutex::new(Handshakes::default()),
             handler: OnceLock::new(),
             attached,
             joins: Mutex::new(None),
@@ -444,12 +457,15 @@ impl Inner {
             .get()
             .and_then(|a| a.get(dest.index()).copied())
             .ok_or(TransportError::NoSuchLocality(dest))?;
-        let (conn, _send, _recv) = timeout(HANDSHAKE_TIMEOUT, self.dial(addr, Purpose::Peer, dest))
-            .await
-            .map_err(|_| TransportError::PeerLost {
-                locality: dest,
-                reason: format!("no answer from {addr}"),
-            })??;
+        let (conn, _send, _recv) = timeout(
+            handshake_timeout(self.n),
+            self.dial(addr, Purpose::Peer, dest),
+        )
+        .await
+        .map_err(|_| TransportError::PeerLost {
+            locality: dest,
+            reason: format!("no answer from {addr}"),
+        })??;
         self.register(dest, conn.clone());
         Ok(conn)
     }
@@ -940,32 +956,65 @@ impl Inner {
     }
 }
 
+/// Unauthenticated incoming connections in progress.
+#[derive(Default)]
+struct Handshakes {
+    total: usize,
+    by_source: HashMap<IpAddr, usize>,
+}
+
 /// Counts a handshake in progress for as long as it lives.
-struct Handshaking(Arc<Inner>);
+struct Handshaking(Arc<Inner>, IpAddr);
+
+impl Handshaking {
+    /// Counts a new handshake from `source`, or says why it is refused.
+    fn begin(inner: &Arc<Inner>, source: IpAddr) -> Result<Handshaking, &'static str> {
+        let per_locality = 2 * inner.n as usize;
+        let mut h = inner.handshaking.lock();
+        if h.total >= MAX_HANDSHAKES + per_locality {
+            return Err("too many handshakes at once");
+        }
+        let from_source = h.by_source.entry(source).or_insert(0);
+        if *from_source >= MAX_HANDSHAKES_PER_SOURCE + per_locality {
+            return Err("too many handshakes at once from one address");
+        }
+        *from_source += 1;
+        h.total += 1;
+        Ok(Handshaking(inner.clone(), source))
+    }
+}
 
 impl Drop for Handshaking {
     fn drop(&mut self) {
-        self.0.handshaking.fetch_sub(1, Ordering::Relaxed);
+        let mut h = self.0.handshaking.lock();
+        h.total -= 1;
+        if let Some(n) = h.by_source.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                h.by_source.remove(&self.1);
+            }
+        }
     }
 }
 
 async fn accept_loop(inner: Arc<Inner>) {
     // Unauthenticated connections cost a window each until they prove the
-    // secret or time out: beyond this many at once, new ones are refused
-    // (a joining locality retries).
-    let most = MAX_HANDSHAKES + 2 * inner.n as usize;
+    // secret or time out: beyond the limits, new ones are refused (a joining
+    // locality retries).
+    let allowed = handshake_timeout(inner.n);
     while let Some(incoming) = inner.endpoint.accept().await {
         let addr = incoming.remote_address();
-        if inner.handshaking.fetch_add(1, Ordering::Relaxed) >= most {
-            inner.handshaking.fetch_sub(1, Ordering::Relaxed);
-            incoming.refuse();
-            inner.rejected_connection(addr, "too many handshakes at once");
-            continue;
-        }
-        let guard = Handshaking(inner.clone());
+        let guard = match Handshaking::begin(&inner, addr.ip()) {
+            Ok(guard) => guard,
+            Err(why) => {
+                incoming.refuse();
+                inner.rejected_connection(addr, why);
+                continue;
+            }
+        };
         let inner = inner.clone();
         tokio::spawn(async move {
-            let reason = match timeout(HANDSHAKE_TIMEOUT, inner.clone().accept(incoming)).await {
+            let reason = match timeout(allowed, inner.clone().accept(incoming)).await {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "the handshake timed out".to_owned(),
