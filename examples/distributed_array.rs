@@ -39,7 +39,7 @@ async fn describe(part: PartitionRef<f64>, label: String) -> Result<String, Erro
     ))
 }
 
-fn show<T: hpx::Element>(name: &str, a: &PartitionedVector<T>) {
+fn show<T: hpx::Numeric>(name: &str, a: &PartitionedVector<T>) {
     println!(
         "{name:>6}: {} elements, {:?}, distributed: {}, partitions {} of sizes {:?} on {:?}",
         a.len(),
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Error> {
             localities: vec![last, LocalityId(0)],
         })
         .await?;
-    let m = hpx::ones::<i32>(12).shape(&[3, 4]).await?;
+    let m = hpx::ones::<i32>(12).shape([3, 4]).await?;
     show("zeros", &a);
     show("ones", &b);
     show("full", &c);

@@ -47,9 +47,10 @@
 /// Element types of arrays and reductions, and the built-in reduction operations.
 pub use hpx_collectives::{Element, ReduceOp};
 pub use hpx_containers::{
-    from_fn, from_vec, full, ones, zeros, ArrayBuilder, Distribution, ElementMap, ElementPredicate,
-    ElementReduce, IndexFn, Layout, LocalPartition, LocalPartitionMut, One, PartitionRef,
-    PartitionedVector, Place,
+    arange, array, empty, from_fn, from_vec, full, linspace, ones, random, select, zeros,
+    ArrayBuilder, ArrayFuture, BinaryOp, CompareOp, Distribution, ElementMap, ElementPredicate,
+    ElementReduce, IndexFn, IntoShape, Layout, LayoutSpec, LocalPartition, LocalPartitionMut,
+    Numeric, PartitionRef, PartitionedVector, Place, UnaryOp,
 };
 pub use hpx_macros::{action, component, element_fn, main};
 pub use hpx_runtime::{

@@ -5,6 +5,10 @@ use std::any::Any;
 
 use hpx_runtime::element::{element_from_bytes, elements_from_bytes, Element, ReduceOp};
 use hpx_runtime::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::exact::ExactSum;
+use crate::math::{self, BinaryOp, CompareOp, Numeric, UnaryOp};
 
 /// Elements handled per step of a reduction: the lanes combine element-wise
 /// (which vectorizes), then the lanes are combined in order.
@@ -41,6 +45,164 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     ) -> Result<Option<Vec<u8>>>;
     /// Copies the elements of a partition of the same type and length.
     fn copy_from(&mut self, other: &dyn ErasedVec) -> Result<()>;
+    /// The elements of `spans`, in order, as raw bytes.
+    fn read_spans(&self, spans: &[Span]) -> Result<Vec<u8>>;
+    /// Writes raw bytes to the elements of `spans`, in order.
+    fn write_spans(&mut self, spans: &[Span], bytes: &[u8]) -> Result<()>;
+    /// A new partition: `op` of each element.
+    fn unary(&self, op: UnaryOp) -> Result<Box<dyn ErasedVec>>;
+    /// A new partition: `self[i] op other[i]` (same type and length).
+    fn binary(&self, op: BinaryOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>;
+    /// A new partition: `self[i] op scalar` (or `scalar op self[i]`).
+    fn binary_scalar(
+        &self,
+        op: BinaryOp,
+        scalar: &[u8],
+        scalar_first: bool,
+    ) -> Result<Box<dyn ErasedVec>>;
+    /// A new mask (u8 0/1): `self[i] op other[i]`.
+    fn compare(&self, op: CompareOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>;
+    /// A new mask (u8 0/1): `self[i] op scalar` (or `scalar op self[i]`).
+    fn compare_scalar(
+        &self,
+        op: CompareOp,
+        scalar: &[u8],
+        scalar_first: bool,
+    ) -> Result<Box<dyn ErasedVec>>;
+    /// A new partition: `mask[i] ? self[i] : other[i]`.
+    fn select(&self, mask: &dyn ErasedVec, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>;
+    /// A new partition of element type `dtype`: each element converted as Rust's `as`.
+    fn astype(&self, dtype: &str) -> Result<Box<dyn ErasedVec>>;
+    /// The partial sum of the elements, to be merged with [`merge_sums`]:
+    /// exact for floats, in the wide sum type for integers.
+    fn sum_partial(&self) -> Vec<u8>;
+    /// The first extreme element (largest with `largest`, else smallest;
+    /// NaN counts as the extreme, as NumPy's argmax), as (local index, raw value).
+    fn arg_extreme(&self, largest: bool) -> Option<(u64, Vec<u8>)>;
+    /// Number of elements that are not zero.
+    fn count_nonzero(&self) -> u64;
+    /// Partial sums along one axis of a 2-d array of `cols` columns: for
+    /// each element of `runs` (global index, local index, length), adds it
+    /// to the output slot of its row (`axis` 1) or column (`axis` 0), in the
+    /// wide sum type; returns (slot, raw partial) pairs, slots ascending.
+    fn axis_partials(
+        &self,
+        runs: &[(u64, u64, u64)],
+        cols: u64,
+        axis: u8,
+        op: ReduceOp,
+    ) -> Result<(Vec<u64>, Vec<u8>)>;
+}
+
+/// Elements `start + j * stride .. start + j * stride + len` for `j` in
+/// `0..count`: a strided run of a partition, so that regular exchanges
+/// (block to cyclic and back) describe a whole partition in a few spans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Span {
+    start: u64,
+    len: u64,
+    stride: u64,
+    count: u64,
+}
+
+impl Span {
+    /// Elements covered.
+    fn elements(&self) -> Option<u64> {
+        self.len.checked_mul(self.count)
+    }
+
+    /// Checks the span lies inside a partition of `size` elements.
+    fn check(&self, size: usize) -> Result<()> {
+        let end = self
+            .count
+            .checked_sub(1)
+            .and_then(|c| c.checked_mul(self.stride))
+            .and_then(|o| o.checked_add(self.start))
+            .and_then(|o| o.checked_add(self.len));
+        match end {
+            Some(end) if end <= size as u64 && (self.count <= 1 || self.stride >= self.len) => {
+                Ok(())
+            }
+            _ if self.count == 0 => Ok(()),
+            _ => Err(Error::BadArgument(format!(
+                "span {self:?} is out of bounds of a partition of {size} elements"
+            ))),
+        }
+    }
+
+    /// The element ranges, in order.
+    fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        (0..self.count).map(move |j| {
+            let at = (self.start + j * self.stride) as usize;
+            at..at + self.len as usize
+        })
+    }
+}
+
+/// Adds the run `start..start + len` to a list of spans, folding it into
+/// the last span when it continues it.
+pub(crate) fn push_span(spans: &mut Vec<Span>, start: usize, len: usize) {
+    let (start, len) = (start as u64, len as u64);
+    if let Some(last) = spans.last_mut() {
+        if last.count == 1 && start == last.start + last.len {
+            last.len += len;
+            return;
+        }
+        if last.len == len {
+            if last.count == 1 && start >= last.start + last.len {
+                last.stride = start - last.start;
+                last.count = 2;
+                return;
+            }
+            if last.count > 1 && start == last.start + last.stride * last.count {
+                last.count += 1;
+                return;
+            }
+        }
+    }
+    spans.push(Span {
+        start,
+        len,
+        stride: len,
+        count: 1,
+    });
+}
+
+/// Checks spans against a partition of `size` elements and returns the
+/// number of elements they cover.
+fn span_elements(spans: &[Span], size: usize) -> Result<usize> {
+    let mut total = 0u64;
+    for span in spans {
+        span.check(size)?;
+        total = span
+            .elements()
+            .and_then(|n| total.checked_add(n))
+            .ok_or_else(|| Error::BadArgument("spans cover too many elements".into()))?;
+    }
+    usize::try_from(total).map_err(|_| Error::BadArgument("spans cover too many elements".into()))
+}
+
+/// Merges partial sums made by [`ErasedVec::sum_partial`] for element type `T`.
+pub(crate) fn merge_sums<T: Numeric>(partials: &[Vec<u8>]) -> Result<T::Sum> {
+    if T::IS_FLOAT {
+        let mut total = ExactSum::new();
+        for p in partials {
+            total.merge(&ExactSum::from_bytes(p)?);
+        }
+        let bits: Vec<u8> = if T::NAME == "f32" {
+            total.to_f32().to_ne_bytes().to_vec()
+        } else {
+            total.to_f64().to_ne_bytes().to_vec()
+        };
+        element_from_bytes::<T::Sum>(&bits)
+    } else {
+        let mut total = <T::Sum as Numeric>::zero();
+        for p in partials {
+            let v = element_from_bytes::<T::Sum>(p)?;
+            total = combine(ReduceOp::Sum, total, v);
+        }
+        Ok(total)
+    }
 }
 
 /// `a ⊕ b` for one pair of elements.
@@ -87,7 +249,7 @@ fn range_error(start: usize, end: usize, len: usize) -> Error {
     ))
 }
 
-impl<T: Element> ErasedVec for Vec<T> {
+impl<T: Numeric> ErasedVec for Vec<T> {
     fn dtype(&self) -> &'static str {
         T::NAME
     }
@@ -198,6 +360,214 @@ impl<T: Element> ErasedVec for Vec<T> {
         self.copy_from_slice(other);
         Ok(())
     }
+
+    fn read_spans(&self, spans: &[Span]) -> Result<Vec<u8>> {
+        let n = span_elements(spans, self.len())?;
+        let mut out: Vec<T> = Vec::with_capacity(n);
+        for span in spans {
+            for r in span.ranges() {
+                out.extend_from_slice(&self[r]);
+            }
+        }
+        Ok(bytemuck::cast_slice(&out).to_vec())
+    }
+
+    fn write_spans(&mut self, spans: &[Span], bytes: &[u8]) -> Result<()> {
+        let n = span_elements(spans, self.len())?;
+        let values = elements_from_bytes::<T>(bytes)?;
+        if values.len() != n {
+            return Err(Error::BadArgument(format!(
+                "{} values for spans of {n} elements",
+                values.len()
+            )));
+        }
+        let mut from = 0;
+        for span in spans {
+            for r in span.ranges() {
+                let k = r.len();
+                self[r].copy_from_slice(&values[from..from + k]);
+                from += k;
+            }
+        }
+        Ok(())
+    }
+
+    fn unary(&self, op: UnaryOp) -> Result<Box<dyn ErasedVec>> {
+        if op.is_float_valued() {
+            let mut out = vec![<T::Float as Numeric>::zero(); self.len()];
+            math::unary_float(op, self, &mut out)?;
+            Ok(Box::new(out))
+        } else {
+            let mut out = vec![T::zero(); self.len()];
+            math::unary(op, self, &mut out)?;
+            Ok(Box::new(out))
+        }
+    }
+
+    fn binary(&self, op: BinaryOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
+        let other = same_type::<T>(other, op.name())?;
+        let mut out = vec![T::zero(); self.len()];
+        math::binary(op, self, other, &mut out)?;
+        Ok(Box::new(out))
+    }
+
+    fn binary_scalar(
+        &self,
+        op: BinaryOp,
+        scalar: &[u8],
+        scalar_first: bool,
+    ) -> Result<Box<dyn ErasedVec>> {
+        let s = element_from_bytes::<T>(scalar)?;
+        let mut out = vec![T::zero(); self.len()];
+        math::binary_scalar(op, self, s, scalar_first, &mut out)?;
+        Ok(Box::new(out))
+    }
+
+    fn compare(&self, op: CompareOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
+        let other = same_type::<T>(other, op.name())?;
+        let mut out = vec![0u8; self.len()];
+        math::compare(op, self, other, &mut out)?;
+        Ok(Box::new(out))
+    }
+
+    fn compare_scalar(
+        &self,
+        op: CompareOp,
+        scalar: &[u8],
+        scalar_first: bool,
+    ) -> Result<Box<dyn ErasedVec>> {
+        let s = element_from_bytes::<T>(scalar)?;
+        let mut out = vec![0u8; self.len()];
+        math::compare_scalar(op, self, s, scalar_first, &mut out)?;
+        Ok(Box::new(out))
+    }
+
+    fn select(&self, mask: &dyn ErasedVec, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
+        let other = same_type::<T>(other, "where")?;
+        let mask = same_type::<u8>(mask, "a where mask")?;
+        let mut out = vec![T::zero(); self.len()];
+        math::select(mask, self, other, &mut out)?;
+        Ok(Box::new(out))
+    }
+
+    fn astype(&self, dtype: &str) -> Result<Box<dyn ErasedVec>> {
+        macro_rules! to {
+            ($($name:literal => $u:ty),*) => {
+                match dtype {
+                    $($name => {
+                        let mut out = vec![<$u as Numeric>::zero(); self.len()];
+                        math::cast_slice(self, &mut out);
+                        Ok(Box::new(out) as Box<dyn ErasedVec>)
+                    })*
+                    other => Err(Error::BadArgument(format!("no element type {other}"))),
+                }
+            };
+        }
+        to!("i8" => i8, "i16" => i16, "i32" => i32, "i64" => i64, "i128" => i128,
+            "isize" => isize, "u8" => u8, "u16" => u16, "u32" => u32, "u64" => u64,
+            "u128" => u128, "usize" => usize, "f32" => f32, "f64" => f64)
+    }
+
+    fn sum_partial(&self) -> Vec<u8> {
+        if T::IS_FLOAT {
+            let mut acc = ExactSum::new();
+            if let Ok(v) = bytemuck::try_cast_slice::<T, f64>(self) {
+                acc.add_f64(v);
+            } else if let Ok(v) = bytemuck::try_cast_slice::<T, f32>(self) {
+                acc.add_f32(v);
+            }
+            acc.to_bytes()
+        } else {
+            let mut lanes = [<T::Sum as Numeric>::zero(); LANES];
+            for chunk in self.chunks(LANES) {
+                for (l, x) in lanes.iter_mut().zip(chunk) {
+                    *l = combine(ReduceOp::Sum, *l, x.widen());
+                }
+            }
+            let total = lanes.into_iter().fold(<T::Sum as Numeric>::zero(), |a, b| {
+                combine(ReduceOp::Sum, a, b)
+            });
+            bytemuck::bytes_of(&total).to_vec()
+        }
+    }
+
+    fn arg_extreme(&self, largest: bool) -> Option<(u64, Vec<u8>)> {
+        let mut best: Option<(usize, T)> = None;
+        for (i, &x) in self.iter().enumerate() {
+            #[allow(clippy::eq_op)]
+            let is_nan = x != x;
+            if is_nan {
+                return Some((i as u64, bytemuck::bytes_of(&x).to_vec()));
+            }
+            let better = match best {
+                None => true,
+                Some((_, b)) => {
+                    if largest {
+                        x > b
+                    } else {
+                        x < b
+                    }
+                }
+            };
+            if better {
+                best = Some((i, x));
+            }
+        }
+        best.map(|(i, x)| (i as u64, bytemuck::bytes_of(&x).to_vec()))
+    }
+
+    fn count_nonzero(&self) -> u64 {
+        let zero = T::zero();
+        self.iter().filter(|x| **x != zero).count() as u64
+    }
+
+    fn axis_partials(
+        &self,
+        runs: &[(u64, u64, u64)],
+        cols: u64,
+        axis: u8,
+        op: ReduceOp,
+    ) -> Result<(Vec<u64>, Vec<u8>)> {
+        if cols == 0 || axis > 1 {
+            return Err(Error::BadArgument(format!(
+                "axis {axis} of a 2-d array of {cols} columns"
+            )));
+        }
+        check_op::<T>(op)?;
+        let mut slots: std::collections::BTreeMap<u64, T::Sum> = std::collections::BTreeMap::new();
+        for &(global, local, len) in runs {
+            let (local, len) = (to_usize(local)?, to_usize(len)?);
+            let values = self
+                .get(local..local.saturating_add(len))
+                .ok_or_else(|| range_error(local, local.saturating_add(len), self.len()))?;
+            for (j, x) in values.iter().enumerate() {
+                let g = global + j as u64;
+                let slot = if axis == 1 { g / cols } else { g % cols };
+                let x = x.widen();
+                slots
+                    .entry(slot)
+                    .and_modify(|acc| *acc = combine(op, *acc, x))
+                    .or_insert(x);
+            }
+        }
+        let (keys, values): (Vec<u64>, Vec<T::Sum>) = slots.into_iter().unzip();
+        Ok((keys, bytemuck::cast_slice(&values).to_vec()))
+    }
+}
+
+fn to_usize(v: u64) -> Result<usize> {
+    usize::try_from(v).map_err(|_| Error::BadArgument(format!("{v} does not fit in usize")))
+}
+
+/// `other` as a `Vec<T>`, or an error naming the operation.
+fn same_type<'a, T: Numeric>(other: &'a dyn ErasedVec, what: &str) -> Result<&'a Vec<T>> {
+    other.as_any().downcast_ref::<Vec<T>>().ok_or_else(|| {
+        Error::BadArgument(format!(
+            "{what} of {} with {}: convert one with astype first",
+            T::NAME,
+            other.dtype()
+        ))
+    })
 }
 
 /// The element types an array can hold, by name.
@@ -223,11 +593,13 @@ macro_rules! by_dtype {
     };
 }
 
-fn zeros_of<T: Element>(len: usize) -> Result<Box<dyn ErasedVec>> {
+pub(crate) use by_dtype;
+
+fn zeros_of<T: Numeric>(len: usize) -> Result<Box<dyn ErasedVec>> {
     Ok(Box::new(vec![T::zeroed(); len]))
 }
 
-fn from_bytes_of<T: Element>(bytes: &[u8]) -> Result<Box<dyn ErasedVec>> {
+fn from_bytes_of<T: Numeric>(bytes: &[u8]) -> Result<Box<dyn ErasedVec>> {
     Ok(Box::new(elements_from_bytes::<T>(bytes)?))
 }
 

@@ -128,7 +128,8 @@ fn run_index<F: IndexFn>(
     partition: usize,
 ) -> Result<()> {
     let v = typed_mut::<F::Elem>(data, F::NAME)?;
-    for (global, local, n) in layout.runs(partition) {
+    for run in layout.runs(partition) {
+        let (global, local, n) = (run.global, run.local, run.len);
         for (j, slot) in v
             .get_mut(local..local + n)
             .into_iter()

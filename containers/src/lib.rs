@@ -37,15 +37,23 @@
     rust_2018_idioms
 )]
 
+mod builder;
 mod data;
+mod exact;
 mod function;
+mod generate;
 mod layout;
+mod math;
+mod ops;
 mod partition;
 mod vector;
 
-pub use function::{ElementFnEntry, ElementMap, ElementPredicate, ElementReduce, IndexFn};
-pub use layout::{Distribution, Layout, Place};
-pub use vector::{
-    from_fn, from_vec, full, num_one::One, ones, zeros, ArrayBuilder, LocalPartition,
-    LocalPartitionMut, PartitionRef, PartitionedVector,
+pub use builder::{
+    arange, array, empty, from_fn, from_vec, full, linspace, ones, random, zeros, ArrayBuilder,
+    IntoShape,
 };
+pub use function::{ElementFnEntry, ElementMap, ElementPredicate, ElementReduce, IndexFn};
+pub use layout::{Distribution, Layout, LayoutSpec, Place, Run, Runs, MAX_PARTITIONS};
+pub use math::{BinaryOp, CompareOp, Numeric, UnaryOp};
+pub use ops::{select, ArrayFuture};
+pub use vector::{LocalPartition, LocalPartitionMut, PartitionRef, PartitionedVector};

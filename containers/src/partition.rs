@@ -8,9 +8,12 @@ use hpx_runtime::element::ReduceOp;
 use hpx_runtime::{Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::data::{self, ErasedVec};
+use crate::data::{self, push_span, ErasedVec, Span};
 use crate::function;
+use crate::generate::{generate, Generator};
 use crate::layout::Layout;
+use crate::math::{BinaryOp, CompareOp, UnaryOp};
+use hpx_runtime::async_at;
 
 /// The elements of one partition.
 #[hpx_macros::component(crate = hpx_runtime)]
@@ -48,6 +51,12 @@ pub(crate) enum Init {
     /// A registered function of the global index.
     Index {
         function: String,
+        layout: Layout,
+        partition: u64,
+    },
+    /// A function of the global index computed by the container itself.
+    Generated {
+        generator: Generator,
         layout: Layout,
         partition: u64,
     },
@@ -91,10 +100,226 @@ pub(crate) async fn part_create(
             function::fill_index(&function, data.as_mut(), &layout, to_usize(partition)?)?;
             data
         }
+        Init::Generated {
+            generator,
+            layout,
+            partition,
+        } => generate(&dtype, &generator, &layout, to_usize(partition)?)?,
     };
+    if data.len() != len {
+        return Err(Error::BadArgument(format!(
+            "{} elements for a partition of {len}",
+            data.len()
+        )));
+    }
+    store(data).await
+}
+
+/// Makes a partition of `data` on this locality.
+async fn store(data: Box<dyn ErasedVec>) -> Result<ComponentRef> {
     let here = hpx_runtime::find_here();
     let component = hpx_runtime::new_component(here, Partition { data }).await?;
     Ok(component.as_ref().clone())
+}
+
+/// A new partition made from one partition on this locality.
+async fn derive(
+    gid: GlobalId,
+    f: impl FnOnce(&dyn ErasedVec) -> Result<Box<dyn ErasedVec>>,
+) -> Result<ComponentRef> {
+    let data = {
+        let source = component_shared::<Partition>(gid).await?;
+        f(source.data.as_ref())?
+    };
+    store(data).await
+}
+
+/// A new partition made from two partitions on this locality.
+async fn derive2(
+    a: GlobalId,
+    b: GlobalId,
+    f: impl FnOnce(&dyn ErasedVec, &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>,
+) -> Result<ComponentRef> {
+    let data = {
+        let first = component_shared::<Partition>(a).await?;
+        if a == b {
+            f(first.data.as_ref(), first.data.as_ref())?
+        } else {
+            let second = component_shared::<Partition>(b).await?;
+            f(first.data.as_ref(), second.data.as_ref())?
+        }
+    };
+    store(data).await
+}
+
+/// A partition `op` of a partition here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_unary(a: GlobalId, op: UnaryOp) -> Result<ComponentRef, Error> {
+    derive(a, |d| d.unary(op)).await
+}
+
+/// A partition `a op b` of two partitions here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_binary(
+    a: GlobalId,
+    b: GlobalId,
+    op: BinaryOp,
+) -> Result<ComponentRef, Error> {
+    derive2(a, b, |x, y| x.binary(op, y)).await
+}
+
+/// A partition `a op scalar` (or `scalar op a`) of a partition here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_binary_scalar(
+    a: GlobalId,
+    op: BinaryOp,
+    scalar: PodVec<u8>,
+    scalar_first: bool,
+) -> Result<ComponentRef, Error> {
+    derive(a, |d| d.binary_scalar(op, &scalar, scalar_first)).await
+}
+
+/// A mask `a op b` of two partitions here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_compare(
+    a: GlobalId,
+    b: GlobalId,
+    op: CompareOp,
+) -> Result<ComponentRef, Error> {
+    derive2(a, b, |x, y| x.compare(op, y)).await
+}
+
+/// A mask `a op scalar` (or `scalar op a`) of a partition here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_compare_scalar(
+    a: GlobalId,
+    op: CompareOp,
+    scalar: PodVec<u8>,
+    scalar_first: bool,
+) -> Result<ComponentRef, Error> {
+    derive(a, |d| d.compare_scalar(op, &scalar, scalar_first)).await
+}
+
+/// `mask ? a : b` of three partitions here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_select(
+    mask: GlobalId,
+    a: GlobalId,
+    b: GlobalId,
+) -> Result<ComponentRef, Error> {
+    let m = component_shared::<Partition>(mask).await?;
+    derive2(a, b, |x, y| x.select(m.data.as_ref(), y)).await
+}
+
+/// A partition of element type `dtype` converted from a partition here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_astype(a: GlobalId, dtype: String) -> Result<ComponentRef, Error> {
+    derive(a, |d| d.astype(&dtype)).await
+}
+
+/// The partition's partial sum (see [`ErasedVec::sum_partial`]).
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_sum(p: &Partition) -> PodVec<u8> {
+    PodVec(p.data.sum_partial())
+}
+
+/// The partition's first extreme element: (local index, raw value).
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_arg_extreme(p: &Partition, largest: bool) -> Option<(u64, PodVec<u8>)> {
+    p.data.arg_extreme(largest).map(|(i, v)| (i, PodVec(v)))
+}
+
+/// The partition's number of non-zero elements.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_count_nonzero(p: &Partition) -> u64 {
+    p.data.count_nonzero()
+}
+
+/// The partition's partial reductions along an axis of a 2-d array.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_axis(
+    p: &Partition,
+    layout: Layout,
+    partition: u64,
+    axis: u8,
+    op: ReduceOp,
+) -> Result<(PodVec<u64>, PodVec<u8>), Error> {
+    let runs: Vec<(u64, u64, u64)> = layout
+        .runs(to_usize(partition)?)
+        .map(|r| (r.global as u64, r.local as u64, r.len as u64))
+        .collect();
+    let cols = layout.shape().get(1).copied().unwrap_or(1) as u64;
+    let (slots, values) = p.data.axis_partials(&runs, cols, axis, op)?;
+    Ok((PodVec(slots), PodVec(values)))
+}
+
+/// Writes raw bytes to the elements of `spans` of a partition here.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_write_spans(
+    p: &mut Partition,
+    spans: Vec<Span>,
+    bytes: PodVec<u8>,
+) -> Result<(), Error> {
+    p.data.write_spans(&spans, &bytes)
+}
+
+/// Sends the elements of partition `index` of `from` (here, id `gid`) to
+/// the partitions `targets` of layout `to` that hold them: one message per
+/// target partition, owner to owner.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_send(
+    gid: GlobalId,
+    index: u64,
+    from: Layout,
+    to: Layout,
+    targets: Vec<GlobalId>,
+) -> Result<(), Error> {
+    let index = to_usize(index)?;
+    if targets.len() != to.num_partitions() || index >= from.num_partitions() {
+        return Err(Error::BadArgument(
+            "a redistribution's partitions do not match its layouts".into(),
+        ));
+    }
+    if from.len() != to.len() {
+        return Err(Error::BadArgument(format!(
+            "redistribution of {} elements into a layout of {}",
+            from.len(),
+            to.len()
+        )));
+    }
+    let mut plan: std::collections::BTreeMap<usize, (Vec<Span>, Vec<Span>)> =
+        std::collections::BTreeMap::new();
+    for run in from.runs(index) {
+        let mut at = run.global;
+        let end = run.global + run.len;
+        while at < end {
+            let (place, available) = to.locate_run(at)?;
+            let n = available.min(end - at);
+            let (src, dst) = plan.entry(place.partition).or_default();
+            push_span(src, run.local + (at - run.global), n);
+            push_span(dst, place.local, n);
+            at += n;
+        }
+    }
+    let sends = {
+        let source = component_shared::<Partition>(gid).await?;
+        plan.into_iter()
+            .map(|(target, (src, dst))| {
+                let bytes = source.data.read_spans(&src)?;
+                let gid = targets[target];
+                Ok(async_at(
+                    gid.owner(),
+                    part_write_spans,
+                    (gid, (dst, PodVec(bytes))),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>>>()?;
+    Ok(())
 }
 
 #[hpx_macros::action(crate = hpx_runtime)]

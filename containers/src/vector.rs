@@ -1,23 +1,22 @@
 //! `PartitionedVector<T>`: a distributed array of numbers.
 
 use std::any::Any;
-use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut, Range};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use hpx_runtime::element::{Element, ReduceOp};
+use hpx_runtime::element::ReduceOp;
 use hpx_runtime::{
     async_at, Action, Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
 
-use crate::data::combine;
-use crate::function::{self, ElementMap, ElementPredicate, ElementReduce, IndexFn};
-use crate::layout::{Distribution, Layout};
+use crate::data::{combine, push_span, Span};
+use crate::function::{self, ElementMap, ElementPredicate, ElementReduce};
+use crate::layout::{Distribution, Layout, LayoutSpec};
+use crate::math::Numeric;
 use crate::partition::{self, handle, owner, Init};
 use hpx_runtime::element::element_from_bytes;
 
@@ -26,7 +25,6 @@ type Object = Box<dyn Any + Send + Sync>;
 struct Meta {
     layout: Layout,
     parts: Vec<ComponentRef>,
-    shape: Vec<usize>,
 }
 
 /// A distributed array of numbers (`f64`, `f32`, `i64`, `i32`, `u64`, `u32`,
@@ -52,11 +50,11 @@ impl<T> Clone for PartitionedVector<T> {
     }
 }
 
-impl<T: Element> std::fmt::Debug for PartitionedVector<T> {
+impl<T: Numeric> std::fmt::Debug for PartitionedVector<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartitionedVector")
             .field("type", &T::NAME)
-            .field("len", &self.len())
+            .field("shape", &self.shape())
             .field("distribution", self.meta.layout.distribution())
             .field("partition_sizes", &self.partition_sizes())
             .field("localities", &self.localities())
@@ -64,35 +62,29 @@ impl<T: Element> std::fmt::Debug for PartitionedVector<T> {
     }
 }
 
-impl<T: Element> Serialize for PartitionedVector<T> {
+impl<T: Numeric> Serialize for PartitionedVector<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (
-            T::NAME,
-            &self.meta.layout,
-            &self.meta.parts,
-            &self.meta.shape,
-        )
-            .serialize(s)
+        (T::NAME, &self.meta.layout, &self.meta.parts).serialize(s)
     }
 }
 
-impl<'de, T: Element> Deserialize<'de> for PartitionedVector<T> {
+impl<'de, T: Numeric> Deserialize<'de> for PartitionedVector<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let (dtype, layout, parts, shape) =
-            <(String, Layout, Vec<ComponentRef>, Vec<usize>)>::deserialize(d)?;
-        PartitionedVector::assemble(&dtype, layout, parts, shape).map_err(serde::de::Error::custom)
+        let (dtype, layout, parts) = <(String, Layout, Vec<ComponentRef>)>::deserialize(d)?;
+        PartitionedVector::assemble(&dtype, layout, parts).map_err(serde::de::Error::custom)
     }
 }
 
-/// Shared, zero-copy access to this locality's partition.
+/// Shared, zero-copy access to the elements of a partition on this
+/// locality (empty when this locality holds no partition of the array).
 pub struct LocalPartition<T> {
-    guard: OwnedRwLockReadGuard<Object, [T]>,
+    guard: Option<OwnedRwLockReadGuard<Object, [T]>>,
 }
 
 impl<T> std::fmt::Debug for LocalPartition<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalPartition")
-            .field("len", &self.guard.len())
+            .field("len", &self.len())
             .finish_non_exhaustive()
     }
 }
@@ -100,19 +92,23 @@ impl<T> std::fmt::Debug for LocalPartition<T> {
 impl<T> Deref for LocalPartition<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.guard
+        match &self.guard {
+            Some(g) => g,
+            None => &[],
+        }
     }
 }
 
-/// Exclusive, zero-copy access to this locality's partition.
+/// Exclusive, zero-copy access to the elements of a partition on this
+/// locality (empty when this locality holds no partition of the array).
 pub struct LocalPartitionMut<T> {
-    guard: OwnedRwLockMappedWriteGuard<Object, [T]>,
+    guard: Option<OwnedRwLockMappedWriteGuard<Object, [T]>>,
 }
 
 impl<T> std::fmt::Debug for LocalPartitionMut<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalPartitionMut")
-            .field("len", &self.guard.len())
+            .field("len", &self.len())
             .finish_non_exhaustive()
     }
 }
@@ -120,13 +116,19 @@ impl<T> std::fmt::Debug for LocalPartitionMut<T> {
 impl<T> Deref for LocalPartitionMut<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.guard
+        match &self.guard {
+            Some(g) => g,
+            None => &[],
+        }
     }
 }
 
 impl<T> DerefMut for LocalPartitionMut<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.guard
+        match &mut self.guard {
+            Some(g) => g,
+            None => &mut [],
+        }
     }
 }
 
@@ -141,7 +143,7 @@ pub struct PartitionRef<T> {
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T: Element> PartitionRef<T> {
+impl<T: Numeric> PartitionRef<T> {
     /// Which partition of the array this is.
     pub fn index(&self) -> usize {
         self.index
@@ -167,17 +169,35 @@ impl<T: Element> PartitionRef<T> {
         &self.layout
     }
 
+    /// The locality that holds the partition.
+    pub fn locality(&self) -> LocalityId {
+        self.gid.owner()
+    }
+
+    /// The array's flat index of the partition's first element (None if
+    /// the partition is empty).
+    pub fn global_offset(&self) -> Option<usize> {
+        (!self.is_empty()).then(|| self.layout.global(self.index, 0))
+    }
+
+    /// The box the partition covers in the array: the index of its first
+    /// element along each axis and its extent along each axis (row blocks
+    /// and tiles are boxes; round-robin partitions are not, and give None).
+    pub fn global_box(&self) -> Option<(Vec<usize>, Vec<usize>)> {
+        self.layout.partition_box(self.index)
+    }
+
     /// Shared, zero-copy access to the elements (on the partition's owner).
     pub async fn view(&self) -> Result<LocalPartition<T>> {
         Ok(LocalPartition {
-            guard: partition::view::<T>(self.gid).await?,
+            guard: Some(partition::view::<T>(self.gid).await?),
         })
     }
 
     /// Exclusive, zero-copy access to the elements (on the partition's owner).
     pub async fn view_mut(&self) -> Result<LocalPartitionMut<T>> {
         Ok(LocalPartitionMut {
-            guard: partition::view_mut::<T>(self.gid).await?,
+            guard: Some(partition::view_mut::<T>(self.gid).await?),
         })
     }
 }
@@ -186,32 +206,26 @@ fn to_u64(v: usize) -> u64 {
     v as u64
 }
 
-fn same_layout<T, U>(a: &PartitionedVector<T>, b: &PartitionedVector<U>, what: &str) -> Result<()> {
-    if a.meta.layout.partition_sizes() == b.meta.layout.partition_sizes()
-        && a.meta.layout.localities() == b.meta.layout.localities()
-        && a.meta.layout.distribution() == b.meta.layout.distribution()
-    {
+/// Checks that two arrays have the same shape (element-wise work and
+/// copies need it; their layouts may differ).
+pub(crate) fn same_shape<T, U>(
+    a: &PartitionedVector<T>,
+    b: &PartitionedVector<U>,
+    what: &str,
+) -> Result<()> {
+    if a.meta.layout.shape() == b.meta.layout.shape() {
         Ok(())
     } else {
         Err(Error::BadArgument(format!(
-            "{what} needs arrays with the same layout: {:?} with sizes {:?} on {:?}, and {:?} with sizes {:?} on {:?}",
-            a.meta.layout.distribution(),
-            a.meta.layout.partition_sizes(),
-            a.meta.layout.localities(),
-            b.meta.layout.distribution(),
-            b.meta.layout.partition_sizes(),
-            b.meta.layout.localities(),
+            "{what} of arrays of shapes {:?} and {:?}",
+            a.meta.layout.shape(),
+            b.meta.layout.shape()
         )))
     }
 }
 
-impl<T: Element> PartitionedVector<T> {
-    fn assemble(
-        dtype: &str,
-        layout: Layout,
-        parts: Vec<ComponentRef>,
-        shape: Vec<usize>,
-    ) -> Result<Self> {
+impl<T: Numeric> PartitionedVector<T> {
+    pub(crate) fn assemble(dtype: &str, layout: Layout, parts: Vec<ComponentRef>) -> Result<Self> {
         if dtype != T::NAME {
             return Err(Error::BadArgument(format!(
                 "an array of {dtype} is not an array of {}",
@@ -224,19 +238,19 @@ impl<T: Element> PartitionedVector<T> {
             ));
         }
         Ok(PartitionedVector {
-            meta: Arc::new(Meta {
-                layout,
-                parts,
-                shape,
-            }),
+            meta: Arc::new(Meta { layout, parts }),
             _type: PhantomData,
         })
     }
 
+    /// The partitions' component handles, in partition order.
+    pub(crate) fn parts(&self) -> &[ComponentRef] {
+        &self.meta.parts
+    }
+
     /// Creates the partitions of `layout`, each initialised by `init(partition)`.
-    async fn create(
+    pub(crate) async fn create(
         layout: Layout,
-        shape: Vec<usize>,
         init: impl Fn(usize) -> Result<Init>,
     ) -> Result<Self> {
         let calls = (0..layout.num_partitions())
@@ -255,7 +269,47 @@ impl<T: Element> PartitionedVector<T> {
             .await
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
-        PartitionedVector::assemble(T::NAME, layout, parts, shape)
+        PartitionedVector::assemble(T::NAME, layout, parts)
+    }
+
+    /// Makes every partition handle of this locality a strong one, so the
+    /// array lives as long as this handle does (a handle received inside a
+    /// collective's value is weak: it reaches the array only while another
+    /// handle keeps it alive). An error names the array if it is gone.
+    pub async fn keep_alive(&self) -> Result<()> {
+        let calls = self.meta.parts.iter().map(ComponentRef::keep_alive);
+        for r in join_all(calls).await {
+            r.map_err(|e| self.explain(e))?;
+        }
+        Ok(())
+    }
+
+    /// An error of an operation on this array, with the array named when a
+    /// partition no longer exists.
+    pub(crate) fn explain(&self, e: Error) -> Error {
+        let gone = |gid: GlobalId| {
+            let p = self.meta.parts.iter().position(|r| r.gid() == gid)?;
+            Some(Error::BadArgument(format!(
+                "partition {p} (on locality {}) of the {} array of shape {:?} no longer exists: \
+                 every handle that kept the array alive was dropped; a handle received inside \
+                 a collective's value is weak: call keep_alive() on it while the sender still \
+                 holds the array, or create the array collectively",
+                gid.owner(),
+                T::NAME,
+                self.shape()
+            )))
+        };
+        match &e {
+            Error::ComponentGone(gid) => gone(*gid).unwrap_or(e),
+            Error::Remote { message, .. } => self
+                .meta
+                .parts
+                .iter()
+                .find(|r| message.contains(&format!("component {} does not exist", r.gid())))
+                .and_then(|r| gone(r.gid()))
+                .unwrap_or(e),
+            _ => e,
+        }
     }
 
     /// Number of elements.
@@ -270,7 +324,12 @@ impl<T: Element> PartitionedVector<T> {
 
     /// The shape (row-major); `[len]` for a 1-d array.
     pub fn shape(&self) -> &[usize] {
-        &self.meta.shape
+        self.meta.layout.shape()
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape().len()
     }
 
     /// The layout.
@@ -321,19 +380,18 @@ impl<T: Element> PartitionedVector<T> {
 
     /// The flat index of a multi-dimensional index (row-major).
     pub fn flat_index(&self, index: &[usize]) -> Result<usize> {
-        if index.len() != self.meta.shape.len() {
+        let shape = self.shape();
+        if index.len() != shape.len() {
             return Err(Error::BadArgument(format!(
-                "a {}-d index for an array of shape {:?}",
+                "a {}-d index for an array of shape {shape:?}",
                 index.len(),
-                self.meta.shape
             )));
         }
         let mut flat = 0usize;
-        for (i, (&x, &extent)) in index.iter().zip(&self.meta.shape).enumerate() {
+        for (i, (&x, &extent)) in index.iter().zip(shape).enumerate() {
             if x >= extent {
                 return Err(Error::BadArgument(format!(
-                    "index {index:?} is out of range in dimension {i} of shape {:?}",
-                    self.meta.shape
+                    "index {index:?} is out of range in dimension {i} of shape {shape:?}"
                 )));
             }
             flat = flat * extent + x;
@@ -341,33 +399,47 @@ impl<T: Element> PartitionedVector<T> {
         Ok(flat)
     }
 
-    fn here_partition(&self) -> Result<GlobalId> {
+    /// This locality's one partition (None if it holds none).
+    fn here_partition(&self) -> Result<Option<GlobalId>> {
         let here = hpx_runtime::find_here();
         let mut mine = self.meta.parts.iter().filter(|p| owner(p) == here);
         match (mine.next(), mine.next()) {
-            (Some(p), None) => Ok(p.gid()),
-            (None, _) => Err(Error::BadArgument(format!(
-                "locality {here} holds no partition of this array"
-            ))),
+            (first, None) => Ok(first.map(ComponentRef::gid)),
             (Some(_), Some(_)) => Err(Error::BadArgument(format!(
-                "locality {here} holds several partitions of this array: use local_partitions"
+                "locality {here} holds {} partitions of this array: use local_partitions() \
+                 for a view of each",
+                self.local_partitions().len()
             ))),
+            (None, Some(_)) => Err(Error::BadArgument("inconsistent partitions".into())),
         }
     }
 
-    /// Shared, zero-copy access to this locality's partition (an error if it
-    /// holds none or several).
+    /// Shared, zero-copy access to this locality's partition: empty if it
+    /// holds none, an error if it holds several (see [`local_partitions`](Self::local_partitions)).
     pub async fn local_partition(&self) -> Result<LocalPartition<T>> {
-        Ok(LocalPartition {
-            guard: partition::view::<T>(self.here_partition()?).await?,
-        })
+        let guard = match self.here_partition()? {
+            Some(gid) => Some(
+                partition::view::<T>(gid)
+                    .await
+                    .map_err(|e| self.explain(e))?,
+            ),
+            None => None,
+        };
+        Ok(LocalPartition { guard })
     }
 
-    /// Exclusive, zero-copy access to this locality's partition.
+    /// Exclusive, zero-copy access to this locality's partition: empty if
+    /// it holds none, an error if it holds several.
     pub async fn local_partition_mut(&self) -> Result<LocalPartitionMut<T>> {
-        Ok(LocalPartitionMut {
-            guard: partition::view_mut::<T>(self.here_partition()?).await?,
-        })
+        let guard = match self.here_partition()? {
+            Some(gid) => Some(
+                partition::view_mut::<T>(gid)
+                    .await
+                    .map_err(|e| self.explain(e))?,
+            ),
+            None => None,
+        };
+        Ok(LocalPartitionMut { guard })
     }
 
     /// The partitions this locality holds, in partition order.
@@ -394,16 +466,19 @@ impl<T: Element> PartitionedVector<T> {
             .collect()
     }
 
-    /// Element `index`.
+    /// Element `index` (a flat, row-major index).
     pub async fn get(&self, index: usize) -> Result<T> {
         let place = self.meta.layout.locate(index)?;
         let part = handle(&self.meta.parts[place.partition]);
         let local = to_u64(place.local);
-        let bytes = part.call(partition::part_read, (local, local + 1)).await?;
+        let bytes = part
+            .call(partition::part_read, (local, local + 1))
+            .await
+            .map_err(|e| self.explain(e))?;
         element_from_bytes(&bytes)
     }
 
-    /// Sets element `index` to `value`.
+    /// Sets element `index` (a flat, row-major index) to `value`.
     pub async fn set(&self, index: usize, value: T) -> Result<()> {
         let place = self.meta.layout.locate(index)?;
         let part = handle(&self.meta.parts[place.partition]);
@@ -415,6 +490,17 @@ impl<T: Element> PartitionedVector<T> {
             ),
         )
         .await
+        .map_err(|e| self.explain(e))
+    }
+
+    /// The element at a multi-dimensional index (`a.get_at(&[i, j])`).
+    pub async fn get_at(&self, index: &[usize]) -> Result<T> {
+        self.get(self.flat_index(index)?).await
+    }
+
+    /// Sets the element at a multi-dimensional index.
+    pub async fn set_at(&self, index: &[usize], value: T) -> Result<()> {
+        self.set(self.flat_index(index)?, value).await
     }
 
     fn check_range(&self, range: &Range<usize>) -> Result<()> {
@@ -437,7 +523,7 @@ impl<T: Element> PartitionedVector<T> {
             .flat_map(|p| {
                 layout
                     .runs(p)
-                    .into_iter()
+                    .map(|r| (r.global, r.local, r.len))
                     .filter_map(move |(global, local, n)| {
                         let start = global.max(range.start);
                         let end = (global + n).min(range.end);
@@ -497,23 +583,30 @@ impl<T: Element> PartitionedVector<T> {
         Ok(out)
     }
 
-    /// Writes `values` to elements `start..start + values.len()`, scattered
-    /// to their owners in parallel as raw bytes.
+    /// Writes `values` to elements `start..start + values.len()`: one
+    /// message of raw bytes per partition touched, sent in parallel.
     pub async fn set_range(&self, start: usize, values: &[T]) -> Result<()> {
         let range = start..start.saturating_add(values.len());
         self.check_range(&range)?;
-        let writes = self
-            .pieces(&range)
+        let mut plan: Vec<(Vec<Span>, Vec<T>)> = vec![Default::default(); self.num_partitions()];
+        for (p, local, offset, n) in self.pieces(&range) {
+            let (spans, data) = &mut plan[p];
+            push_span(spans, local, n);
+            data.extend_from_slice(&values[offset..offset + n]);
+        }
+        let writes = plan
             .into_iter()
-            .map(|(p, local, offset, n)| {
+            .enumerate()
+            .filter(|(_, (spans, _))| !spans.is_empty())
+            .map(|(p, (spans, data))| {
                 let part = handle(&self.meta.parts[p]);
-                let bytes = bytemuck::cast_slice(&values[offset..offset + n]).to_vec();
-                async move {
-                    part.call(partition::part_write, (to_u64(local), PodVec(bytes)))
-                        .await
-                }
+                let bytes = PodVec(bytemuck::cast_slice(&data).to_vec());
+                async move { part.call(partition::part_write_spans, (spans, bytes)).await }
             });
-        join_all(writes).await.into_iter().collect()
+        for r in join_all(writes).await {
+            r.map_err(|e| self.explain(e))?;
+        }
+        Ok(())
     }
 
     /// Gathers the whole array to the caller (raw bytes, from all owners in parallel).
@@ -521,7 +614,7 @@ impl<T: Element> PartitionedVector<T> {
         self.get_range(0..self.len()).await
     }
 
-    async fn on_all<A, F>(&self, action: A, args: F) -> Result<Vec<A::Output>>
+    pub(crate) async fn on_all<A, F>(&self, action: A, args: F) -> Result<Vec<A::Output>>
     where
         A: hpx_runtime::ComponentAction<Component = partition::Partition>,
         F: Fn(usize) -> A::UserArgs,
@@ -532,7 +625,97 @@ impl<T: Element> PartitionedVector<T> {
             .iter()
             .enumerate()
             .map(|(p, part)| handle(part).call(action, args(p)));
-        join_all(calls).await.into_iter().collect()
+        join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| self.explain(e)))
+            .collect()
+    }
+
+    /// Runs `action` on each partition's owner with the ids of this array's
+    /// and `other`'s partitions (same layout), collecting the results.
+    pub(crate) async fn on_pairs<U: Numeric, A, F>(
+        &self,
+        other: &PartitionedVector<U>,
+        action: A,
+        args: F,
+    ) -> Result<Vec<A::Output>>
+    where
+        A: Action,
+        F: Fn(GlobalId, GlobalId) -> A::Args,
+    {
+        let calls = self
+            .meta
+            .parts
+            .iter()
+            .zip(&other.meta.parts)
+            .map(|(a, b)| async_at(owner(a), action, args(a.gid(), b.gid())));
+        join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| self.explain(other.explain(e))))
+            .collect()
+    }
+
+    /// A new array with the same shape, holding the same elements in the
+    /// layout `spec` describes: every partition sends what each new
+    /// partition needs in one message, owner to owner.
+    pub async fn redistribute(&self, spec: LayoutSpec) -> Result<PartitionedVector<T>> {
+        let layout = Layout::from_spec(spec)?;
+        if layout.shape() != self.shape() {
+            return Err(Error::BadArgument(format!(
+                "redistribution of an array of shape {:?} into a layout of shape {:?}",
+                self.shape(),
+                layout.shape()
+            )));
+        }
+        layout.check_localities(hpx_runtime::get_num_localities())?;
+        let target = PartitionedVector::<T>::create(layout, |_| Ok(Init::Zeros)).await?;
+        target.receive_from(self).await?;
+        Ok(target)
+    }
+
+    /// This array's elements in `other`'s layout (`self` itself, shared, if
+    /// the placements already agree).
+    pub async fn aligned_with<U: Numeric>(
+        &self,
+        other: &PartitionedVector<U>,
+    ) -> Result<PartitionedVector<T>> {
+        same_shape(self, other, "aligning")?;
+        if self.meta.layout.same_placement(&other.meta.layout) {
+            return Ok(self.clone());
+        }
+        self.redistribute(other.meta.layout.spec().clone()).await
+    }
+
+    /// Overwrites this array's elements with `source`'s (same shape, any
+    /// layout), sent owner to owner.
+    async fn receive_from(&self, source: &PartitionedVector<T>) -> Result<()> {
+        let targets: Vec<GlobalId> = self.partition_ids();
+        let from = &source.meta.layout;
+        let calls = source
+            .meta
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| from.partition_sizes()[*p] > 0)
+            .map(|(p, part)| {
+                async_at(
+                    owner(part),
+                    partition::part_send,
+                    (
+                        part.gid(),
+                        to_u64(p),
+                        from.clone(),
+                        self.meta.layout.clone(),
+                        targets.clone(),
+                    ),
+                )
+            });
+        for r in join_all(calls).await {
+            r.map_err(|e| self.explain(source.explain(e)))?;
+        }
+        Ok(())
     }
 
     /// Sets every element to `value`, on the owners.
@@ -629,11 +812,6 @@ impl<T: Element> PartitionedVector<T> {
         total.map(|t| element_from_bytes(&t)).transpose()
     }
 
-    /// The sum of all elements (0 for an empty array).
-    pub async fn sum(&self) -> Result<T> {
-        Ok(self.reduce(ReduceOp::Sum).await?.unwrap_or_else(T::zeroed))
-    }
-
     /// The smallest element (None for an empty array).
     pub async fn min(&self) -> Result<Option<T>> {
         self.reduce(ReduceOp::Min).await
@@ -644,46 +822,34 @@ impl<T: Element> PartitionedVector<T> {
         self.reduce(ReduceOp::Max).await
     }
 
-    /// The dot product with `other`, which must have the same layout; each
-    /// owner multiplies its partitions, the partial sums combine in order.
+    /// The dot product with `other` (same shape; redistributed to this
+    /// array's layout first if needed); each owner multiplies its
+    /// partitions, the partial sums combine in partition order.
     pub async fn dot(&self, other: &PartitionedVector<T>) -> Result<T> {
-        same_layout(self, other, "dot")?;
-        let calls = self
-            .meta
-            .parts
-            .iter()
-            .zip(&other.meta.parts)
-            .map(|(a, b)| async_at(owner(a), partition::part_dot, (a.gid(), b.gid())));
+        same_shape(self, other, "dot")?;
+        let other = other.aligned_with(self).await?;
+        let partials = self
+            .on_pairs(&other, partition::part_dot, |a, b| (a, b))
+            .await?;
         let mut total = T::zeroed();
-        for bytes in join_all(calls).await {
-            total = combine(ReduceOp::Sum, total, element_from_bytes(&bytes?)?);
+        for bytes in partials {
+            total = combine(ReduceOp::Sum, total, element_from_bytes(&bytes)?);
         }
         Ok(total)
     }
 
-    /// Copies `other` into this array. With the same layout each owner
-    /// copies locally; otherwise the data is gathered and scattered.
+    /// Copies `other` (same shape, any layout) into this array. With the
+    /// same placement each owner copies locally; otherwise each of
+    /// `other`'s partitions sends its elements to their new owners in one
+    /// message per target partition.
     pub async fn copy_from(&self, other: &PartitionedVector<T>) -> Result<()> {
-        if other.len() != self.len() {
-            return Err(Error::BadArgument(format!(
-                "copy of an array of {} elements into one of {}",
-                other.len(),
-                self.len()
-            )));
+        same_shape(self, other, "copy")?;
+        if self.meta.layout.same_placement(&other.meta.layout) {
+            self.on_pairs(other, partition::part_copy, |into, from| (into, from))
+                .await?;
+            return Ok(());
         }
-        if same_layout(self, other, "copy").is_ok() {
-            let calls = self
-                .meta
-                .parts
-                .iter()
-                .zip(&other.meta.parts)
-                .map(|(into, from)| {
-                    async_at(owner(into), partition::part_copy, (into.gid(), from.gid()))
-                });
-            return join_all(calls).await.into_iter().collect();
-        }
-        let values = other.to_vec().await?;
-        self.set_range(0, &values).await
+        self.receive_from(other).await
     }
 
     async fn scan(&self, op: ReduceOp, inclusive: bool, init: Option<T>) -> Result<()> {
@@ -695,7 +861,7 @@ impl<T: Element> PartitionedVector<T> {
             )));
         }
         let layout = &self.meta.layout;
-        if layout.is_contiguous() && layout.localities().len() > 1 {
+        if layout.is_contiguous() {
             // Two passes on the owners: partition totals, then each partition
             // scans from the combination of the partitions before it.
             let partials = self.on_all(partition::part_reduce, |_| op).await?;
@@ -721,19 +887,31 @@ impl<T: Element> PartitionedVector<T> {
             .await?;
             return Ok(());
         }
-        // Round-robin layouts interleave the partitions in index order: the
-        // scan runs over the gathered values, which are then put back.
-        let mut values = self.to_vec().await?;
-        let mut acc = init;
-        for x in values.iter_mut() {
-            let next = match acc {
-                Some(a) => combine(op, a, *x),
-                None => *x,
-            };
-            *x = if inclusive { next } else { acc.unwrap_or(*x) };
-            acc = Some(next);
-        }
-        self.set_range(0, &values).await
+        // Round-robin and tiled layouts interleave the partitions in index
+        // order: the elements move (in bulk) to contiguous partitions on
+        // the same localities, are scanned there and move back.
+        let spec = LayoutSpec {
+            shape: self.shape().to_vec(),
+            distribution: Distribution::Explicit {
+                sizes: layout.partition_sizes().to_vec(),
+                localities: layout.localities().to_vec(),
+            },
+            over: layout.spec().over.clone(),
+            grid: None,
+        };
+        let contiguous = match Layout::from_spec(spec.clone()) {
+            // Partitions that are not whole rows: scan a flat copy.
+            Err(_) => {
+                return Err(Error::BadArgument(format!(
+                    "scans of {}-d arrays in a {:?} layout are not supported",
+                    self.ndim(),
+                    layout.distribution()
+                )))
+            }
+            Ok(_) => self.redistribute(spec).await?,
+        };
+        Box::pin(contiguous.scan(op, inclusive, init)).await?;
+        self.receive_from(&contiguous).await
     }
 
     /// Replaces every element by the combination of it and all before it.
@@ -769,7 +947,6 @@ impl<T: Element> PartitionedVector<T> {
             dtype: T::NAME.to_owned(),
             layout: self.meta.layout.clone(),
             parts: self.meta.parts.clone(),
-            shape: self.meta.shape.clone(),
         };
         let d = hpx_runtime::new_component(hpx_runtime::find_here(), descriptor).await?;
         d.register_as(name).await
@@ -778,8 +955,8 @@ impl<T: Element> PartitionedVector<T> {
     /// The array registered as `name`, waiting up to 30 s for it.
     pub async fn connect_to(name: &str) -> Result<PartitionedVector<T>> {
         let d = Component::<Descriptor>::connect_to(name).await?;
-        let (dtype, layout, parts, shape) = d.call(describe, ()).await?;
-        PartitionedVector::assemble(&dtype, layout, parts, shape)
+        let (dtype, layout, parts) = d.call(describe, ()).await?;
+        PartitionedVector::assemble(&dtype, layout, parts)
     }
 }
 
@@ -790,173 +967,9 @@ pub(crate) struct Descriptor {
     dtype: String,
     layout: Layout,
     parts: Vec<ComponentRef>,
-    shape: Vec<usize>,
 }
 
 #[hpx_macros::action(crate = hpx_runtime)]
-async fn describe(d: &Descriptor) -> (String, Layout, Vec<ComponentRef>, Vec<usize>) {
-    (
-        d.dtype.clone(),
-        d.layout.clone(),
-        d.parts.clone(),
-        d.shape.clone(),
-    )
-}
-
-/// How a new array's elements are set.
-enum Source<T> {
-    Fill(T),
-    Index(&'static str),
-}
-
-/// A new array, configured before it is created: `.distribution(..)`,
-/// `.chunks(k)`, `.shape(..)`; `.await` creates it.
-#[must_use = "await the builder to create the array"]
-pub struct ArrayBuilder<T> {
-    len: usize,
-    source: Source<T>,
-    distribution: Distribution,
-    shape: Option<Vec<usize>>,
-}
-
-impl<T> std::fmt::Debug for ArrayBuilder<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArrayBuilder")
-            .field("len", &self.len)
-            .field("distribution", &self.distribution)
-            .field("shape", &self.shape)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Element> ArrayBuilder<T> {
-    /// How to spread the elements (default [`Distribution::Block`]).
-    pub fn distribution(mut self, distribution: Distribution) -> Self {
-        self.distribution = distribution;
-        self
-    }
-
-    /// Block-cyclic with chunks of `k` elements.
-    pub fn chunks(self, k: usize) -> Self {
-        self.distribution(Distribution::BlockCyclic(k))
-    }
-
-    /// A multi-dimensional shape (row-major); its product must be the length.
-    pub fn shape(mut self, shape: &[usize]) -> Self {
-        self.shape = Some(shape.to_vec());
-        self
-    }
-
-    async fn build(self) -> Result<PartitionedVector<T>> {
-        let shape = self.shape.unwrap_or_else(|| vec![self.len]);
-        let product = shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
-        if product != Some(self.len) {
-            return Err(Error::BadArgument(format!(
-                "shape {shape:?} does not hold {} elements",
-                self.len
-            )));
-        }
-        let n = hpx_runtime::get_num_localities();
-        let layout = Layout::new(self.len, self.distribution, n, hpx_runtime::find_here())?;
-        match self.source {
-            Source::Fill(v) if bytemuck::bytes_of(&v).iter().all(|b| *b == 0) => {
-                PartitionedVector::create(layout, shape, |_| Ok(Init::Zeros)).await
-            }
-            Source::Fill(v) => {
-                let bytes = bytemuck::bytes_of(&v).to_vec();
-                PartitionedVector::create(layout, shape, |_| Ok(Init::Fill(PodVec(bytes.clone()))))
-                    .await
-            }
-            Source::Index(function) => {
-                let l = layout.clone();
-                PartitionedVector::create(layout, shape, move |p| {
-                    Ok(Init::Index {
-                        function: function.to_owned(),
-                        layout: l.clone(),
-                        partition: to_u64(p),
-                    })
-                })
-                .await
-            }
-        }
-    }
-}
-
-impl<T: Element> IntoFuture for ArrayBuilder<T> {
-    type Output = Result<PartitionedVector<T>>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.build())
-    }
-}
-
-fn builder<T: Element>(len: usize, source: Source<T>) -> ArrayBuilder<T> {
-    ArrayBuilder {
-        len,
-        source,
-        distribution: Distribution::Block,
-        shape: None,
-    }
-}
-
-/// An array of `len` zeros.
-pub fn zeros<T: Element>(len: usize) -> ArrayBuilder<T> {
-    builder(len, Source::Fill(T::zeroed()))
-}
-
-/// An array of `len` ones.
-pub fn ones<T: Element + num_one::One>(len: usize) -> ArrayBuilder<T> {
-    builder(len, Source::Fill(T::one()))
-}
-
-/// An array of `len` copies of `value`.
-pub fn full<T: Element>(len: usize, value: T) -> ArrayBuilder<T> {
-    builder(len, Source::Fill(value))
-}
-
-/// An array whose element `i` is `F::at(i)`, computed where it lives.
-pub fn from_fn<F: IndexFn>(len: usize, _f: F) -> ArrayBuilder<F::Elem> {
-    builder(len, Source::Index(F::NAME))
-}
-
-/// An array holding `values`, scattered from the caller to the owners as raw bytes.
-pub async fn from_vec<T: Element>(
-    values: Vec<T>,
-    distribution: Distribution,
-) -> Result<PartitionedVector<T>> {
-    let n = hpx_runtime::get_num_localities();
-    let layout = Layout::new(values.len(), distribution, n, hpx_runtime::find_here())?;
-    let shape = vec![values.len()];
-    let l = layout.clone();
-    PartitionedVector::create(layout, shape, move |p| {
-        let mut bytes = Vec::with_capacity(l.partition_sizes()[p] * std::mem::size_of::<T>());
-        for (global, _, len) in l.runs(p) {
-            bytes.extend_from_slice(bytemuck::cast_slice(&values[global..global + len]));
-        }
-        Ok(Init::Data(PodVec(bytes)))
-    })
-    .await
-}
-
-/// The number one of each element type.
-pub(crate) mod num_one {
-    /// Types with a one.
-    pub trait One {
-        /// One.
-        fn one() -> Self;
-    }
-
-    macro_rules! one {
-        ($($t:ty => $v:expr),*) => {$(
-            impl One for $t {
-                fn one() -> Self {
-                    $v
-                }
-            }
-        )*};
-    }
-
-    one!(i8 => 1, i16 => 1, i32 => 1, i64 => 1, i128 => 1, isize => 1,
-         u8 => 1, u16 => 1, u32 => 1, u64 => 1, u128 => 1, usize => 1, f32 => 1.0, f64 => 1.0);
+async fn describe(d: &Descriptor) -> (String, Layout, Vec<ComponentRef>) {
+    (d.dtype.clone(), d.layout.clone(), d.parts.clone())
 }

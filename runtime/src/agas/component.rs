@@ -261,6 +261,35 @@ impl ComponentRef {
         self.shared.gid
     }
 
+    /// Whether this locality's share keeps the component alive (a handle
+    /// received inside a collective's value is a weak copy).
+    pub fn is_strong(&self) -> bool {
+        self.shared.credit.load(Ordering::Acquire) > 0
+    }
+
+    /// Makes this locality's share a strong one: the owner records new
+    /// credit, so the component lives as long as this handle does.
+    /// [`Error::ComponentGone`] if it was freed before.
+    pub async fn keep_alive(&self) -> Result<()> {
+        if self.is_strong() {
+            return Ok(());
+        }
+        let gid = self.shared.gid;
+        let rt = current()?;
+        let recorded = if gid.owner() == rt.here() {
+            rt.agas().adjust(gid, i128::from(MINTED_CREDIT))
+        } else {
+            async_at(gid.owner(), agas_incref, (gid, MINTED_CREDIT)).await?
+        };
+        if !recorded {
+            return Err(Error::ComponentGone(gid));
+        }
+        self.shared
+            .credit
+            .fetch_add(MINTED_CREDIT, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// The handle for `gid` arriving with `credit`: merged into this
     /// locality's existing share, if any.
     fn arrive(gid: GlobalId, credit: u64) -> ComponentRef {

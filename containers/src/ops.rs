@@ -1,0 +1,390 @@
+//! Element-wise math and reductions of distributed arrays: every operation
+//! runs on the partitions' owners and makes a new array in the first
+//! operand's layout; an operand in another layout is redistributed first,
+//! in bulk, owner to owner.
+
+use std::future::Future;
+use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
+use std::pin::Pin;
+
+use hpx_runtime::element::{element_from_bytes, ReduceOp};
+use hpx_runtime::{async_at, ComponentRef, Error, PodVec, Result};
+
+use crate::data::{combine, merge_sums};
+use crate::exact::ExactSum;
+use crate::math::{BinaryOp, CompareOp, Numeric, UnaryOp};
+use crate::partition;
+use crate::vector::{same_shape, PartitionedVector};
+
+/// A distributed array that is being computed (`(&a + &b).await?`).
+pub type ArrayFuture<T> = Pin<Box<dyn Future<Output = Result<PartitionedVector<T>>> + Send>>;
+
+fn scalar_bytes<T: Numeric>(s: T) -> PodVec<u8> {
+    PodVec(bytemuck::bytes_of(&s).to_vec())
+}
+
+impl<T: Numeric> PartitionedVector<T> {
+    /// An array of the results of `make(partition id)` on each owner, in
+    /// this array's layout.
+    async fn derived<U: Numeric>(
+        &self,
+        calls: Vec<hpx_runtime::ActionFuture<ComponentRef>>,
+    ) -> Result<PartitionedVector<U>> {
+        let mut parts = Vec::with_capacity(calls.len());
+        for r in futures::future::join_all(calls).await {
+            parts.push(r.map_err(|e| self.explain(e))?);
+        }
+        PartitionedVector::assemble(U::NAME, self.layout().clone(), parts)
+    }
+
+    /// `self op other`, element-wise, into a new array (same shape; `other`
+    /// is redistributed to this array's layout if needed).
+    pub async fn binary(
+        &self,
+        op: BinaryOp,
+        other: &PartitionedVector<T>,
+    ) -> Result<PartitionedVector<T>> {
+        same_shape(self, other, op.name())?;
+        let other = other.aligned_with(self).await?;
+        let calls = self
+            .parts()
+            .iter()
+            .zip(other.parts())
+            .map(|(a, b)| {
+                async_at(
+                    a.gid().owner(),
+                    partition::part_binary,
+                    (a.gid(), b.gid(), op),
+                )
+            })
+            .collect();
+        self.derived(calls).await
+    }
+
+    /// `self op scalar` (or `scalar op self` with `scalar_first`), element-wise.
+    pub async fn binary_scalar(
+        &self,
+        op: BinaryOp,
+        scalar: T,
+        scalar_first: bool,
+    ) -> Result<PartitionedVector<T>> {
+        let calls = self
+            .parts()
+            .iter()
+            .map(|a| {
+                async_at(
+                    a.gid().owner(),
+                    partition::part_binary_scalar,
+                    (a.gid(), op, scalar_bytes(scalar), scalar_first),
+                )
+            })
+            .collect();
+        self.derived(calls).await
+    }
+
+    /// `-x` or `|x|` of every element, in the element type (NumPy wraps
+    /// integers).
+    pub async fn unary(&self, op: UnaryOp) -> Result<PartitionedVector<T>> {
+        if op.is_float_valued() {
+            return Err(Error::BadArgument(format!(
+                "{} gives floats: use unary_float",
+                op.name()
+            )));
+        }
+        self.unary_any(op).await
+    }
+
+    /// A float-valued function of every element (`sqrt exp log sin cos`),
+    /// in `T::Float` (f64 for integers, like NumPy).
+    pub async fn unary_float(&self, op: UnaryOp) -> Result<PartitionedVector<T::Float>> {
+        self.unary_any(op).await
+    }
+
+    async fn unary_any<U: Numeric>(&self, op: UnaryOp) -> Result<PartitionedVector<U>> {
+        let calls = self
+            .parts()
+            .iter()
+            .map(|a| async_at(a.gid().owner(), partition::part_unary, (a.gid(), op)))
+            .collect();
+        self.derived(calls).await
+    }
+
+    /// The element-wise comparison `self op other`, as a mask of 0/1 (u8).
+    pub async fn compare(
+        &self,
+        op: CompareOp,
+        other: &PartitionedVector<T>,
+    ) -> Result<PartitionedVector<u8>> {
+        same_shape(self, other, op.name())?;
+        let other = other.aligned_with(self).await?;
+        let calls = self
+            .parts()
+            .iter()
+            .zip(other.parts())
+            .map(|(a, b)| {
+                async_at(
+                    a.gid().owner(),
+                    partition::part_compare,
+                    (a.gid(), b.gid(), op),
+                )
+            })
+            .collect();
+        self.derived(calls).await
+    }
+
+    /// The element-wise comparison `self op scalar` (or `scalar op self`).
+    pub async fn compare_scalar(
+        &self,
+        op: CompareOp,
+        scalar: T,
+        scalar_first: bool,
+    ) -> Result<PartitionedVector<u8>> {
+        let calls = self
+            .parts()
+            .iter()
+            .map(|a| {
+                async_at(
+                    a.gid().owner(),
+                    partition::part_compare_scalar,
+                    (a.gid(), op, scalar_bytes(scalar), scalar_first),
+                )
+            })
+            .collect();
+        self.derived(calls).await
+    }
+
+    /// Every element converted to `U` (as Rust's `as`: integers wrap,
+    /// floats saturate when converted to integers).
+    pub async fn astype<U: Numeric>(&self) -> Result<PartitionedVector<U>> {
+        let calls = self
+            .parts()
+            .iter()
+            .map(|a| {
+                async_at(
+                    a.gid().owner(),
+                    partition::part_astype,
+                    (a.gid(), U::NAME.to_owned()),
+                )
+            })
+            .collect();
+        self.derived(calls).await
+    }
+
+    /// The sum of all elements: integers accumulate in 64 bits (NumPy's
+    /// rule: `u8` sums are `u64`); floats are summed exactly and rounded
+    /// once, so the result is the correctly rounded sum and has the same
+    /// bits for any number of localities, any layout and any chunking.
+    pub async fn sum(&self) -> Result<T::Sum> {
+        let partials = self.on_all(partition::part_sum, |_| ()).await?;
+        let partials: Vec<Vec<u8>> = partials.into_iter().map(|p| p.0).collect();
+        merge_sums::<T>(&partials)
+    }
+
+    /// The mean of all elements, in `T::Float` (NaN for an empty array);
+    /// for floats the correctly rounded sum divided by the count, so the
+    /// same bits for any layout.
+    pub async fn mean(&self) -> Result<T::Float> {
+        let n = self.len() as f64;
+        let partials = self.on_all(partition::part_sum, |_| ()).await?;
+        let total = if T::IS_FLOAT {
+            let mut acc = ExactSum::new();
+            for p in &partials {
+                acc.merge(&ExactSum::from_bytes(p)?);
+            }
+            acc.to_f64()
+        } else {
+            let partials: Vec<Vec<u8>> = partials.into_iter().map(|p| p.0).collect();
+            merge_sums::<T>(&partials)?.to_f64()
+        };
+        Ok(<T::Float as Numeric>::from_f64(total / n))
+    }
+
+    /// The product of all elements, in the element type (1 for an empty array).
+    pub async fn prod(&self) -> Result<T> {
+        Ok(self.reduce(ReduceOp::Prod).await?.unwrap_or_else(T::one))
+    }
+
+    async fn arg_extreme(&self, largest: bool) -> Result<Option<usize>> {
+        let partials = self
+            .on_all(partition::part_arg_extreme, |_| largest)
+            .await?;
+        let mut best: Option<(usize, T, bool)> = None;
+        for (p, found) in partials.into_iter().enumerate() {
+            let Some((local, bytes)) = found else {
+                continue;
+            };
+            let local = usize::try_from(local)
+                .ok()
+                .filter(|l| *l < self.layout().partition_sizes()[p])
+                .ok_or_else(|| Error::Codec("an extreme outside its partition".into()))?;
+            let value = element_from_bytes::<T>(&bytes)?;
+            #[allow(clippy::eq_op)]
+            let nan = value != value;
+            let index = self.layout().global(p, local);
+            let better = match best {
+                None => true,
+                Some((at, b, b_nan)) => match (nan, b_nan) {
+                    (true, true) => index < at,
+                    (true, false) => true,
+                    (false, true) => false,
+                    _ if value == b => index < at,
+                    _ if largest => value > b,
+                    _ => value < b,
+                },
+            };
+            if better {
+                best = Some((index, value, nan));
+            }
+        }
+        Ok(best.map(|(i, _, _)| i))
+    }
+
+    /// The flat index of the first largest element (the first NaN if any,
+    /// as NumPy); None for an empty array.
+    pub async fn argmax(&self) -> Result<Option<usize>> {
+        self.arg_extreme(true).await
+    }
+
+    /// The flat index of the first smallest element (the first NaN if any).
+    pub async fn argmin(&self) -> Result<Option<usize>> {
+        self.arg_extreme(false).await
+    }
+
+    /// The number of elements that are not zero.
+    pub async fn count_nonzero(&self) -> Result<u64> {
+        Ok(self
+            .on_all(partition::part_count_nonzero, |_| ())
+            .await?
+            .into_iter()
+            .sum())
+    }
+
+    /// Whether any element is not zero.
+    pub async fn any(&self) -> Result<bool> {
+        Ok(self.count_nonzero().await? > 0)
+    }
+
+    /// Whether every element is not zero (true for an empty array).
+    pub async fn all(&self) -> Result<bool> {
+        Ok(self.count_nonzero().await? == self.len() as u64)
+    }
+
+    /// Reduces a 2-d array along `axis` (0: down the columns, one result
+    /// per column; 1: along the rows, one per row) with `op`, in the wide
+    /// type of sums. Each owner reduces its elements per row or column and
+    /// the partial results combine in partition order (for floats this is
+    /// not the exact sum: the bitwise guarantee is [`sum`](Self::sum)'s).
+    pub async fn reduce_axis(&self, axis: usize, op: ReduceOp) -> Result<Vec<T::Sum>> {
+        let shape = self.shape().to_vec();
+        if shape.len() != 2 || axis > 1 {
+            return Err(Error::BadArgument(format!(
+                "axis {axis} of an array of shape {shape:?}: axis reductions need a 2-d array \
+                 and an axis of 0 or 1"
+            )));
+        }
+        if !T::supports(op) {
+            return Err(Error::BadArgument(format!(
+                "{} is not defined for {}",
+                op.name(),
+                T::NAME
+            )));
+        }
+        let slots = if axis == 0 { shape[1] } else { shape[0] };
+        let layout = self.layout().clone();
+        let partials = self
+            .on_all(partition::part_axis, |p| {
+                (layout.clone(), p as u64, axis as u8, op)
+            })
+            .await?;
+        let mut out: Vec<Option<T::Sum>> = vec![None; slots];
+        for (keys, values) in partials {
+            let values = hpx_runtime::element::elements_from_bytes::<T::Sum>(&values)?;
+            if keys.len() != values.len() {
+                return Err(Error::Codec("axis partials of different lengths".into()));
+            }
+            for (k, v) in keys.0.into_iter().zip(values) {
+                let slot = usize::try_from(k)
+                    .ok()
+                    .and_then(|k| out.get_mut(k))
+                    .ok_or_else(|| Error::Codec(format!("axis partial for slot {k}")))?;
+                *slot = Some(match *slot {
+                    Some(acc) => combine(op, acc, v),
+                    None => v,
+                });
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|v| v.unwrap_or_else(<T::Sum as Numeric>::zero))
+            .collect())
+    }
+
+    /// Sums along `axis` of a 2-d array.
+    pub async fn sum_axis(&self, axis: usize) -> Result<Vec<T::Sum>> {
+        self.reduce_axis(axis, ReduceOp::Sum).await
+    }
+
+    /// Means along `axis` of a 2-d array, as f64.
+    pub async fn mean_axis(&self, axis: usize) -> Result<Vec<f64>> {
+        let sums = self.sum_axis(axis).await?;
+        let count = self.shape()[1 - axis] as f64;
+        Ok(sums.into_iter().map(|s| s.to_f64() / count).collect())
+    }
+}
+
+/// `mask ? a : b`, element-wise (same shapes; `b` and `mask` are
+/// redistributed to `a`'s layout if needed).
+pub async fn select<T: Numeric>(
+    mask: &PartitionedVector<u8>,
+    a: &PartitionedVector<T>,
+    b: &PartitionedVector<T>,
+) -> Result<PartitionedVector<T>> {
+    same_shape(a, b, "where")?;
+    same_shape(a, mask, "where")?;
+    let b = b.aligned_with(a).await?;
+    let mask = mask.aligned_with(a).await?;
+    let calls = a
+        .parts()
+        .iter()
+        .zip(b.parts())
+        .zip(mask.parts())
+        .map(|((x, y), m)| {
+            async_at(
+                x.gid().owner(),
+                partition::part_select,
+                (m.gid(), x.gid(), y.gid()),
+            )
+        })
+        .collect();
+    a.derived(calls).await
+}
+
+macro_rules! operators {
+    ($($trait:ident $method:ident $op:ident),*) => {$(
+        impl<T: Numeric> $trait<&PartitionedVector<T>> for &PartitionedVector<T> {
+            type Output = ArrayFuture<T>;
+            fn $method(self, other: &PartitionedVector<T>) -> ArrayFuture<T> {
+                let (a, b) = (self.clone(), other.clone());
+                Box::pin(async move { a.binary(BinaryOp::$op, &b).await })
+            }
+        }
+
+        impl<T: Numeric> $trait<T> for &PartitionedVector<T> {
+            type Output = ArrayFuture<T>;
+            fn $method(self, scalar: T) -> ArrayFuture<T> {
+                let a = self.clone();
+                Box::pin(async move { a.binary_scalar(BinaryOp::$op, scalar, false).await })
+            }
+        }
+    )*};
+}
+
+operators!(Add add Add, Sub sub Sub, Mul mul Mul, Div div Div, Rem rem Rem);
+
+impl<T: Numeric> Neg for &PartitionedVector<T> {
+    type Output = ArrayFuture<T>;
+    fn neg(self) -> ArrayFuture<T> {
+        let a = self.clone();
+        Box::pin(async move { a.unary(UnaryOp::Neg).await })
+    }
+}
