@@ -64,6 +64,9 @@ fn distributions(len: usize, n: u32) -> Vec<Distribution> {
         Distribution::Block,
         Distribution::Cyclic,
         Distribution::BlockCyclic(3),
+        Distribution::Chunks(3),
+        // More partitions than localities.
+        Distribution::Partitions(n as usize + 2),
         Distribution::Explicit {
             sizes: vec![third, 0, len - third],
             localities: vec![LocalityId(n - 1), LocalityId(0), LocalityId(1 % n)],
@@ -123,6 +126,19 @@ async fn check_case<T: TestElem>(len: usize, dist: Distribution) -> Result<(), S
                 format!("{what}: block sizes {sizes:?}"),
             )?
         }
+        Distribution::Chunks(k) => {
+            let count = len.div_ceil(*k).max(1);
+            ensure(
+                sizes.len() == count
+                    && sizes[..count - 1].iter().all(|s| s == k)
+                    && (0..count).all(|p| a.localities()[p] == LocalityId(p as u32 % n)),
+                format!("{what}: chunks {sizes:?} on {:?}", a.localities()),
+            )?
+        }
+        Distribution::Partitions(p) => ensure(
+            sizes.len() == *p && (0..*p).all(|i| a.localities()[i] == LocalityId(i as u32 % n)),
+            format!("{what}: partitions {sizes:?} on {:?}", a.localities()),
+        )?,
         _ => {}
     }
     // Gather.
@@ -385,7 +401,7 @@ fn arrays_match_a_serial_reference() {
                 return Ok(());
             }
             let n = hpx::get_num_localities();
-            for len in [0usize, 1, 7, 1000, 1001] {
+            for len in [0usize, 1, 7, 13, 1000, 1009] {
                 for dist in distributions(len, n) {
                     check_case::<f64>(len, dist.clone()).await?;
                     check_case::<i64>(len, dist.clone()).await?;
@@ -398,7 +414,7 @@ fn arrays_match_a_serial_reference() {
             Ok(())
         });
     }
-    for n in 1..=4 {
+    for n in 1..=5 {
         let out = launch("arrays_match_a_serial_reference", n);
         out.assert_success();
         out.assert_all_done("arrays_match_a_serial_reference", n);

@@ -470,11 +470,12 @@ impl<T: Numeric> ErasedVec for Vec<T> {
 
     fn sum_partial(&self) -> Vec<u8> {
         if T::IS_FLOAT {
+            // The element type is one of the two floats: its name says which
+            // (a cast by size alone could read pairs of f32 as f64).
             let mut acc = ExactSum::new();
-            if let Ok(v) = bytemuck::try_cast_slice::<T, f64>(self) {
-                acc.add_f64(v);
-            } else if let Ok(v) = bytemuck::try_cast_slice::<T, f32>(self) {
-                acc.add_f32(v);
+            match T::NAME {
+                "f64" => acc.add_f64(bytemuck::cast_slice(self)),
+                _ => acc.add_f32(bytemuck::cast_slice(self)),
             }
             acc.to_bytes()
         } else {
