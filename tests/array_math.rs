@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{done, ensure, in_locality, launch, s, spmd};
+use common::{done, ensure, example, hpxrun_program, in_locality, launch, s, spmd};
 use hpx::prelude::*;
 use hpx::{BinaryOp, CompareOp, Error, LayoutSpec, UnaryOp};
 
@@ -683,4 +683,29 @@ fn bad_array_input_is_a_clear_error() {
     }
     let out = launch(TEST, 2);
     out.assert_success().assert_all_done(TEST, 2);
+}
+
+#[test]
+fn the_array_examples_check_themselves() {
+    for (n, tile) in [(1, "0"), (3, "0"), (4, "0"), (5, "7"), (4, "5")] {
+        let args: Vec<String> = ["40", "33", "25", tile].map(String::from).to_vec();
+        let out = hpxrun_program(n, &example("heat_2d"), &args, &[]);
+        out.assert_success();
+        assert!(
+            out.stdout.contains("identical to the serial run (bitwise)"),
+            "heat_2d on {n} localities, tiles {tile}: {out}"
+        );
+    }
+    let out = hpxrun_program(4, &example("seed_walkthrough"), &[], &[]);
+    out.assert_success();
+    for l in 0..4 {
+        for line in [
+            "chunks=1000: num_partitions=10 partition_sizes=[1000, 1000",
+            "block: is_distributed=true num_partitions=4 partition_sizes=[2500, 2500, 2500, 2500]",
+            "gathered length 10000",
+            "(a + b).sum() = 50005000 (serial 50005000)",
+        ] {
+            assert_eq!(out.tagged_by(l, line).len(), 1, "{line} on {l}: {out}");
+        }
+    }
 }

@@ -368,6 +368,7 @@ impl ExactSum {
                     for lane in lanes.iter_mut() {
                         lane[slot] = 0;
                     }
+                    not_neg_zero |= slot != NEG_ZERO_SLOT;
                     add_to_chunks(chunks, slot, count);
                 }
             }
@@ -1036,8 +1037,12 @@ mod tests {
         let tiny = p2(-1074);
         // Enough equal values for buckets (both the one- and two-lane
         // paths) to spill.
-        for n in [SMALL, 3000, TWO_LANES, 9000] {
+        for n in [10, SMALL, 3000, TWO_LANES, 9000] {
             assert_eq!(sum_bits(&vec![-0.0; n]), NEG_ZERO, "{n}");
+            // An exact zero from values other than -0.0 is +0.0.
+            let mut cancel = exact(&vec![-f64::MIN_POSITIVE; n]);
+            cancel.merge(&exact(&vec![f64::MIN_POSITIVE; n]));
+            assert_eq!(cancel.to_f64().to_bits(), 0, "{n}");
             let mut zeros = vec![-0.0; n];
             zeros[n / 2] = 0.0;
             assert_eq!(sum_bits(&zeros), 0, "{n}");
