@@ -182,6 +182,47 @@ fn span_elements(spans: &[Span], size: usize) -> Result<usize> {
     usize::try_from(total).map_err(|_| Error::BadArgument("spans cover too many elements".into()))
 }
 
+/// Elements from which a partition's exact sum is split over the worker
+/// threads of its locality (exact sums merge exactly, so the split does
+/// not change a bit of the result).
+const PARALLEL_SUM: usize = 1 << 20;
+
+/// The exact sum of a slice of floats (`T` is f32 or f64).
+fn exact_sum<T: Numeric>(values: &[T]) -> ExactSum {
+    let add = |part: &[T]| {
+        let mut acc = ExactSum::new();
+        // The element type is one of the two floats: its name says which
+        // (a cast by size alone could read pairs of f32 as f64).
+        match T::NAME {
+            "f64" => acc.add_f64(bytemuck::cast_slice(part)),
+            _ => acc.add_f32(bytemuck::cast_slice(part)),
+        }
+        acc
+    };
+    let threads = tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_workers())
+        .unwrap_or(1)
+        .max(1);
+    if threads == 1 || values.len() < PARALLEL_SUM {
+        return add(values);
+    }
+    let chunk = values.len().div_ceil(threads);
+    let mut total = ExactSum::new();
+    std::thread::scope(|scope| {
+        let mut pieces = values.chunks(chunk);
+        let first = pieces.next().unwrap_or_default();
+        let others: Vec<_> = pieces.map(|p| scope.spawn(move || add(p))).collect();
+        total = add(first);
+        for other in others {
+            match other.join() {
+                Ok(acc) => total.merge(&acc),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    total
+}
+
 /// Merges partial sums made by [`ErasedVec::sum_partial`] for element type `T`.
 pub(crate) fn merge_sums<T: Numeric>(partials: &[Vec<u8>]) -> Result<T::Sum> {
     if T::IS_FLOAT {
@@ -470,14 +511,7 @@ impl<T: Numeric> ErasedVec for Vec<T> {
 
     fn sum_partial(&self) -> Vec<u8> {
         if T::IS_FLOAT {
-            // The element type is one of the two floats: its name says which
-            // (a cast by size alone could read pairs of f32 as f64).
-            let mut acc = ExactSum::new();
-            match T::NAME {
-                "f64" => acc.add_f64(bytemuck::cast_slice(self)),
-                _ => acc.add_f32(bytemuck::cast_slice(self)),
-            }
-            acc.to_bytes()
+            exact_sum(self).to_bytes()
         } else {
             let mut lanes = [<T::Sum as Numeric>::zero(); LANES];
             for chunk in self.chunks(LANES) {

@@ -17,6 +17,14 @@
 //!   and a copy into a freshly allocated one (page faults included);
 //! - **sum across all localities**: the same `LEN` elements in a block
 //!   layout over every locality.
+//! - **a + b into a new array, one partition**: against a plain loop that
+//!   collects `x + y` into a new `Vec`;
+//! - **the reproducible sum** (exact, correctly rounded: `sum`) against the
+//!   plain lane-wise reduction of the same partition (`reduce(Sum)`);
+//! - **inclusive scan of 10^6 i64, Cyclic against Block** (2 or more
+//!   localities);
+//! - **redistribution Block → Cyclic of 10^7 f64** (2 or more localities),
+//!   in GB/s, against a memcpy of the same bytes.
 
 use std::time::{Duration, Instant};
 
@@ -113,6 +121,41 @@ async fn main() -> Result<(), Error> {
         t_sum_plain.as_secs_f64() / t_sum.as_secs_f64(),
         "≥ 0.8 × slice",
     );
+    let (t_plain_reduce, s_lanes) = best_async(|| local.reduce(ReduceOp::Sum)).await?;
+    if s_lanes.map_or(true, |s| (s - s_hpx).abs() > 1e-9 * s_hpx.abs()) {
+        return Err(Error::BadArgument(format!(
+            "lane sum {s_lanes:?} differs from {s_hpx}"
+        )));
+    }
+    row(
+        "  exact sum against the lane sum",
+        format!("{:.2} GB/s", gbs(bytes, t_sum)),
+        format!("{:.2} GB/s reduce(Sum)", gbs(bytes, t_plain_reduce)),
+        t_plain_reduce.as_secs_f64() / t_sum.as_secs_f64(),
+        "cost of reproducibility",
+    );
+    let other = hpx::full(len, 0.25f64)
+        .distribution(Distribution::Local)
+        .await?;
+    let second = vec![0.25f64; len];
+    let (t_add_plain, _) = best(|| {
+        let out: Vec<f64> = std::hint::black_box(&plain)
+            .iter()
+            .zip(&second)
+            .map(|(x, y)| x + y)
+            .collect();
+        out
+    });
+    let (t_add, _) = best_async(|| &local + &other).await?;
+    row(
+        "a + b into a new array, one partition",
+        format!("{:.2} GB/s", gbs(2 * bytes, t_add)),
+        format!("{:.2} GB/s collect(x + y)", gbs(2 * bytes, t_add_plain)),
+        t_add_plain.as_secs_f64() / t_add.as_secs_f64(),
+        "≥ 0.8 × slice",
+    );
+    drop(other);
+    drop(second);
     drop(local);
     drop(plain);
 
@@ -159,6 +202,48 @@ async fn main() -> Result<(), Error> {
         if (total - 0.5 * len as f64).abs() > 1e-6 * len as f64 {
             return Err(Error::BadArgument(format!("sum across localities {total}")));
         }
+        drop(spread);
+        let scan_len = 1_000_000;
+        let block = hpx::from_vec((0..scan_len as i64).collect(), Distribution::Block).await?;
+        let cyclic = hpx::from_vec((0..scan_len as i64).collect(), Distribution::Cyclic).await?;
+        let (t_block, _) = best_async(|| block.inclusive_scan(ReduceOp::Sum)).await?;
+        let (t_cyclic, _) = best_async(|| cyclic.inclusive_scan(ReduceOp::Sum)).await?;
+        if block.get(scan_len - 1).await? != cyclic.get(scan_len - 1).await? {
+            return Err(Error::BadArgument("scans differ between layouts".into()));
+        }
+        row(
+            "inclusive scan 10^6 i64, Cyclic",
+            format!("{:.2} ms", t_cyclic.as_secs_f64() * 1e3),
+            format!("{:.2} ms Block", t_block.as_secs_f64() * 1e3),
+            t_block.as_secs_f64() / t_cyclic.as_secs_f64(),
+            "≥ 0.33 × Block",
+        );
+        drop(block);
+        drop(cyclic);
+        let moved = 10_000_000usize;
+        let source = hpx::full(moved, 1.25f64)
+            .distribution(Distribution::Block)
+            .await?;
+        let spec = hpx::LayoutSpec {
+            shape: vec![moved],
+            distribution: Distribution::Cyclic,
+            over: (0..n).map(LocalityId).collect(),
+            grid: None,
+        };
+        let plain = vec![1.25f64; moved];
+        let mut into = vec![0.0f64; moved];
+        let (t_memcpy, _) = best(|| std::hint::black_box(&mut into).copy_from_slice(&plain));
+        let (t_move, cyclic) = best_async(|| source.redistribute(spec.clone())).await?;
+        if cyclic.get(moved - 1).await? != 1.25 {
+            return Err(Error::BadArgument("redistribution lost values".into()));
+        }
+        row(
+            "redistribute 10^7 f64 Block → Cyclic",
+            format!("{:.2} GB/s", gbs(moved * 8, t_move)),
+            format!("{:.2} GB/s memcpy", gbs(moved * 8, t_memcpy)),
+            t_memcpy.as_secs_f64() / t_move.as_secs_f64(),
+            "",
+        );
         row(
             &format!("sum, block over {n} localities"),
             format!("{:.2} GB/s", gbs(bytes, t_spread)),
