@@ -626,6 +626,36 @@ fn collective_creation_makes_one_shared_array() {
             hpx::barrier().await.map_err(s)?;
             ensure(shared.sum().await.map_err(s)? == 150, "kept-alive handle")?;
             hpx::barrier().await.map_err(s)?;
+            // Without keep_alive, the error names the array and the cause.
+            let c = if me == 0 {
+                Some(
+                    hpx::full::<i64>(20, 1)
+                        .distribution(Distribution::Local)
+                        .await
+                        .map_err(s)?,
+                )
+            } else {
+                None
+            };
+            let weak = hpx::broadcast(c.clone(), 0).await.map_err(s)?;
+            hpx::barrier().await.map_err(s)?;
+            // The root's copy shares the root's own handle: both go.
+            let weak = (me != 0).then_some(weak);
+            drop(c);
+            hpx::barrier().await.map_err(s)?;
+            if let Some(weak) = &weak {
+                match weak.sum().await {
+                    Err(e) => ensure(
+                        e.to_string()
+                            .contains("of the i64 array of shape [20] no longer exists")
+                            && e.to_string().contains("keep_alive"),
+                        format!("gone array: {e}"),
+                    )?,
+                    Ok(v) => return Err(format!("a freed array summed to {v}")),
+                }
+            }
+            drop(weak);
+            hpx::barrier().await.map_err(s)?;
             println!("RESULT collective ok {me}");
             done(TEST);
             Ok(())
