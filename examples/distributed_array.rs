@@ -29,7 +29,7 @@ fn is_even(x: i64) -> bool {
 #[hpx::action]
 async fn describe(part: PartitionRef<f64>, label: String) -> Result<String, Error> {
     let view = part.view().await?;
-    let first = (!view.is_empty()).then(|| part.global_index(0));
+    let first = part.global_index(0).ok();
     Ok(format!(
         "{label}: partition {} on locality {} holds {} elements, first global index {first:?}, local sum {}",
         part.index(),

@@ -81,7 +81,7 @@ async fn main() -> Result<(), Error> {
     // This locality's block: global indices start..end.
     let part = cur.local_partitions().into_iter().next();
     let (start, len) = match &part {
-        Some(p) if !p.is_empty() => (p.global_index(0), p.len()),
+        Some(p) if !p.is_empty() => (p.global_index(0)?, p.len()),
         _ => (0, 0),
     };
     let end = start + len;

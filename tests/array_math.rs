@@ -38,7 +38,7 @@ fn values(len: usize, salt: u64) -> Vec<f64> {
 }
 
 fn close(a: f64, b: f64) -> bool {
-    a == b || (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
 }
 
 async fn check_elementwise(len: usize) -> Result<(), String> {
@@ -199,6 +199,20 @@ async fn check_integers() -> Result<(), String> {
     ensure(
         (small.mean().await.map_err(s)? + 100.0).abs() < 1e-12,
         "i8 mean is f64",
+    )?;
+    // A mean does not wrap where the sum does.
+    let big = hpx::full::<i64>(4, i64::MAX)
+        .distribution(Distribution::Cyclic)
+        .await
+        .map_err(s)?;
+    let mean = big.mean().await.map_err(s)?;
+    ensure(
+        (mean - i64::MAX as f64).abs() < 1e6,
+        format!("mean of i64::MAX is {mean}"),
+    )?;
+    ensure(
+        big.sum().await.map_err(s)? == i64::MAX.wrapping_mul(4),
+        "the i64 sum wraps as NumPy's",
     )?;
     // Integer ranges are exact; floor division and modulo as Python's.
     let r = hpx::arange(-7i64, 8, 1)
@@ -365,6 +379,16 @@ async fn check_2d(rows: usize, cols: usize) -> Result<(), String> {
                     .collect()
             };
             ensure(got == want, format!("{what}: sum along axis {axis}"))?;
+            let means = a.mean_axis(axis).await.map_err(s)?;
+            let count = if axis == 0 { rows } else { cols } as f64;
+            ensure(
+                means.len() == want.len()
+                    && means
+                        .iter()
+                        .zip(&want)
+                        .all(|(m, w)| close(*m, *w as f64 / count)),
+                format!("{what}: mean along axis {axis}: {means:?}"),
+            )?;
         }
         ensure(
             a.sum().await.map_err(s)? == source.iter().sum::<i64>(),
@@ -412,7 +436,7 @@ fn two_d_arrays_in_rows_and_tiles() {
     if in_locality() {
         return spmd(|| async {
             if hpx::get_locality_id() == 0 {
-                for (r, c) in [(7, 5), (1, 13), (6, 1), (0, 4), (9, 10)] {
+                for (r, c) in [(7, 5), (1, 13), (6, 1), (0, 4), (3, 0), (9, 10)] {
                     check_2d(r, c).await?;
                 }
                 let n = hpx::get_num_localities() as usize;
@@ -606,6 +630,16 @@ fn collective_creation_makes_one_shared_array() {
                 }
             } else {
                 ensure(mismatch.is_ok(), "one locality cannot disagree")?;
+            }
+            // A bad argument on one locality fails the call everywhere
+            // instead of leaving the others waiting.
+            let std = if me == 0 { -1.0 } else { 1.0 };
+            match hpx::random::normal::<f64>(100, 1, 0.0, std)
+                .collective()
+                .await
+            {
+                Err(e) => ensure(e.to_string().contains("std >= 0"), format!("bad std: {e}"))?,
+                Ok(_) => return Err("a creation with a negative std succeeded".into()),
             }
             // A handle broadcast from the root is weak until kept alive;
             // then it outlives the root's own.

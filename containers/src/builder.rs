@@ -210,7 +210,8 @@ impl<T: Numeric> ArrayBuilder<T> {
         })
     }
 
-    async fn build(self) -> Result<PartitionedVector<T>> {
+    /// The layout, with the source checked against it.
+    fn checked_layout(&self) -> Result<Layout> {
         let layout = self.layout()?;
         if let Source::Data(values) = &self.source {
             if values.len() != layout.len() {
@@ -224,53 +225,80 @@ impl<T: Numeric> ArrayBuilder<T> {
         if let Source::Generated(g) = &self.source {
             g.check()?;
         }
+        Ok(layout)
+    }
+
+    async fn build(self) -> Result<PartitionedVector<T>> {
         if self.collective {
-            return self.build_collective(layout).await;
+            return self.build_collective().await;
         }
+        let layout = self.checked_layout()?;
         PartitionedVector::create(layout.clone(), |p| self.init(&layout, p)).await
     }
 
     /// Every locality makes its own partitions; the handles are exchanged
     /// with an all_gather and made strong, then a barrier makes sure no
-    /// locality drops its share before all hold theirs.
-    async fn build_collective(self, layout: Layout) -> Result<PartitionedVector<T>> {
+    /// locality drops its share before all hold theirs. A failure anywhere
+    /// (bad arguments, no memory) travels in the exchange, so every
+    /// locality returns an error instead of waiting for the others.
+    async fn build_collective(self) -> Result<PartitionedVector<T>> {
         let here = hpx_runtime::find_here();
-        let mine: Vec<usize> = (0..layout.num_partitions())
-            .filter(|p| layout.localities()[*p] == here)
-            .collect();
-        let made = join_all(mine.iter().map(|&p| {
-            let init = self.init(&layout, p);
-            let size = layout.partition_sizes()[p] as u64;
-            async move {
-                hpx_runtime::async_at(
-                    here,
-                    partition::part_create,
-                    (T::NAME.to_owned(), size, init?),
-                )
-                .await
-            }
-        }))
-        .await;
-        // A failure here must not leave the others waiting: it travels in
-        // the exchange and every locality reports it.
-        let mut created = Vec::with_capacity(mine.len());
         let mut failure = None;
-        for (p, r) in mine.iter().zip(made) {
-            match r {
-                Ok(part) => created.push((*p as u64, part)),
-                Err(e) => failure = Some(e.to_string()),
+        let mut created = Vec::new();
+        let mut signature = String::from("(no layout)");
+        let layout = match self.checked_layout() {
+            Ok(layout) => Some(layout),
+            Err(e) => {
+                failure = Some(e.to_string());
+                None
             }
+        };
+        if let Some(layout) = &layout {
+            let mine: Vec<usize> = (0..layout.num_partitions())
+                .filter(|p| layout.localities()[*p] == here)
+                .collect();
+            let made = join_all(mine.iter().map(|&p| {
+                let init = self.init(layout, p);
+                let size = layout.partition_sizes()[p] as u64;
+                async move {
+                    hpx_runtime::async_at(
+                        here,
+                        partition::part_create,
+                        (T::NAME.to_owned(), size, init?),
+                    )
+                    .await
+                }
+            }))
+            .await;
+            for (p, r) in mine.iter().zip(made) {
+                match r {
+                    Ok(part) => created.push((*p as u64, part)),
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            }
+            signature = format!(
+                "{} array of shape {:?}, {:?} over {:?}, grid {:?} (layout {:016x}), {}",
+                T::NAME,
+                layout.shape(),
+                layout.distribution(),
+                layout.spec().over,
+                layout.spec().grid,
+                fingerprint(format!("{layout:?}").as_bytes()),
+                self.describe_source()
+            );
         }
-        let signature = format!(
-            "{} array of shape {:?}, {:?} over {:?}, {}",
-            T::NAME,
-            layout.shape(),
-            layout.distribution(),
-            layout.spec().over,
-            self.describe_source()
-        );
         let everyone: Vec<Offer> =
             hpx_collectives::all_gather((signature.clone(), failure, created)).await?;
+        let layout = match layout {
+            Some(layout) => layout,
+            None => {
+                let why = everyone
+                    .get(here.index())
+                    .and_then(|o| o.1.clone())
+                    .unwrap_or_default();
+                return Err(Error::BadArgument(why));
+            }
+        };
         let mut parts: Vec<Option<ComponentRef>> = vec![None; layout.num_partitions()];
         for (locality, (theirs, failed, made)) in everyone.into_iter().enumerate() {
             if let Some(why) = failed {
@@ -301,8 +329,11 @@ impl<T: Numeric> ArrayBuilder<T> {
             })
             .collect::<Result<Vec<_>>>()?;
         let array = PartitionedVector::assemble(T::NAME, layout, parts)?;
-        array.keep_alive().await?;
+        let kept = array.keep_alive().await;
+        // Every locality reaches the barrier, even one whose keep_alive
+        // failed (the others would wait for it otherwise).
         hpx_collectives::barrier().await?;
+        kept?;
         Ok(array)
     }
 
@@ -312,7 +343,11 @@ impl<T: Numeric> ArrayBuilder<T> {
             Source::Fill(v) => format!("filled with {v:?}"),
             Source::Index(f) => format!("from function {f}"),
             Source::Generated(g) => format!("generated by {g:?}"),
-            Source::Data(values) => format!("from {} values", values.len()),
+            Source::Data(values) => format!(
+                "from {} values (fingerprint {:016x})",
+                values.len(),
+                fingerprint(bytemuck::cast_slice(values))
+            ),
         }
     }
 }
@@ -324,6 +359,15 @@ impl<T: Numeric> IntoFuture for ArrayBuilder<T> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.build())
     }
+}
+
+/// A fingerprint of bytes, the same in every process of the job (which
+/// all run one binary), to compare what collective calls were given.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(bytes);
+    h.finish()
 }
 
 fn builder<T: Numeric>(shape: Vec<usize>, source: Source<T>) -> ArrayBuilder<T> {

@@ -119,11 +119,16 @@ impl Span {
             .and_then(|c| c.checked_mul(self.stride))
             .and_then(|o| o.checked_add(self.start))
             .and_then(|o| o.checked_add(self.len));
+        // Every repetition holds at least one element and none overlap, so
+        // a valid span never covers more elements than the partition holds.
         match end {
-            Some(end) if end <= size as u64 && (self.count <= 1 || self.stride >= self.len) => {
+            Some(end)
+                if self.len > 0
+                    && end <= size as u64
+                    && (self.count <= 1 || self.stride >= self.len) =>
+            {
                 Ok(())
             }
-            _ if self.count == 0 => Ok(()),
             _ => Err(Error::BadArgument(format!(
                 "span {self:?} is out of bounds of a partition of {size} elements"
             ))),
@@ -237,13 +242,17 @@ pub(crate) fn merge_sums<T: Numeric>(partials: &[Vec<u8>]) -> Result<T::Sum> {
         };
         element_from_bytes::<T::Sum>(&bits)
     } else {
-        let mut total = <T::Sum as Numeric>::zero();
-        for p in partials {
-            let v = element_from_bytes::<T::Sum>(p)?;
-            total = combine(ReduceOp::Sum, total, v);
-        }
-        Ok(total)
+        Ok(merge_int_sums(partials)?.cast::<T::Sum>())
     }
+}
+
+/// Merges integer partial sums (128-bit, wrapping).
+pub(crate) fn merge_int_sums(partials: &[Vec<u8>]) -> Result<i128> {
+    let mut total = 0i128;
+    for p in partials {
+        total = total.wrapping_add(element_from_bytes::<i128>(p)?);
+    }
+    Ok(total)
 }
 
 /// `a ⊕ b` for one pair of elements.
@@ -513,16 +522,16 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         if T::IS_FLOAT {
             exact_sum(self).to_bytes()
         } else {
-            let mut lanes = [<T::Sum as Numeric>::zero(); LANES];
-            for chunk in self.chunks(LANES) {
+            // In 128 bits: the sum (wrapped to the wide type by the caller,
+            // as NumPy's) and the mean (which must not wrap) come from it.
+            let mut lanes = [0i128; 8];
+            for chunk in self.chunks(8) {
                 for (l, x) in lanes.iter_mut().zip(chunk) {
-                    *l = combine(ReduceOp::Sum, *l, x.widen());
+                    *l = l.wrapping_add(x.cast::<i128>());
                 }
             }
-            let total = lanes.into_iter().fold(<T::Sum as Numeric>::zero(), |a, b| {
-                combine(ReduceOp::Sum, a, b)
-            });
-            bytemuck::bytes_of(&total).to_vec()
+            let total = lanes.into_iter().fold(0i128, i128::wrapping_add);
+            total.to_ne_bytes().to_vec()
         }
     }
 
@@ -563,10 +572,18 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         axis: u8,
         op: ReduceOp,
     ) -> Result<(Vec<u64>, Vec<u8>)> {
-        if cols == 0 || axis > 1 {
+        if axis > 1 {
             return Err(Error::BadArgument(format!(
                 "axis {axis} of a 2-d array of {cols} columns"
             )));
+        }
+        if runs.iter().all(|r| r.2 == 0) {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        if cols == 0 {
+            return Err(Error::BadArgument(
+                "elements in a 2-d array without columns".into(),
+            ));
         }
         check_op::<T>(op)?;
         let mut slots: std::collections::BTreeMap<u64, T::Sum> = std::collections::BTreeMap::new();
@@ -631,7 +648,16 @@ macro_rules! by_dtype {
 pub(crate) use by_dtype;
 
 fn zeros_of<T: Numeric>(len: usize) -> Result<Box<dyn ErasedVec>> {
-    Ok(Box::new(vec![T::zeroed(); len]))
+    // A request for more memory than there is is an error, not an abort.
+    let mut v: Vec<T> = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::BadArgument(format!(
+            "cannot allocate a partition of {len} {} elements",
+            T::NAME
+        ))
+    })?;
+    v.resize(len, T::zeroed());
+    Ok(Box::new(v))
 }
 
 fn from_bytes_of<T: Numeric>(bytes: &[u8]) -> Result<Box<dyn ErasedVec>> {
@@ -678,6 +704,51 @@ mod tests {
         v.scan(ReduceOp::Sum, false, Some(&10u32.to_ne_bytes()))
             .unwrap();
         assert_eq!(v, [10, 11, 13, 16]);
+    }
+
+    #[test]
+    fn spans_fold_runs_and_bad_spans_are_errors() {
+        let mut spans = Vec::new();
+        for start in [3, 4, 10, 12, 14, 16] {
+            push_span(&mut spans, start, 1);
+        }
+        let v: Vec<u32> = (0..20).collect();
+        let bytes = v.read_spans(&spans).unwrap();
+        assert_eq!(
+            elements_from_bytes::<u32>(&bytes).unwrap(),
+            [3, 4, 10, 12, 14, 16]
+        );
+        let mut w = vec![0u32; 20];
+        w.write_spans(&spans, &bytes).unwrap();
+        assert_eq!(w[12], 12);
+        let empty = Span {
+            start: 0,
+            len: 0,
+            stride: 0,
+            count: u64::MAX,
+        };
+        assert!(w.write_spans(&[empty], &[]).is_err());
+        let overlapping = Span {
+            start: 0,
+            len: 4,
+            stride: 2,
+            count: 3,
+        };
+        assert!(v.read_spans(&[overlapping]).is_err());
+        let past_the_end = Span {
+            start: 15,
+            len: 2,
+            stride: 3,
+            count: 3,
+        };
+        assert!(v.read_spans(&[past_the_end]).is_err());
+        let overflowing = Span {
+            start: u64::MAX,
+            len: 1,
+            stride: u64::MAX,
+            count: 2,
+        };
+        assert!(v.read_spans(&[overflowing]).is_err());
     }
 
     #[test]

@@ -146,31 +146,37 @@ impl Generator {
 }
 
 fn generate_typed<T: Numeric>(
+    data: &mut dyn ErasedVec,
     generator: &Generator,
     layout: &Layout,
     partition: usize,
-) -> Result<Box<dyn ErasedVec>> {
-    let size = layout
-        .partition_sizes()
-        .get(partition)
-        .copied()
-        .ok_or_else(|| Error::BadArgument(format!("no partition {partition}")))?;
-    let mut out: Vec<T> = Vec::with_capacity(size);
+) -> Result<()> {
+    let dtype = data.dtype();
+    let out = data
+        .as_any_mut()
+        .downcast_mut::<Vec<T>>()
+        .ok_or_else(|| Error::BadArgument(format!("a partition of {dtype}, not {}", T::NAME)))?;
     for run in layout.runs(partition) {
-        out.extend((run.global..run.global + run.len).map(|g| generator.at::<T>(g as u64)));
+        let slots = out
+            .get_mut(run.local..run.local + run.len)
+            .ok_or_else(|| Error::BadArgument("a run outside its partition".into()))?;
+        for (j, slot) in slots.iter_mut().enumerate() {
+            *slot = generator.at::<T>((run.global + j) as u64);
+        }
     }
-    Ok(Box::new(out))
+    Ok(())
 }
 
-/// Partition `partition` of `layout`, of element type `dtype`, from `generator`.
+/// Fills `data`, partition `partition` of `layout`, from `generator`.
 pub(crate) fn generate(
-    dtype: &str,
+    data: &mut dyn ErasedVec,
     generator: &Generator,
     layout: &Layout,
     partition: usize,
-) -> Result<Box<dyn ErasedVec>> {
+) -> Result<()> {
     generator.check()?;
-    crate::data::by_dtype!(dtype, generate_typed, generator, layout, partition)
+    let dtype = data.dtype();
+    crate::data::by_dtype!(dtype, generate_typed, data, generator, layout, partition)
 }
 
 #[cfg(test)]
@@ -182,10 +188,11 @@ mod tests {
         let layout = Layout::new(len, crate::Distribution::Cyclic, n, LocalityId(0)).unwrap();
         let mut out = vec![0.0; len];
         for p in 0..layout.num_partitions() {
-            let part = generate("f64", g, &layout, p).unwrap();
+            let mut part = crate::data::zeros("f64", layout.partition_sizes()[p]).unwrap();
+            generate(part.as_mut(), g, &layout, p).unwrap();
             let v = part.as_any().downcast_ref::<Vec<f64>>().unwrap();
             for (j, x) in v.iter().enumerate() {
-                out[layout.global(p, j)] = *x;
+                out[layout.global(p, j).unwrap()] = *x;
             }
         }
         out

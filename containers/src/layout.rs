@@ -225,7 +225,10 @@ impl Layout {
         }
         check_count("the placement list", p)?;
         let rows = spec.shape[0];
-        let row_len = spec.shape[1..].iter().product::<usize>();
+        let row_len = spec.shape[1..]
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .ok_or_else(|| bad(format!("shape {:?} has too many elements", spec.shape)))?;
         let round_robin =
             |count: usize| -> Vec<LocalityId> { (0..count).map(|i| spec.over[i % p]).collect() };
         let contiguous = |row_counts: Vec<usize>| {
@@ -490,8 +493,23 @@ impl Layout {
         })
     }
 
-    /// The flat index of element `local` of `partition`.
-    pub fn global(&self, partition: usize, local: usize) -> usize {
+    /// The flat index of element `local` of `partition`;
+    /// [`Error::BadArgument`] if either is out of range.
+    pub fn global(&self, partition: usize, local: usize) -> Result<usize> {
+        match self.sizes.get(partition) {
+            Some(size) if local < *size => Ok(self.global_unchecked(partition, local)),
+            Some(size) => Err(bad(format!(
+                "element {local} of partition {partition}, which holds {size}"
+            ))),
+            None => Err(bad(format!(
+                "partition {partition} of an array of {} partitions",
+                self.sizes.len()
+            ))),
+        }
+    }
+
+    /// [`global`](Self::global) for a partition and local index known to be in range.
+    fn global_unchecked(&self, partition: usize, local: usize) -> usize {
         match &self.map {
             Map::RoundRobin { chunk: k } => {
                 let p = self.sizes.len();
@@ -572,19 +590,21 @@ impl Layout {
                 Some((offset, extent))
             }
             Map::RoundRobin { .. } => {
-                let row_len = shape[1..].iter().product::<usize>();
-                let rows = size / row_len.max(1);
-                let first = self.global(partition, 0) / row_len.max(1);
+                // Round-robin layouts only exist with elements, so rows are not empty.
+                let row_len = shape[1..].iter().product::<usize>().max(1);
+                let mut offset = vec![0; shape.len()];
+                let mut extent = shape.clone();
+                extent[0] = size / row_len;
+                if size == 0 {
+                    return Some((offset, extent));
+                }
+                let first = self.global_unchecked(partition, 0);
+                let last = self.global_unchecked(partition, size - 1);
                 // A box only if the partition's rows are consecutive.
-                (size == 0 || self.global(partition, size - 1) + 1 - first * row_len == size).then(
-                    || {
-                        let mut offset = vec![0; shape.len()];
-                        offset[0] = if size == 0 { 0 } else { first };
-                        let mut extent = shape.clone();
-                        extent[0] = rows;
-                        (offset, extent)
-                    },
-                )
+                (last - first + 1 == size).then(|| {
+                    offset[0] = first / row_len;
+                    (offset, extent)
+                })
             }
         }
     }
@@ -611,7 +631,7 @@ impl Iterator for Runs<'_> {
         let len = self.step.min(self.size - local);
         self.next += len;
         Some(Run {
-            global: self.layout.global(self.partition, local),
+            global: self.layout.global_unchecked(self.partition, local),
             local,
             len,
         })
@@ -668,7 +688,7 @@ mod tests {
                 "{i} maps to a taken slot"
             );
             seen[place.partition][place.local] = true;
-            assert_eq!(layout.global(place.partition, place.local), i);
+            assert_eq!(layout.global(place.partition, place.local).unwrap(), i);
             assert!(run >= 1);
             let (last, _) = layout.locate_run(i + run - 1).unwrap();
             assert_eq!(last.partition, place.partition);
@@ -681,7 +701,7 @@ mod tests {
             for run in layout.runs(part) {
                 assert_eq!(run.local, covered);
                 for j in 0..run.len {
-                    assert_eq!(layout.global(part, run.local + j), run.global + j);
+                    assert_eq!(layout.global(part, run.local + j).unwrap(), run.global + j);
                 }
                 covered += run.len;
             }
@@ -696,10 +716,12 @@ mod tests {
                     for (o, d) in offset.iter().zip(layout.shape()) {
                         flat = flat * d + o;
                     }
-                    assert_eq!(layout.global(part, 0), flat);
+                    assert_eq!(layout.global(part, 0).unwrap(), flat);
                 }
             }
+            assert!(layout.global(part, layout.partition_sizes()[part]).is_err());
         }
+        assert!(layout.global(layout.num_partitions(), 0).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use hpx_runtime::element::{element_from_bytes, ReduceOp};
 use hpx_runtime::{async_at, ComponentRef, Error, PodVec, Result};
 
-use crate::data::{combine, merge_sums};
+use crate::data::{combine, merge_int_sums, merge_sums};
 use crate::exact::ExactSum;
 use crate::math::{BinaryOp, CompareOp, Numeric, UnaryOp};
 use crate::partition;
@@ -193,8 +193,10 @@ impl<T: Numeric> PartitionedVector<T> {
             }
             acc.to_f64()
         } else {
+            // Integers: the 128-bit sum, which does not wrap for any
+            // realistic array (NumPy accumulates means in f64).
             let partials: Vec<Vec<u8>> = partials.into_iter().map(|p| p.0).collect();
-            merge_sums::<T>(&partials)?.to_f64()
+            merge_int_sums(&partials)? as f64
         };
         Ok(<T::Float as Numeric>::from_f64(total / n))
     }
@@ -214,13 +216,11 @@ impl<T: Numeric> PartitionedVector<T> {
                 continue;
             };
             let local = usize::try_from(local)
-                .ok()
-                .filter(|l| *l < self.layout().partition_sizes()[p])
-                .ok_or_else(|| Error::Codec("an extreme outside its partition".into()))?;
+                .map_err(|_| Error::Codec("an extreme outside its partition".into()))?;
+            let index = self.layout().global(p, local)?;
             let value = element_from_bytes::<T>(&bytes)?;
             #[allow(clippy::eq_op)]
             let nan = value != value;
-            let index = self.layout().global(p, local);
             let better = match best {
                 None => true,
                 Some((at, b, b_nan)) => match (nan, b_nan) {
@@ -313,10 +313,20 @@ impl<T: Numeric> PartitionedVector<T> {
                 });
             }
         }
-        Ok(out
-            .into_iter()
-            .map(|v| v.unwrap_or_else(<T::Sum as Numeric>::zero))
-            .collect())
+        out.into_iter()
+            .enumerate()
+            .map(|(slot, v)| match (v, op) {
+                (Some(v), _) => Ok(v),
+                (None, ReduceOp::Sum | ReduceOp::BitOr | ReduceOp::BitXor) => {
+                    Ok(<T::Sum as Numeric>::zero())
+                }
+                (None, ReduceOp::Prod) => Ok(<T::Sum as Numeric>::one()),
+                (None, _) => Err(Error::BadArgument(format!(
+                    "{} along axis {axis} of shape {shape:?}: slot {slot} has no elements",
+                    op.name()
+                ))),
+            })
+            .collect()
     }
 
     /// Sums along `axis` of a 2-d array.
@@ -327,7 +337,7 @@ impl<T: Numeric> PartitionedVector<T> {
     /// Means along `axis` of a 2-d array, as f64.
     pub async fn mean_axis(&self, axis: usize) -> Result<Vec<f64>> {
         let sums = self.sum_axis(axis).await?;
-        let count = self.shape()[1 - axis] as f64;
+        let count = self.shape().get(axis).copied().unwrap_or(0) as f64;
         Ok(sums.into_iter().map(|s| s.to_f64() / count).collect())
     }
 }

@@ -62,6 +62,17 @@ pub(crate) enum Init {
     },
 }
 
+/// Checks that partition `partition` of `layout` holds `len` elements (a
+/// layout from another process is checked against the data before use).
+fn check_size(layout: &Layout, partition: usize, len: usize) -> Result<()> {
+    match layout.partition_sizes().get(partition) {
+        Some(size) if *size == len => Ok(()),
+        size => Err(Error::BadArgument(format!(
+            "partition {partition} of the layout holds {size:?} elements, the data {len}"
+        ))),
+    }
+}
+
 fn to_usize(v: u64) -> Result<usize> {
     usize::try_from(v).map_err(|_| Error::BadArgument(format!("{v} does not fit in usize")))
 }
@@ -96,15 +107,23 @@ pub(crate) async fn part_create(
             layout,
             partition,
         } => {
+            let partition = to_usize(partition)?;
+            check_size(&layout, partition, len)?;
             let mut data = data::zeros(&dtype, len)?;
-            function::fill_index(&function, data.as_mut(), &layout, to_usize(partition)?)?;
+            function::fill_index(&function, data.as_mut(), &layout, partition)?;
             data
         }
         Init::Generated {
             generator,
             layout,
             partition,
-        } => generate(&dtype, &generator, &layout, to_usize(partition)?)?,
+        } => {
+            let partition = to_usize(partition)?;
+            check_size(&layout, partition, len)?;
+            let mut data = data::zeros(&dtype, len)?;
+            generate(data.as_mut(), &generator, &layout, partition)?;
+            data
+        }
     };
     if data.len() != len {
         return Err(Error::BadArgument(format!(
@@ -244,8 +263,10 @@ pub(crate) async fn part_axis(
     axis: u8,
     op: ReduceOp,
 ) -> Result<(PodVec<u64>, PodVec<u8>), Error> {
+    let partition = to_usize(partition)?;
+    check_size(&layout, partition, p.data.len())?;
     let runs: Vec<(u64, u64, u64)> = layout
-        .runs(to_usize(partition)?)
+        .runs(partition)
         .map(|r| (r.global as u64, r.local as u64, r.len as u64))
         .collect();
     let cols = layout.shape().get(1).copied().unwrap_or(1) as u64;
@@ -287,6 +308,8 @@ pub(crate) async fn part_send(
             to.len()
         )));
     }
+    let source = component_shared::<Partition>(gid).await?;
+    check_size(&from, index, source.data.len())?;
     let mut plan: std::collections::BTreeMap<usize, (Vec<Span>, Vec<Span>)> =
         std::collections::BTreeMap::new();
     for run in from.runs(index) {
@@ -301,20 +324,20 @@ pub(crate) async fn part_send(
             at += n;
         }
     }
-    let sends = {
-        let source = component_shared::<Partition>(gid).await?;
-        plan.into_iter()
-            .map(|(target, (src, dst))| {
-                let bytes = source.data.read_spans(&src)?;
-                let gid = targets[target];
-                Ok(async_at(
-                    gid.owner(),
-                    part_write_spans,
-                    (gid, (dst, PodVec(bytes))),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?
-    };
+    let sends = plan
+        .into_iter()
+        .map(|(target, (src, dst))| {
+            let bytes = source.data.read_spans(&src)?;
+            let gid = targets[target];
+            Ok(async_at(
+                gid.owner(),
+                part_write_spans,
+                (gid, (dst, PodVec(bytes))),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The bytes are out: the source is free again while they travel.
+    drop(source);
     futures::future::join_all(sends)
         .await
         .into_iter()

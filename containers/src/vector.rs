@@ -160,7 +160,7 @@ impl<T: Numeric> PartitionRef<T> {
     }
 
     /// The array's global index of element `local` of this partition.
-    pub fn global_index(&self, local: usize) -> usize {
+    pub fn global_index(&self, local: usize) -> Result<usize> {
         self.layout.global(self.index, local)
     }
 
@@ -177,7 +177,7 @@ impl<T: Numeric> PartitionRef<T> {
     /// The array's flat index of the partition's first element (None if
     /// the partition is empty).
     pub fn global_offset(&self) -> Option<usize> {
-        (!self.is_empty()).then(|| self.layout.global(self.index, 0))
+        self.layout.global(self.index, 0).ok()
     }
 
     /// The box the partition covers in the array: the index of its first
@@ -517,34 +517,26 @@ impl<T: Numeric> PartitionedVector<T> {
 
     /// The pieces of `range` in each partition: (partition, local start,
     /// offset in the range, length).
-    fn pieces(&self, range: &Range<usize>) -> Vec<(usize, usize, usize, usize)> {
+    fn pieces(&self, range: &Range<usize>) -> Result<Vec<(usize, usize, usize, usize)>> {
+        // Walks the range run by run: the work is proportional to the
+        // runs inside it, not to the array.
         let layout = &self.meta.layout;
-        (0..layout.num_partitions())
-            .flat_map(|p| {
-                layout
-                    .runs(p)
-                    .map(|r| (r.global, r.local, r.len))
-                    .filter_map(move |(global, local, n)| {
-                        let start = global.max(range.start);
-                        let end = (global + n).min(range.end);
-                        (start < end).then(|| {
-                            (
-                                p,
-                                local + (start - global),
-                                start - range.start,
-                                end - start,
-                            )
-                        })
-                    })
-            })
-            .collect()
+        let mut out = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let (place, run) = layout.locate_run(at)?;
+            let n = run.min(range.end - at);
+            out.push((place.partition, place.local, at - range.start, n));
+            at += n;
+        }
+        Ok(out)
     }
 
     /// Elements `range`, gathered from their owners in parallel as raw bytes.
     pub async fn get_range(&self, range: Range<usize>) -> Result<Vec<T>> {
         self.check_range(&range)?;
         let mut out = vec![T::zeroed(); range.len()];
-        let pieces = self.pieces(&range);
+        let pieces = self.pieces(&range)?;
         // One read per partition covering its pieces, not one per piece.
         let mut spans: Vec<Option<(usize, usize)>> = vec![None; self.num_partitions()];
         for &(p, local, _, n) in &pieces {
@@ -589,7 +581,7 @@ impl<T: Numeric> PartitionedVector<T> {
         let range = start..start.saturating_add(values.len());
         self.check_range(&range)?;
         let mut plan: Vec<(Vec<Span>, Vec<T>)> = vec![Default::default(); self.num_partitions()];
-        for (p, local, offset, n) in self.pieces(&range) {
+        for (p, local, offset, n) in self.pieces(&range)? {
             let (spans, data) = &mut plan[p];
             push_span(spans, local, n);
             data.extend_from_slice(&values[offset..offset + n]);
@@ -888,28 +880,15 @@ impl<T: Numeric> PartitionedVector<T> {
             return Ok(());
         }
         // Round-robin and tiled layouts interleave the partitions in index
-        // order: the elements move (in bulk) to contiguous partitions on
-        // the same localities, are scanned there and move back.
-        let spec = LayoutSpec {
+        // order: the elements move (in bulk) to blocks of rows on the same
+        // localities, are scanned there and move back.
+        let blocks = LayoutSpec {
             shape: self.shape().to_vec(),
-            distribution: Distribution::Explicit {
-                sizes: layout.partition_sizes().to_vec(),
-                localities: layout.localities().to_vec(),
-            },
+            distribution: Distribution::Block,
             over: layout.spec().over.clone(),
             grid: None,
         };
-        let contiguous = match Layout::from_spec(spec.clone()) {
-            // Partitions that are not whole rows: scan a flat copy.
-            Err(_) => {
-                return Err(Error::BadArgument(format!(
-                    "scans of {}-d arrays in a {:?} layout are not supported",
-                    self.ndim(),
-                    layout.distribution()
-                )))
-            }
-            Ok(_) => self.redistribute(spec).await?,
-        };
+        let contiguous = self.redistribute(blocks).await?;
         Box::pin(contiguous.scan(op, inclusive, init)).await?;
         self.receive_from(&contiguous).await
     }
