@@ -173,6 +173,26 @@ fn broadcast_returns_results_in_locality_order() {
     }
 }
 
+/// An argument whose decoding panics where it arrives.
+struct Poison;
+
+impl serde::Serialize for Poison {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Poison {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("poisoned argument")
+    }
+}
+
+#[hpx::action]
+async fn takes_poison(_poison: Poison) -> u32 {
+    1
+}
+
 #[test]
 fn remote_errors_name_the_locality() {
     if in_locality() {
@@ -214,6 +234,13 @@ fn remote_errors_name_the_locality() {
                         )?;
                     }
                     other => return Err(format!("expected UnknownAction, got {other:?}")),
+                }
+                // A panic while decoding the arguments is an error too.
+                match hpx::async_at(target, takes_poison, Poison).await {
+                    Err(Error::Codec(m)) => {
+                        ensure(m.contains("decoding panicked: poisoned argument"), m)?
+                    }
+                    other => return Err(format!("expected Codec, got {other:?}")),
                 }
             }
             match hpx::async_at(LocalityId(n), whoami, 1).await {

@@ -113,7 +113,18 @@ fn run_encoded<A: Action>(
     here: LocalityId,
     args: &[u8],
 ) -> BoxFuture<'static, Result<(Vec<u8>, Minted)>> {
-    let args = codec::decode::<A::Args>(args);
+    // Decoding runs before the action's future, outside its panic guard:
+    // a panicking `Deserialize` must still become an error, or the caller
+    // would wait for a reply that never comes.
+    let args = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        codec::decode::<A::Args>(args)
+    }))
+    .unwrap_or_else(|panic| {
+        Err(Error::Codec(format!(
+            "decoding panicked: {}",
+            crate::error::panic_message(panic.as_ref())
+        )))
+    });
     Box::pin(async move {
         let args = args.map_err(|e| {
             Error::Codec(format!(
