@@ -2,7 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs, UdpSocket};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -367,23 +367,22 @@ pub(crate) fn generate_secret() -> Result<String, getrandom::Error> {
     Ok(hex)
 }
 
-/// Picks a UDP port that is currently free on `host` by binding port 0 and reading the port
-/// back; the socket is closed again before the localities start.
+/// Picks a UDP port that is currently free on `host` (see
+/// [`hpx_parcelport::free_udp_port`]); the check's socket is closed again
+/// before the localities start.
 ///
 /// A host that is not an address of this machine (a remote `ssh` host) cannot be bound here:
-/// then the port is taken from the wildcard address, which is only a best guess for the remote
+/// then the port is checked on the wildcard address, which is only a best guess for the remote
 /// machine.
 pub(crate) fn pick_agas_port(host: &str) -> std::io::Result<u16> {
     if let Ok(addrs) = (host, 0).to_socket_addrs() {
         for addr in addrs {
-            if let Ok(socket) = UdpSocket::bind(addr) {
-                return Ok(socket.local_addr()?.port());
+            if UdpSocket::bind(addr).is_ok() {
+                return hpx_parcelport::free_udp_port(addr.ip());
             }
         }
     }
-    Ok(UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?
-        .local_addr()?
-        .port())
+    hpx_parcelport::free_udp_port(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod liveness;
 mod locality;
 mod loopback;
 pub mod parcel;
+mod port;
 mod quic;
 pub mod shared;
 
@@ -38,6 +39,7 @@ pub use error::TransportError;
 pub use locality::LocalityId;
 pub use loopback::LoopbackParcelport;
 pub use parcel::{Parcel, ParcelHeader};
+pub use port::free_udp_port;
 pub use quic::{QuicConfig, QuicParcelport};
 
 /// Receives what arrives from the network. Implemented by the runtime.

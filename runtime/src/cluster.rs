@@ -13,8 +13,9 @@ use crate::{Error, Result};
 
 /// A free UDP port on 127.0.0.1 for the job's rendezvous.
 fn free_port() -> Result<u16> {
-    let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(socket.local_addr()?.port())
+    Ok(hpx_parcelport::free_udp_port(IpAddr::V4(
+        Ipv4Addr::LOCALHOST,
+    ))?)
 }
 
 fn job_secret() -> Result<Vec<u8>> {

@@ -313,10 +313,7 @@ fn launcher_deadline() -> Duration {
 
 /// A free UDP port on 127.0.0.1 for a rendezvous.
 pub fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    hpx_parcelport::free_udp_port(std::net::Ipv4Addr::LOCALHOST.into()).expect("a free port")
 }
 
 /// A random-enough job secret for hand-started jobs.

@@ -1,0 +1,47 @@
+//! Choosing a free port for a job's rendezvous before any locality binds it.
+
+use std::net::{IpAddr, UdpSocket};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Ports tried first: below Linux's default range for automatically
+/// assigned ports (32768-60999), so a socket some other program binds to
+/// port 0 between our check and the locality's bind cannot land on it.
+const QUIET_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// Random candidates tried before falling back to a port the kernel assigns.
+const TRIES: usize = 64;
+
+/// A UDP port that is free on `ip` now. The socket used to check is closed
+/// again, so a race remains possible, but only with programs that pick
+/// explicit ports in the same range (another job's launcher), not with the
+/// many sockets that bind port 0.
+pub fn free_udp_port(ip: IpAddr) -> std::io::Result<u16> {
+    let random = SystemRandom::new();
+    for _ in 0..TRIES {
+        let mut bytes = [0u8; 2];
+        if random.fill(&mut bytes).is_err() {
+            break;
+        }
+        let span = QUIET_PORTS.end - QUIET_PORTS.start;
+        let port = QUIET_PORTS.start + u16::from_le_bytes(bytes) % span;
+        if UdpSocket::bind((ip, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Ok(UdpSocket::bind((ip, 0))?.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_free_port_is_free_and_outside_the_automatic_range() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let port = free_udp_port(ip).unwrap();
+        assert!(QUIET_PORTS.contains(&port), "{port}");
+        UdpSocket::bind((ip, port)).unwrap();
+    }
+}
