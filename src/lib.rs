@@ -58,7 +58,8 @@ pub use hpx_runtime::{
     find_all_localities, find_here, find_remote_localities, find_root_locality, first_lost,
     get_locality_id, get_num_localities, locality_addresses, locality_lost, new_component, post,
     run_in_process, Action, ActionFuture, ActionResult, Component, ComponentAction, ComponentRef,
-    ComponentType, Config, Error, GlobalId, LocalityId, PodVec, Result, Runtime, EXIT_ABORTED,
+    ComponentType, Config, Error, GlobalId, LocalityId, PodVec, Result, Runtime, Started,
+    EXIT_ABORTED,
 };
 
 /// What `use hpx::prelude::*;` brings into scope.

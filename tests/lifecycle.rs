@@ -453,3 +453,90 @@ fn hpxrun_fails_fast_when_a_locality_is_killed() {
         start.elapsed()
     );
 }
+
+/// A locality driven from a plain thread (as the Python front drives it):
+/// `Runtime::start`, `block_on`, `finish`.
+fn host_locality() -> i32 {
+    let fail = |e: Error| {
+        eprintln!("Error: {e}");
+        match e {
+            Error::Aborted(_) => i32::from(hpx::EXIT_ABORTED),
+            _ => 1,
+        }
+    };
+    let started = match hpx::Runtime::builder().threads(1).start() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let me = match started.block_on(async { Ok(hpx::get_locality_id()) }) {
+        Ok(me) => me,
+        Err(e) => return fail(e),
+    };
+    let failing: Option<u32> = std::env::var("HOST_FAIL").ok().and_then(|v| v.parse().ok());
+    if failing == Some(me) {
+        let _ = started.finish(Err("raised in the host".into()));
+        eprintln!("Error: raised in the host");
+        return 1;
+    }
+    let start = Instant::now();
+    let total = started.block_on(async { hpx::all_reduce(1u64, ReduceOp::Sum).await });
+    match (failing, total) {
+        (None, Ok(total)) => {
+            let n = started.block_on(async { Ok(hpx::get_num_localities()) });
+            if n.as_ref().ok() != Some(&(total as u32)) {
+                eprintln!("Error: all_reduce gave {total}, {n:?} localities");
+                return 1;
+            }
+            println!("RESULT host ok {me}");
+            match started.finish(Ok(())) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            }
+        }
+        (Some(_), Err(e)) => {
+            println!(
+                "RESULT host saw the failure after {} ms: {e}",
+                start.elapsed().as_millis()
+            );
+            match started.finish(Ok(())) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            }
+        }
+        (_, Ok(total)) => {
+            eprintln!("Error: all_reduce gave {total} although a locality failed");
+            1
+        }
+        (None, Err(e)) => fail(e),
+    }
+}
+
+#[test]
+fn a_host_thread_drives_a_job_and_sees_failures() {
+    const TEST: &str = "a_host_thread_drives_a_job_and_sees_failures";
+    if in_locality() {
+        std::process::exit(host_locality());
+    }
+    for n in [1, 3] {
+        let out = launch(TEST, n);
+        out.assert_success();
+        assert_eq!(out.tagged("RESULT host ok").len(), n as usize, "{out}");
+    }
+    let out = launch_with(TEST, 3, &[], &[("HOST_FAIL", "1")]);
+    out.assert_failure();
+    assert!(
+        out.stderr
+            .contains("hpxrun: locality 1 exited with code 1: raised in the host"),
+        "{out}"
+    );
+    let saw = out.tagged("RESULT host saw the failure after");
+    assert_eq!(saw.len(), 2, "{out}");
+    for line in saw {
+        let ms: u64 = line
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX);
+        assert!(ms < 2000, "{line}: {out}");
+    }
+}

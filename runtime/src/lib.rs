@@ -23,6 +23,7 @@ pub mod codec;
 pub mod config;
 mod context;
 pub mod element;
+mod embed;
 mod error;
 mod gid;
 pub mod hash;
@@ -45,6 +46,7 @@ pub use call::{async_at, broadcast_action, post, ActionFuture};
 pub use cluster::run_in_process;
 pub use codec::PodVec;
 pub use config::Config;
+pub use embed::Started;
 pub use error::{Error, Result};
 pub use hpx_parcelport::LocalityId;
 

@@ -1,0 +1,118 @@
+//! A job driven from a thread that is not async: an interpreter (the Python
+//! front), a C or C++ host, a plain `fn main`. The locality runs on its own
+//! threads; the host hands it work and waits for the results, and says when
+//! its part of the job is done.
+
+use std::future::Future;
+use std::thread::JoinHandle;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::error::panic_message;
+use crate::{Error, Result, Runtime};
+
+/// This process's locality of a running job, driven from a host thread:
+/// [`Runtime::start`] makes one, [`Started::block_on`] runs work on it and
+/// [`Started::finish`] ends this locality's part (like an SPMD main
+/// returning). Dropping it without `finish` finishes with success.
+#[derive(Debug)]
+pub struct Started {
+    workers: Handle,
+    done: Option<oneshot::Sender<std::result::Result<(), String>>>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl Runtime {
+    /// Starts this process's locality (SPMD) and returns once it has joined
+    /// the job, with the handle the host thread drives it by. The job ends
+    /// when every locality has finished; a failure anywhere ends it for all,
+    /// and then every [`Started::block_on`] in progress or to come returns
+    /// the error.
+    pub fn start(self) -> Result<Started> {
+        let (ready, joined) = std::sync::mpsc::channel::<Handle>();
+        let (done, finished) = oneshot::channel::<std::result::Result<(), String>>();
+        let thread = std::thread::Builder::new()
+            .name("hpx-job".into())
+            .spawn(move || {
+                self.run(move || async move {
+                    // The host learns where to run work once the job is joined.
+                    let _ = ready.send(Handle::current());
+                    match finished.await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err("the host ended without finishing the job".to_owned()),
+                    }
+                })
+            })?;
+        match joined.recv() {
+            Ok(workers) => Ok(Started {
+                workers,
+                done: Some(done),
+                thread: Some(thread),
+            }),
+            // The job ended before main ran: its thread has the reason.
+            Err(_) => Err(match thread.join() {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => Error::MainFailed("the job ended before it started".into()),
+                Err(panic) => Error::MainFailed(format!(
+                    "the job's thread panicked: {}",
+                    panic_message(panic.as_ref())
+                )),
+            }),
+        }
+    }
+}
+
+impl Started {
+    /// Runs `work` on this locality's worker threads (where every hpx call
+    /// works) and blocks the calling thread until it is done. Call it from
+    /// the host thread, not from inside the runtime. If the job ends first
+    /// (another locality failed, the job was stopped), the error says why.
+    pub fn block_on<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let task = self.workers.spawn(work);
+        match futures::executor::block_on(task) {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(Error::MainFailed(format!(
+                "work panicked: {}",
+                panic_message(e.into_panic().as_ref())
+            ))),
+            Err(_) => Err(self.ended()),
+        }
+    }
+
+    /// Why work could not run: the job has ended.
+    fn ended(&self) -> Error {
+        Error::Aborted("the job has ended".into())
+    }
+
+    /// Ends this locality's part of the job with `outcome` (an `Err` fails
+    /// the whole job, with its message) and waits for the job to end.
+    /// Returns the job's outcome for this locality, as [`Runtime::run`] does.
+    pub fn finish(mut self, outcome: std::result::Result<(), String>) -> Result<()> {
+        self.end(outcome)
+    }
+
+    fn end(&mut self, outcome: std::result::Result<(), String>) -> Result<()> {
+        if let Some(done) = self.done.take() {
+            // The job may have ended already: then its result says why.
+            let _ = done.send(outcome);
+        }
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => Err(Error::MainFailed(format!(
+                "the job's thread panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.end(Ok(()));
+    }
+}
