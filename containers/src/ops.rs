@@ -8,7 +8,7 @@ use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
 use std::pin::Pin;
 
 use hpx_runtime::element::{element_from_bytes, ReduceOp};
-use hpx_runtime::{async_at, ComponentRef, Error, PodVec, Result};
+use hpx_runtime::{async_at, ActionFuture, ComponentRef, Error, GlobalId, PodVec, Result};
 
 use crate::data::{combine, merge_int_sums, merge_sums};
 use crate::exact::ExactSum;
@@ -24,17 +24,39 @@ fn scalar_bytes<T: Numeric>(s: T) -> PodVec<u8> {
 }
 
 impl<T: Numeric> PartitionedVector<T> {
-    /// An array of the results of `make(partition id)` on each owner, in
-    /// this array's layout.
-    async fn derived<U: Numeric>(
+    /// A new array in this array's layout: partition `p` is what
+    /// `make(p, id of partition p)` returns (an action on its owner).
+    async fn each<U: Numeric>(
         &self,
-        calls: Vec<hpx_runtime::ActionFuture<ComponentRef>>,
+        make: impl Fn(usize, GlobalId) -> ActionFuture<ComponentRef>,
     ) -> Result<PartitionedVector<U>> {
-        let mut parts = Vec::with_capacity(calls.len());
+        let calls = self
+            .parts()
+            .iter()
+            .enumerate()
+            .map(|(p, a)| make(p, a.gid()));
+        let mut parts = Vec::with_capacity(self.num_partitions());
         for r in futures::future::join_all(calls).await {
             parts.push(r.map_err(|e| self.explain(e))?);
         }
         PartitionedVector::assemble(U::NAME, self.layout().clone(), parts)
+    }
+
+    /// [`each`](Self::each) over pairs of partitions of this array and
+    /// `other` (same shape; `other` is redistributed to this layout first
+    /// if needed).
+    async fn pairwise<U: Numeric, R: Numeric>(
+        &self,
+        other: &PartitionedVector<U>,
+        what: &str,
+        make: impl Fn(usize, GlobalId, GlobalId) -> ActionFuture<ComponentRef>,
+    ) -> Result<PartitionedVector<R>> {
+        same_shape(self, other, what)?;
+        let other = other.aligned_with(self).await?;
+        let ids = other.partition_ids();
+        self.each(|p, a| make(p, a, ids[p]))
+            .await
+            .map_err(|e| other.explain(e))
     }
 
     /// `self op other`, element-wise, into a new array (same shape; `other`
@@ -44,21 +66,10 @@ impl<T: Numeric> PartitionedVector<T> {
         op: BinaryOp,
         other: &PartitionedVector<T>,
     ) -> Result<PartitionedVector<T>> {
-        same_shape(self, other, op.name())?;
-        let other = other.aligned_with(self).await?;
-        let calls = self
-            .parts()
-            .iter()
-            .zip(other.parts())
-            .map(|(a, b)| {
-                async_at(
-                    a.gid().owner(),
-                    partition::part_binary,
-                    (a.gid(), b.gid(), op),
-                )
-            })
-            .collect();
-        self.derived(calls).await
+        self.pairwise(other, op.name(), |_, a, b| {
+            async_at(a.owner(), partition::part_binary, (a, b, op))
+        })
+        .await
     }
 
     /// `self op scalar` (or `scalar op self` with `scalar_first`), element-wise.
@@ -68,18 +79,11 @@ impl<T: Numeric> PartitionedVector<T> {
         scalar: T,
         scalar_first: bool,
     ) -> Result<PartitionedVector<T>> {
-        let calls = self
-            .parts()
-            .iter()
-            .map(|a| {
-                async_at(
-                    a.gid().owner(),
-                    partition::part_binary_scalar,
-                    (a.gid(), op, scalar_bytes(scalar), scalar_first),
-                )
-            })
-            .collect();
-        self.derived(calls).await
+        self.each(|_, a| {
+            let args = (a, op, scalar_bytes(scalar), scalar_first);
+            async_at(a.owner(), partition::part_binary_scalar, args)
+        })
+        .await
     }
 
     /// `-x` or `|x|` of every element, in the element type (NumPy wraps
@@ -101,12 +105,8 @@ impl<T: Numeric> PartitionedVector<T> {
     }
 
     async fn unary_any<U: Numeric>(&self, op: UnaryOp) -> Result<PartitionedVector<U>> {
-        let calls = self
-            .parts()
-            .iter()
-            .map(|a| async_at(a.gid().owner(), partition::part_unary, (a.gid(), op)))
-            .collect();
-        self.derived(calls).await
+        self.each(|_, a| async_at(a.owner(), partition::part_unary, (a, op)))
+            .await
     }
 
     /// The element-wise comparison `self op other`, as a mask of 0/1 (u8).
@@ -115,21 +115,10 @@ impl<T: Numeric> PartitionedVector<T> {
         op: CompareOp,
         other: &PartitionedVector<T>,
     ) -> Result<PartitionedVector<u8>> {
-        same_shape(self, other, op.name())?;
-        let other = other.aligned_with(self).await?;
-        let calls = self
-            .parts()
-            .iter()
-            .zip(other.parts())
-            .map(|(a, b)| {
-                async_at(
-                    a.gid().owner(),
-                    partition::part_compare,
-                    (a.gid(), b.gid(), op),
-                )
-            })
-            .collect();
-        self.derived(calls).await
+        self.pairwise(other, op.name(), |_, a, b| {
+            async_at(a.owner(), partition::part_compare, (a, b, op))
+        })
+        .await
     }
 
     /// The element-wise comparison `self op scalar` (or `scalar op self`).
@@ -139,35 +128,18 @@ impl<T: Numeric> PartitionedVector<T> {
         scalar: T,
         scalar_first: bool,
     ) -> Result<PartitionedVector<u8>> {
-        let calls = self
-            .parts()
-            .iter()
-            .map(|a| {
-                async_at(
-                    a.gid().owner(),
-                    partition::part_compare_scalar,
-                    (a.gid(), op, scalar_bytes(scalar), scalar_first),
-                )
-            })
-            .collect();
-        self.derived(calls).await
+        self.each(|_, a| {
+            let args = (a, op, scalar_bytes(scalar), scalar_first);
+            async_at(a.owner(), partition::part_compare_scalar, args)
+        })
+        .await
     }
 
     /// Every element converted to `U` (as Rust's `as`: integers wrap,
     /// floats saturate when converted to integers).
     pub async fn astype<U: Numeric>(&self) -> Result<PartitionedVector<U>> {
-        let calls = self
-            .parts()
-            .iter()
-            .map(|a| {
-                async_at(
-                    a.gid().owner(),
-                    partition::part_astype,
-                    (a.gid(), U::NAME.to_owned()),
-                )
-            })
-            .collect();
-        self.derived(calls).await
+        self.each(|_, a| async_at(a.owner(), partition::part_astype, (a, U::NAME.to_owned())))
+            .await
     }
 
     /// The sum of all elements: integers accumulate in 64 bits (NumPy's
@@ -349,24 +321,13 @@ pub async fn select<T: Numeric>(
     a: &PartitionedVector<T>,
     b: &PartitionedVector<T>,
 ) -> Result<PartitionedVector<T>> {
-    same_shape(a, b, "where")?;
     same_shape(a, mask, "where")?;
-    let b = b.aligned_with(a).await?;
     let mask = mask.aligned_with(a).await?;
-    let calls = a
-        .parts()
-        .iter()
-        .zip(b.parts())
-        .zip(mask.parts())
-        .map(|((x, y), m)| {
-            async_at(
-                x.gid().owner(),
-                partition::part_select,
-                (m.gid(), x.gid(), y.gid()),
-            )
-        })
-        .collect();
-    a.derived(calls).await
+    let masks = mask.partition_ids();
+    a.pairwise(b, "where", |p, x, y| {
+        async_at(x.owner(), partition::part_select, (masks[p], x, y))
+    })
+    .await
 }
 
 macro_rules! operators {

@@ -15,7 +15,8 @@ use crate::{Error, Result, Runtime};
 /// This process's locality of a running job, driven from a host thread:
 /// [`Runtime::start`] makes one, [`Started::block_on`] runs work on it and
 /// [`Started::finish`] ends this locality's part (like an SPMD main
-/// returning). Dropping it without `finish` finishes with success.
+/// returning). Dropping it without `finish` finishes with success, or with
+/// a failure while the thread unwinds from a panic.
 #[derive(Debug)]
 pub struct Started {
     workers: Handle,
@@ -113,6 +114,12 @@ impl Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = self.end(Ok(()));
+        // Dropped while the host thread unwinds: the job fails with it.
+        let outcome = if std::thread::panicking() {
+            Err("the host thread panicked".to_owned())
+        } else {
+            Ok(())
+        };
+        let _ = self.end(outcome);
     }
 }
