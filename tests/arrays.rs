@@ -64,6 +64,8 @@ fn distributions(len: usize, n: u32) -> Vec<Distribution> {
         Distribution::Block,
         Distribution::Cyclic,
         Distribution::BlockCyclic(3),
+        // Long chunks: scans run where the chunks live, from carries.
+        Distribution::BlockCyclic(100),
         Distribution::Chunks(3),
         // More partitions than localities.
         Distribution::Partitions(n as usize + 2),

@@ -45,6 +45,20 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     ) -> Result<Option<Vec<u8>>>;
     /// Copies the elements of a partition of the same type and length.
     fn copy_from(&mut self, other: &dyn ErasedVec) -> Result<()>;
+    /// The `op`-combination of each run of `chunk` elements (the last may
+    /// be shorter), as raw bytes, one element per run.
+    fn chunk_totals(&self, op: ReduceOp, chunk: usize) -> Result<Vec<u8>>;
+    /// Scans each run of `chunk` elements in place, starting from its carry
+    /// in `carries` (raw bytes, one element per run); the first run starts
+    /// from nothing when `first_without_carry`.
+    fn scan_chunks(
+        &mut self,
+        op: ReduceOp,
+        inclusive: bool,
+        chunk: usize,
+        carries: &[u8],
+        first_without_carry: bool,
+    ) -> Result<()>;
     /// The elements of `spans`, in order, as raw bytes.
     fn read_spans(&self, spans: &[Span]) -> Result<Vec<u8>>;
     /// Writes raw bytes to the elements of `spans`, in order.
@@ -262,6 +276,32 @@ pub(crate) fn combine<T: Element>(op: ReduceOp, a: T, b: T) -> T {
     acc[0]
 }
 
+/// Scans `xs` in place from `carry` (the combination of everything before
+/// it) and returns the combination including `xs`. The first element of an
+/// exclusive scan without a carry keeps its value: it has nothing before it
+/// (the caller seeds the identity it wants there).
+fn scan_slice<T: Element>(
+    op: ReduceOp,
+    inclusive: bool,
+    carry: Option<T>,
+    xs: &mut [T],
+) -> Option<T> {
+    let mut acc = carry;
+    for x in xs.iter_mut() {
+        let next = match acc {
+            Some(a) => combine(op, a, *x),
+            None => *x,
+        };
+        if inclusive {
+            *x = next;
+        } else if let Some(a) = acc {
+            *x = a;
+        }
+        acc = Some(next);
+    }
+    acc
+}
+
 /// Reduces a slice in a fixed order: `LANES` running lanes, then the lanes in order.
 pub(crate) fn reduce_slice<T: Element>(op: ReduceOp, data: &[T]) -> Option<T> {
     let (first, rest) = data.split_at(data.len().min(LANES));
@@ -376,24 +416,47 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         carry: Option<&[u8]>,
     ) -> Result<Option<Vec<u8>>> {
         check_op::<T>(op)?;
-        let mut acc: Option<T> = carry.map(element_from_bytes::<T>).transpose()?;
-        for x in self.iter_mut() {
-            let next = match acc {
-                Some(a) => combine(op, a, *x),
-                None => *x,
-            };
-            if !inclusive {
-                // The first element of an exclusive scan without a carry has
-                // nothing before it: it keeps the identity the caller seeded.
-                if let Some(a) = acc {
-                    *x = a;
-                }
-            } else {
-                *x = next;
-            }
-            acc = Some(next);
+        let carry: Option<T> = carry.map(element_from_bytes::<T>).transpose()?;
+        Ok(scan_slice(op, inclusive, carry, self).map(|a| bytemuck::bytes_of(&a).to_vec()))
+    }
+
+    fn chunk_totals(&self, op: ReduceOp, chunk: usize) -> Result<Vec<u8>> {
+        check_op::<T>(op)?;
+        if chunk == 0 {
+            return Err(Error::BadArgument("chunks of no element".into()));
         }
-        Ok(acc.map(|a| bytemuck::bytes_of(&a).to_vec()))
+        let totals: Vec<T> = self
+            .chunks(chunk)
+            .filter_map(|c| reduce_slice(op, c))
+            .collect();
+        Ok(bytemuck::cast_slice(&totals).to_vec())
+    }
+
+    fn scan_chunks(
+        &mut self,
+        op: ReduceOp,
+        inclusive: bool,
+        chunk: usize,
+        carries: &[u8],
+        first_without_carry: bool,
+    ) -> Result<()> {
+        check_op::<T>(op)?;
+        if chunk == 0 {
+            return Err(Error::BadArgument("chunks of no element".into()));
+        }
+        let carries = elements_from_bytes::<T>(carries)?;
+        if carries.len() != self.len().div_ceil(chunk) {
+            return Err(Error::BadArgument(format!(
+                "{} carries for {} chunks",
+                carries.len(),
+                self.len().div_ceil(chunk)
+            )));
+        }
+        for (j, (xs, carry)) in self.chunks_mut(chunk).zip(carries).enumerate() {
+            let carry = (j > 0 || !first_without_carry).then_some(carry);
+            scan_slice(op, inclusive, carry, xs);
+        }
+        Ok(())
     }
 
     fn copy_from(&mut self, other: &dyn ErasedVec) -> Result<()> {

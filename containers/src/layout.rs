@@ -428,6 +428,15 @@ impl Layout {
         &self.localities
     }
 
+    /// The number of consecutive elements that go round robin (chunks of
+    /// rows of a `Cyclic` or `BlockCyclic` layout); None for other layouts.
+    pub fn round_robin_chunk(&self) -> Option<usize> {
+        match self.map {
+            Map::RoundRobin { chunk } => Some(chunk),
+            _ => None,
+        }
+    }
+
     /// Whether every partition holds one contiguous range of flat indices.
     pub fn is_contiguous(&self) -> bool {
         matches!(self.map, Map::Contiguous { .. })

@@ -398,6 +398,35 @@ pub(crate) async fn part_scan(
     Ok(p.data.scan(op, inclusive, carry)?.map(PodVec))
 }
 
+/// The combination of each run of `chunk` elements of the partition.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_chunk_totals(
+    p: &Partition,
+    op: ReduceOp,
+    chunk: u64,
+) -> Result<PodVec<u8>, Error> {
+    Ok(PodVec(p.data.chunk_totals(op, to_usize(chunk)?)?))
+}
+
+/// Scans each run of `chunk` elements of the partition from its carry.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_scan_chunks(
+    p: &mut Partition,
+    op: ReduceOp,
+    inclusive: bool,
+    chunk: u64,
+    carries: PodVec<u8>,
+    first_without_carry: bool,
+) -> Result<(), Error> {
+    p.data.scan_chunks(
+        op,
+        inclusive,
+        to_usize(chunk)?,
+        &carries,
+        first_without_carry,
+    )
+}
+
 /// The dot product of two partitions on this locality.
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_dot(a: GlobalId, b: GlobalId) -> Result<PodVec<u8>, Error> {

@@ -22,6 +22,10 @@ use hpx_runtime::element::element_from_bytes;
 
 type Object = Box<dyn Any + Send + Sync>;
 
+/// Chunks of at least this many elements are scanned where they live, from
+/// carries (two elements per chunk travel); shorter ones move to blocks.
+const CHUNKED_SCAN: usize = 64;
+
 struct Meta {
     layout: Layout,
     parts: Vec<ComponentRef>,
@@ -879,9 +883,12 @@ impl<T: Numeric> PartitionedVector<T> {
             .await?;
             return Ok(());
         }
-        // Round-robin and tiled layouts interleave the partitions in index
-        // order: the elements move (in bulk) to blocks of rows on the same
-        // localities, are scanned there and move back.
+        if let Some(chunk) = layout.round_robin_chunk().filter(|k| *k >= CHUNKED_SCAN) {
+            return self.scan_round_robin(op, inclusive, init, chunk).await;
+        }
+        // Cyclic layouts of short chunks and tiled layouts interleave the
+        // partitions in index order: the elements move (in bulk) to blocks
+        // of rows on the same localities, are scanned there and move back.
         let blocks = LayoutSpec {
             shape: self.shape().to_vec(),
             distribution: Distribution::Block,
@@ -891,6 +898,59 @@ impl<T: Numeric> PartitionedVector<T> {
         let contiguous = self.redistribute(blocks).await?;
         Box::pin(contiguous.scan(op, inclusive, init)).await?;
         self.receive_from(&contiguous).await
+    }
+
+    /// A scan of a round-robin layout of chunks of `chunk` elements: the
+    /// owners send one total per chunk, the caller combines them into each
+    /// chunk's carry in index order, and the owners scan their chunks from
+    /// those carries. Only two elements per chunk travel.
+    async fn scan_round_robin(
+        &self,
+        op: ReduceOp,
+        inclusive: bool,
+        init: Option<T>,
+        chunk: usize,
+    ) -> Result<()> {
+        let layout = &self.meta.layout;
+        let p = self.num_partitions();
+        let totals = self
+            .on_all(partition::part_chunk_totals, |_| (op, to_u64(chunk)))
+            .await?;
+        let totals: Vec<Vec<T>> = totals
+            .iter()
+            .map(|t| hpx_runtime::element::elements_from_bytes::<T>(t))
+            .collect::<Result<_>>()?;
+        for (q, t) in totals.iter().enumerate() {
+            if t.len() != layout.partition_sizes()[q].div_ceil(chunk) {
+                return Err(Error::Codec(format!(
+                    "partition {q} sent {} chunk totals",
+                    t.len()
+                )));
+            }
+        }
+        let mut carries: Vec<Vec<T>> = totals.iter().map(|t| vec![T::zeroed(); t.len()]).collect();
+        let mut first_without_carry = vec![false; p];
+        let mut acc = init;
+        for g in 0..layout.len().div_ceil(chunk) {
+            let (q, j) = (g % p, g / p);
+            match acc {
+                Some(a) => carries[q][j] = a,
+                None => first_without_carry[q] = true,
+            }
+            let t = totals[q][j];
+            acc = Some(acc.map_or(t, |a| combine(op, a, t)));
+        }
+        self.on_all(partition::part_scan_chunks, |q| {
+            (
+                op,
+                inclusive,
+                to_u64(chunk),
+                PodVec(bytemuck::cast_slice(&carries[q]).to_vec()),
+                first_without_carry[q],
+            )
+        })
+        .await?;
+        Ok(())
     }
 
     /// Replaces every element by the combination of it and all before it.

@@ -21,8 +21,8 @@
 //!   collects `x + y` into a new `Vec`;
 //! - **the reproducible sum** (exact, correctly rounded: `sum`) against the
 //!   plain lane-wise reduction of the same partition (`reduce(Sum)`);
-//! - **inclusive scan of 10^6 i64, Cyclic against Block** (2 or more
-//!   localities);
+//! - **inclusive scan of 10^6 i64, Cyclic and BlockCyclic(1000) against
+//!   Block** (2 or more localities);
 //! - **redistribution Block → Cyclic of 10^7 f64** (2 or more localities),
 //!   in GB/s, against a memcpy of the same bytes.
 
@@ -218,6 +218,23 @@ async fn main() -> Result<(), Error> {
             t_block.as_secs_f64() / t_cyclic.as_secs_f64(),
             "≥ 0.33 × Block",
         );
+        let chunked = hpx::from_vec(
+            (0..scan_len as i64).collect(),
+            Distribution::BlockCyclic(1000),
+        )
+        .await?;
+        let (t_chunked, _) = best_async(|| chunked.inclusive_scan(ReduceOp::Sum)).await?;
+        if chunked.get(scan_len - 1).await? != block.get(scan_len - 1).await? {
+            return Err(Error::BadArgument("scans differ between layouts".into()));
+        }
+        row(
+            "inclusive scan 10^6 i64, BlockCyclic(1000)",
+            format!("{:.2} ms", t_chunked.as_secs_f64() * 1e3),
+            format!("{:.2} ms Block", t_block.as_secs_f64() * 1e3),
+            t_block.as_secs_f64() / t_chunked.as_secs_f64(),
+            "≥ 0.33 × Block",
+        );
+        drop(chunked);
         drop(block);
         drop(cyclic);
         let moved = 10_000_000usize;
