@@ -472,6 +472,11 @@ fn host_locality() -> i32 {
         Ok(me) => me,
         Err(e) => return fail(e),
     };
+    if std::env::var("HOST_DROP").ok().and_then(|v| v.parse().ok()) == Some(me) {
+        drop(started);
+        eprintln!("Error: the host dropped the job without finish()");
+        return 1;
+    }
     let failing: Option<u32> = std::env::var("HOST_FAIL").ok().and_then(|v| v.parse().ok());
     if failing == Some(me) {
         let _ = started.finish(Err("raised in the host".into()));
@@ -522,6 +527,15 @@ fn a_host_thread_drives_a_job_and_sees_failures() {
         out.assert_success();
         assert_eq!(out.tagged("RESULT host ok").len(), n as usize, "{out}");
     }
+    // A host that drops its job without finish() fails it, and nobody waits.
+    let out = launch_with(TEST, 3, &[], &[("HOST_DROP", "2")]);
+    out.assert_failure();
+    assert!(
+        out.stderr.contains(
+            "hpxrun: locality 2 exited with code 1: the host dropped the job without finish()"
+        ),
+        "{out}"
+    );
     let out = launch_with(TEST, 3, &[], &[("HOST_FAIL", "1")]);
     out.assert_failure();
     assert!(

@@ -580,3 +580,41 @@ fn wait_until_gone(pid: i32, deadline: Instant) {
     unsafe { libc::close(fd) };
     assert_eq!(n, 1, "locality {pid} still running");
 }
+
+/// Never returns.
+#[hpx::action]
+async fn forever() {
+    futures::future::pending::<()>().await
+}
+
+#[test]
+fn a_call_to_this_locality_ends_with_the_job() {
+    const TEST: &str = "a_call_to_this_locality_ends_with_the_job";
+    if in_locality() {
+        return spmd(|| async {
+            let me = hpx::get_locality_id();
+            hpx::barrier().await.map_err(s)?;
+            if me == 1 {
+                println!("RESULT dying at {}", unix_ms());
+                return Err("locality 1 fails on purpose".into());
+            }
+            // A call that would wait for ever, here: the abort must end it
+            // with the reason, as it ends calls to other localities.
+            report(hpx::async_at(hpx::find_here(), forever, ()).await)
+        });
+    }
+    let out = launch_with(TEST, 3, &[], &[]);
+    out.assert_failure();
+    let since = dying_at(&out, 1);
+    for l in [0, 2] {
+        let lines = out.tagged_by(l, "RESULT failed at");
+        assert_eq!(lines.len(), 1, "locality {l}: {out}");
+        let (at, error) = lines[0].split_once(": ").expect("ms and error");
+        let took = at.parse::<u64>().expect("ms").saturating_sub(since);
+        assert!(
+            took < 2_000,
+            "locality {l} failed {took} ms after the cause"
+        );
+        assert!(error.contains("locality 1 failed"), "{error}");
+    }
+}

@@ -1,8 +1,14 @@
 //! Choosing a free port for a job's rendezvous before any locality binds it.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, UdpSocket};
+use std::sync::Mutex;
 
 use ring::rand::{SecureRandom, SystemRandom};
+
+/// Ports this process has handed out: several in-process jobs starting at
+/// once must not be given the same one.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// Ports tried first: below Linux's default range for automatically
 /// assigned ports (32768-60999), so a socket some other program binds to
@@ -25,7 +31,10 @@ pub fn free_udp_port(ip: IpAddr) -> std::io::Result<u16> {
         }
         let span = QUIET_PORTS.end - QUIET_PORTS.start;
         let port = QUIET_PORTS.start + u16::from_le_bytes(bytes) % span;
-        if UdpSocket::bind((ip, port)).is_ok() {
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = handed_out.get_or_insert_with(HashSet::new);
+        if !taken.contains(&port) && UdpSocket::bind((ip, port)).is_ok() {
+            taken.insert(port);
             return Ok(port);
         }
     }

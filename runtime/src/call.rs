@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::action::{run_caught, Action};
 use crate::context::current;
+use crate::locality::Phase;
 use crate::{codec, Error, Result};
 
 enum State<T> {
@@ -106,8 +107,21 @@ pub fn async_at<A: Action>(
         Err(e) => return ActionFuture::ready(Err(e)),
     };
     if rt.here() == locality {
+        // A call here ends with the job like one elsewhere: an abort fails
+        // it with the reason (a remote one fails with its request).
+        let job = rt.clone();
+        let call = async move {
+            tokio::select! {
+                biased;
+                result = run_here::<A>(locality, args) => result,
+                end = job.until_end() => Err(match end {
+                    Phase::Aborted(reason) => Error::Aborted(reason),
+                    _ => Error::Aborted("the job ended during the call".into()),
+                }),
+            }
+        };
         return ActionFuture {
-            state: State::Local(rt.spawn_counted(run_here::<A>(locality, args))),
+            state: State::Local(rt.spawn_counted(call)),
         };
     }
     if locality.0 >= rt.num_localities() {

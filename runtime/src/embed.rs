@@ -15,8 +15,9 @@ use crate::{Error, Result, Runtime};
 /// This process's locality of a running job, driven from a host thread:
 /// [`Runtime::start`] makes one, [`Started::block_on`] runs work on it and
 /// [`Started::finish`] ends this locality's part (like an SPMD main
-/// returning). Dropping it without `finish` finishes with success, or with
-/// a failure while the thread unwinds from a panic.
+/// returning). Dropping it without `finish` fails the job (a host that
+/// stops on an error must not leave the others waiting for it): only
+/// `finish(Ok(()))` ends this locality's part with success.
 #[derive(Debug)]
 pub struct Started {
     workers: Handle,
@@ -84,9 +85,11 @@ impl Started {
         }
     }
 
-    /// Why work could not run: the job has ended.
+    /// Why work could not run: the job has ended (work waiting for hpx
+    /// calls gets the job's reason from them; [`finish`](Self::finish)
+    /// returns it in any case).
     fn ended(&self) -> Error {
-        Error::Aborted("the job has ended".into())
+        Error::Aborted("the job has ended (finish() returns why)".into())
     }
 
     /// Ends this locality's part of the job with `outcome` (an `Err` fails
@@ -114,12 +117,13 @@ impl Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
-        // Dropped while the host thread unwinds: the job fails with it.
-        let outcome = if std::thread::panicking() {
-            Err("the host thread panicked".to_owned())
+        // Not finished: the host stopped on an error or a panic, and the
+        // others must not wait for its part.
+        let why = if std::thread::panicking() {
+            "the host thread panicked"
         } else {
-            Ok(())
+            "the host dropped the job without finish()"
         };
-        let _ = self.end(outcome);
+        let _ = self.end(Err(why.to_owned()));
     }
 }
