@@ -109,11 +109,20 @@ pub fn async_at<A: Action>(
     if rt.here() == locality {
         // A call here ends with the job like one elsewhere: an abort fails
         // it with the reason (a remote one fails with its request).
-        let job = rt.clone();
         let call = async move {
+            let work = run_here::<A>(locality, args);
+            futures::pin_mut!(work);
+            // Most local actions are done at their first poll: only one
+            // that waits is raced against the end of the job.
+            if let Poll::Ready(result) = futures::poll!(&mut work) {
+                return result;
+            }
+            let Ok(job) = current() else {
+                return work.await;
+            };
             tokio::select! {
                 biased;
-                result = run_here::<A>(locality, args) => result,
+                result = &mut work => result,
                 end = job.until_end() => Err(match end {
                     Phase::Aborted(reason) => Error::Aborted(reason),
                     _ => Error::Aborted("the job ended during the call".into()),
