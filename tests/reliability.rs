@@ -74,6 +74,28 @@ fn dying_at(out: &common::Output, l: u32) -> u64 {
     said[0].parse().expect("ms")
 }
 
+/// Checks that each of `localities` of one job said it failed within
+/// `bound_ms` of `since`, with an error containing `cause`.
+fn assert_each_failed_within(
+    out: &common::Output,
+    localities: impl IntoIterator<Item = u32>,
+    since: u64,
+    bound_ms: u64,
+    cause: &str,
+) {
+    for l in localities {
+        let lines = out.tagged_by(l, "RESULT failed at");
+        assert_eq!(lines.len(), 1, "locality {l}: {out}");
+        let (at, error) = lines[0].split_once(": ").expect("ms and error");
+        let took = at.parse::<u64>().expect("ms").saturating_sub(since);
+        assert!(
+            took < bound_ms,
+            "locality {l} failed {took} ms after the cause"
+        );
+        assert!(error.contains(cause), "locality {l}: {error}");
+    }
+}
+
 /// Checks that every locality in `waiting` failed within `bound_ms` of
 /// `since` with an error containing `cause`.
 fn assert_failed_within(
@@ -222,20 +244,13 @@ fn hpxrun_names_the_first_failure_and_everyone_ends_fast() {
             "{out}"
         );
         let since = dying_at(&out, 2);
-        for l in (0..n).filter(|l| *l != 2) {
-            let lines = out.tagged_by(l, "RESULT failed at");
-            assert_eq!(lines.len(), 1, "locality {l}: {out}");
-            let (at, error) = lines[0].split_once(": ").expect("ms and error");
-            let took = at.parse::<u64>().expect("ms").saturating_sub(since);
-            assert!(
-                took < 2_000,
-                "locality {l} failed {took} ms after the panic"
-            );
-            assert!(
-                error.contains("locality 2 failed: main panicked"),
-                "{error}"
-            );
-        }
+        assert_each_failed_within(
+            &out,
+            (0..n).filter(|l| *l != 2),
+            since,
+            2_000,
+            "locality 2 failed: main panicked",
+        );
     }
 }
 
@@ -606,15 +621,5 @@ fn a_call_to_this_locality_ends_with_the_job() {
     let out = launch_with(TEST, 3, &[], &[]);
     out.assert_failure();
     let since = dying_at(&out, 1);
-    for l in [0, 2] {
-        let lines = out.tagged_by(l, "RESULT failed at");
-        assert_eq!(lines.len(), 1, "locality {l}: {out}");
-        let (at, error) = lines[0].split_once(": ").expect("ms and error");
-        let took = at.parse::<u64>().expect("ms").saturating_sub(since);
-        assert!(
-            took < 2_000,
-            "locality {l} failed {took} ms after the cause"
-        );
-        assert!(error.contains("locality 1 failed"), "{error}");
-    }
+    assert_each_failed_within(&out, [0, 2], since, 2_000, "locality 1 failed");
 }
