@@ -85,6 +85,15 @@ impl Started {
         }
     }
 
+    /// Runs `work` on this locality's workers without waiting for it: for
+    /// what a host must hand over where it cannot wait, such as dropping a
+    /// handle of a distributed object in a destructor (a handle dropped
+    /// outside the runtime cannot return its credit, and the object would
+    /// live until the job ends).
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        drop(self.workers.spawn(work));
+    }
+
     /// Why work could not run: the job has ended (work waiting for hpx
     /// calls gets the job's reason from them; [`finish`](Self::finish)
     /// returns it in any case).

@@ -1,0 +1,612 @@
+"""HPXPy: distributed NumPy-style arrays and collectives over N processes,
+on the hpx-rs runtime.
+
+Run plainly (``python3 script.py``) a script is one locality. Run as
+``hpxrun -l 4 python3 script.py`` (or ``python -m hpxpy.run -l 4
+script.py``) it is 4 processes, each running the whole script (SPMD, as
+with MPI): every call that makes or changes a distributed array, and every
+collective, is made by every locality in the same order, and they share
+one array. The job ends when every script has finished; it fails, on
+every locality, as soon as one raises.
+
+    import hpxpy as hpx
+    a = hpx.zeros((10000,), chunks=1000)       # 10 partitions of 1000
+    b = hpx.arange(10000, dtype="float64", distribution="block")
+    c = a + 2.0 * b                            # runs where the data lives
+    print(hpx.get_locality_id(), c.sum(), c.to_numpy()[:4])
+"""
+
+import atexit
+import enum
+import os
+import pickle
+import sys
+
+import numpy as np
+
+from . import _core
+from ._array import DTYPES, DistributedArray, _create, _dtype_name, _promote, from_numpy_view
+from ._errors import (
+    CollectiveMismatchError,
+    DTypeError,
+    HPXError,
+    HPXIndexError,
+    HPXValueError,
+    JobAbortedError,
+    LocalityIndexError,
+    LocalityLostError,
+)
+
+__version__ = "0.1.0"
+
+# A member of a job of several localities joins it now (each must).
+_core._init()
+
+_failure = None
+_previous_hook = sys.excepthook
+
+
+def _excepthook(kind, value, tb):
+    global _failure
+    _failure = f"{kind.__name__}: {value}"
+    _previous_hook(kind, value, tb)
+
+
+sys.excepthook = _excepthook
+
+
+def _at_exit():
+    try:
+        _core._finish(_failure)
+    except HPXError as e:
+        if _failure is None:
+            # Another locality failed, or the job was stopped: say why and
+            # end with hpx's "ended because of another" code.
+            print(f"Error: {e}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(3 if isinstance(e, (JobAbortedError, LocalityLostError)) else 1)
+
+
+atexit.register(_at_exit)
+
+
+class distribution(str, enum.Enum):
+    """How an array's elements are spread (``distribution=``)."""
+
+    #: One partition on one locality (also ``None``).
+    local = "local"
+    #: One contiguous block of rows per locality.
+    block = "block"
+    #: Rows round robin, one partition per locality.
+    cyclic = "cyclic"
+    #: Chunks of rows round robin (``chunks=`` sets the chunk).
+    block_cyclic = "block_cyclic"
+    #: 2-d tiles, one per locality of a locality grid.
+    grid = "grid"
+
+
+# --- the job ---------------------------------------------------------------
+
+get_locality_id = _core.get_locality_id
+get_num_localities = _core.get_num_localities
+
+
+def init(**_ignored):
+    """Starts the runtime if it has not started (it starts by itself;
+    kept for HPXPy's ``hpx.init()``)."""
+    _core.get_num_localities()
+
+
+def finalize():
+    """Ends this locality's part of the job now (it ends by itself at
+    exit); hpxpy calls fail afterwards."""
+    _core._finish(None)
+
+
+# --- creation --------------------------------------------------------------
+
+
+def zeros(shape, dtype="float64", distribution=None, chunks=None, num_partitions=None,
+          localities=None, grid=None):
+    """An array of zeros. ``distribution``: None or ``'local'`` (one
+    partition on locality 0), ``'block'``, ``'cyclic'``, ``'block_cyclic'``,
+    ``'grid'`` (2-d); ``chunks=k`` makes partitions of k rows placed round
+    robin (``chunks=(r, c)`` makes 2-d tiles); ``num_partitions=p`` makes p;
+    ``localities=[..]`` places them on those localities."""
+    return _create("fill", (0,), shape, dtype, distribution, chunks, num_partitions, localities, grid)
+
+
+def ones(shape, dtype="float64", distribution=None, chunks=None, num_partitions=None,
+         localities=None, grid=None):
+    """An array of ones (see :func:`zeros` for the layout keywords)."""
+    return _create("fill", (1,), shape, dtype, distribution, chunks, num_partitions, localities, grid)
+
+
+def full(shape, fill_value, dtype=None, distribution=None, chunks=None, num_partitions=None,
+         localities=None, grid=None):
+    """An array of ``fill_value`` (see :func:`zeros` for the layout keywords)."""
+    dtype = dtype if dtype is not None else np.asarray(fill_value).dtype
+    return _create("fill", (fill_value,), shape, dtype, distribution, chunks, num_partitions,
+                   localities, grid)
+
+
+def empty(shape, dtype="float64", distribution=None, chunks=None, num_partitions=None,
+          localities=None, grid=None):
+    """An array whose values are not to be relied on (zeros here)."""
+    return zeros(shape, dtype, distribution, chunks, num_partitions, localities, grid)
+
+
+def arange(start, stop=None, step=1, dtype=None, distribution=None, chunks=None,
+           num_partitions=None, localities=None):
+    """``start, start + step, ...`` below ``stop``, like ``numpy.arange``;
+    computed where each element lives."""
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        dtype = np.result_type(np.asarray(start), np.asarray(stop), np.asarray(step))
+        dtype = "int64" if np.dtype(dtype).kind in "iub" else "float64"
+    n = len(np.arange(start, stop, step)) if step != 0 else None
+    if n is None:
+        raise HPXValueError("arange needs a non-zero step")
+    return _create("arange", (start, stop, step), (n,), dtype, distribution, chunks,
+                   num_partitions, localities, None)
+
+
+def linspace(start, stop, num=50, dtype="float64", distribution=None, chunks=None,
+             num_partitions=None, localities=None):
+    """``num`` evenly spaced values from ``start`` to ``stop`` (included)."""
+    return _create("linspace", (float(start), float(stop), int(num)), (int(num),), dtype,
+                   distribution, chunks, num_partitions, localities, None)
+
+
+def from_numpy(data, distribution=None, chunks=None, num_partitions=None, localities=None,
+               grid=None, copy=True):
+    """A distributed array holding ``data`` (any array-like). In a job of
+    several localities every locality passes the same data and each keeps
+    only its share. ``copy=False`` instead makes a local array that shares
+    memory with ``data`` (``is_view()`` is True)."""
+    if not copy:
+        if not isinstance(data, np.ndarray):
+            raise HPXValueError("copy=False needs a NumPy array to share memory with")
+        if distribution not in (None, "local") or chunks or num_partitions:
+            raise HPXValueError("copy=False makes a local view: it cannot be distributed")
+        _dtype_name(data.dtype)
+        return from_numpy_view(data)
+    data = np.asarray(data)
+    name = _dtype_name(data.dtype)
+    flat = np.ascontiguousarray(data, dtype=np.uint8 if name == "bool" else name).reshape(-1)
+    return _create("data", (flat,), data.shape, name, distribution, chunks, num_partitions,
+                   localities, grid)
+
+
+array = from_numpy
+
+
+class random:
+    """Random arrays from a counter-based generator: the same seed gives the
+    same values whatever the layout and the number of localities."""
+
+    @staticmethod
+    def uniform(low=0.0, high=1.0, size=None, seed=0, dtype="float64", **layout):
+        """Uniform values in ``[low, high)``."""
+        return _create("uniform", (int(seed), float(low), float(high)), size or (1,), dtype,
+                       layout.get("distribution"), layout.get("chunks"),
+                       layout.get("num_partitions"), layout.get("localities"), None)
+
+    @staticmethod
+    def random(size, seed=0, **layout):
+        """Uniform float64 values in ``[0, 1)``."""
+        return random.uniform(0.0, 1.0, size, seed, **layout)
+
+    @staticmethod
+    def normal(loc=0.0, scale=1.0, size=None, seed=0, dtype="float64", **layout):
+        """Normally distributed values."""
+        return _create("normal", (int(seed), float(loc), float(scale)), size or (1,), dtype,
+                       layout.get("distribution"), layout.get("chunks"),
+                       layout.get("num_partitions"), layout.get("localities"), None)
+
+    @staticmethod
+    def integers(low, high, size=None, seed=0, dtype="int64", **layout):
+        """Integers uniform in ``[low, high)``."""
+        return _create("integers", (int(seed), int(low), int(high)), size or (1,), dtype,
+                       layout.get("distribution"), layout.get("chunks"),
+                       layout.get("num_partitions"), layout.get("localities"), None)
+
+
+# --- functions ---------------------------------------------------------------
+
+
+def _unary(name):
+    def f(x):
+        if isinstance(x, DistributedArray):
+            return x._unary(name)
+        return getattr(np, {"neg": "negative", "abs": "abs"}.get(name, name))(x)
+
+    f.__name__ = name
+    f.__doc__ = f"Element-wise {name}, on the owners of the data (floats for integer input)."
+    return f
+
+
+sqrt = _unary("sqrt")
+exp = _unary("exp")
+log = _unary("log")
+sin = _unary("sin")
+cos = _unary("cos")
+abs = _unary("abs")
+negative = _unary("neg")
+
+
+def _binary(name):
+    def f(x, y):
+        if isinstance(x, DistributedArray):
+            return x._binary(name, y)
+        if isinstance(y, DistributedArray):
+            return y._binary(name, x, True)
+        return getattr(np, name)(x, y)
+
+    f.__name__ = name
+    f.__doc__ = f"Element-wise {name} of two arrays, or an array and a scalar."
+    return f
+
+
+minimum = _binary("minimum")
+maximum = _binary("maximum")
+
+
+def power(x, y):
+    """Element-wise ``x ** y``."""
+    return x ** y
+
+
+def where(condition, x, y):
+    """``x`` where ``condition`` holds, else ``y`` (all DistributedArrays of
+    one shape; scalars for x or y are made arrays in condition's layout)."""
+    if not isinstance(condition, DistributedArray):
+        raise DTypeError("where() takes a DistributedArray condition")
+    name = _promote(*[v.dtype if isinstance(v, DistributedArray) else np.asarray(v).dtype
+                      for v in (x, y)])
+
+    def arr(v):
+        if isinstance(v, DistributedArray):
+            return v._cast(name)
+        return (condition.astype(name) * 0) + v
+
+    mask = condition if condition.dtype == np.bool_ else condition.astype("bool")
+    a, b = arr(x), arr(y)
+    return DistributedArray._wrap(_core.select(mask._core, a._core, b._core), name == "bool")
+
+
+def _reduction(name):
+    def f(x, axis=None):
+        if isinstance(x, DistributedArray):
+            return x._reduce(name, axis)
+        return getattr(np, name)(x, axis=axis)
+
+    f.__name__ = name
+    f.__doc__ = f"The {name} of an array's elements (along ``axis`` for 2-d arrays)."
+    return f
+
+
+sum = _reduction("sum")
+prod = _reduction("prod")
+mean = _reduction("mean")
+min = _reduction("min")
+max = _reduction("max")
+
+
+def argmin(x):
+    """The flat index of the first smallest element."""
+    return x.argmin() if isinstance(x, DistributedArray) else int(np.argmin(x))
+
+
+def argmax(x):
+    """The flat index of the first largest element."""
+    return x.argmax() if isinstance(x, DistributedArray) else int(np.argmax(x))
+
+
+def any(x):
+    """Whether any element is non-zero."""
+    return x.any() if isinstance(x, DistributedArray) else np.any(x)
+
+
+def all(x):
+    """Whether every element is non-zero."""
+    return x.all() if isinstance(x, DistributedArray) else np.all(x)
+
+
+def count_nonzero(x):
+    """The number of non-zero elements."""
+    return x.count_nonzero() if isinstance(x, DistributedArray) else int(np.count_nonzero(x))
+
+
+def cumsum(x):
+    """Running sums of a DistributedArray, in a new array."""
+    return x.cumsum()
+
+
+def to_numpy(x):
+    """``x.to_numpy()``."""
+    return x.to_numpy()
+
+
+def for_each(array, fn):
+    """Runs ``fn(view)`` on every partition of ``array``, on the locality
+    that holds it, with a writable zero-copy NumPy view of the partition.
+    Collective: every locality calls it and runs ``fn`` on its own
+    partitions; it returns, on every locality, the list of ``fn``'s results
+    for all partitions in partition order (each must be picklable)."""
+    views = array.local_partitions()
+    mine = [fn(v) for v in views]
+    if array.is_view():
+        return mine
+    here = get_locality_id()
+    order = [p for p, loc in enumerate(array.localities) if loc == here]
+    everyone = all_gather(list(zip(order, mine)))
+    out = [None] * array.num_partitions
+    for pairs in everyone:
+        for p, r in pairs:
+            out[p] = r
+    return out
+
+
+# --- collectives ---------------------------------------------------------------
+
+
+class Communicator:
+    """A group of localities running collectives together. ``Communicator()``
+    is the whole job; ``Communicator(name, localities)`` makes a sub-group
+    (called by every member, with the same name and list)."""
+
+    def __init__(self, name=None, localities=None):
+        self._comm = _core.Comm(name, None if localities is None else [int(x) for x in localities])
+
+    @property
+    def rank(self):
+        """This locality's rank in the group."""
+        return self._comm.rank
+
+    @property
+    def size(self):
+        """The number of members."""
+        return self._comm.size
+
+    @property
+    def localities(self):
+        """The members' locality numbers, by rank."""
+        return list(self._comm.members)
+
+    def barrier(self):
+        """Waits until every member has called it."""
+        self._comm.barrier()
+
+    def all_reduce(self, value, op="sum"):
+        """See :func:`hpxpy.all_reduce`."""
+        return _reduce_value(self._comm, value, op, "all", 0)
+
+    def reduce(self, value, op="sum", root=0):
+        """See :func:`hpxpy.reduce`."""
+        return _reduce_value(self._comm, value, op, "root", root)
+
+    def inclusive_scan(self, value, op="sum"):
+        """See :func:`hpxpy.inclusive_scan`."""
+        return _reduce_value(self._comm, value, op, "inclusive", 0)
+
+    def exclusive_scan(self, value, op="sum"):
+        """See :func:`hpxpy.exclusive_scan`."""
+        return _reduce_value(self._comm, value, op, "exclusive", 0)
+
+    def broadcast(self, value=None, root=0):
+        """See :func:`hpxpy.broadcast`."""
+        if isinstance(value, DistributedArray) and not value.is_view():
+            return value
+        data = _dumps(value) if self.rank == root else None
+        return pickle.loads(self._comm.broadcast(data, int(root)))
+
+    def gather(self, value, root=0):
+        """See :func:`hpxpy.gather`."""
+        if isinstance(value, DistributedArray) and not value.is_view():
+            return value.to_numpy() if self.rank == root else None
+        got = self._comm.gather(_dumps(value), int(root))
+        return None if got is None else [pickle.loads(b) for b in got]
+
+    def all_gather(self, value):
+        """See :func:`hpxpy.all_gather`."""
+        return [pickle.loads(b) for b in self._comm.all_gather(_dumps(value))]
+
+    def scatter(self, values=None, root=0):
+        """See :func:`hpxpy.scatter`."""
+        if isinstance(values, DistributedArray) and not values.is_view():
+            views = values.local_partitions()
+            return np.concatenate([v.reshape(-1) for v in views]) if views else np.empty(0, values.dtype)
+        items = None
+        if self.rank == root:
+            if values is None:
+                raise HPXValueError("scatter: the root passes the values")
+            if isinstance(values, np.ndarray):
+                items = np.array_split(values, self.size)
+            else:
+                items = list(values)
+            if len(items) != self.size:
+                raise HPXValueError(
+                    f"scatter: {len(items)} values for {self.size} members (one each)"
+                )
+            items = [_dumps(v) for v in items]
+        return pickle.loads(self._comm.scatter(items, int(root)))
+
+    def all_to_all(self, values):
+        """See :func:`hpxpy.all_to_all`."""
+        values = list(values)
+        if len(values) != self.size:
+            raise HPXValueError(f"all_to_all: {len(values)} values for {self.size} members")
+        return [pickle.loads(b) for b in self._comm.all_to_all([_dumps(v) for v in values])]
+
+
+def _dumps(value):
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_world = None
+
+
+def _comm(comm):
+    global _world
+    if comm is not None:
+        return comm
+    if _world is None:
+        _world = Communicator()
+    return _world
+
+
+def _reduce_value(comm, value, op, kind, root):
+    if isinstance(value, DistributedArray) and not value.is_view():
+        if kind != "all":
+            raise HPXValueError("a DistributedArray reduces with all_reduce (or its methods)")
+        what = {"sum": "sum", "prod": "prod", "min": "min", "max": "max"}.get(op)
+        if what is None:
+            raise HPXValueError(f"all_reduce of a DistributedArray takes sum, prod, min or max, not {op!r}")
+        return value._reduce(what)
+    scalar = not isinstance(value, np.ndarray)
+    python_type = type(value) if isinstance(value, (bool, int, float)) else None
+    a = np.asarray(value)
+    if a.dtype == np.bool_:
+        a = a.astype(np.int64)
+    elif python_type is int:
+        a = a.astype(np.int64)
+    name = _dtype_name(a.dtype)
+    flat = np.ascontiguousarray(a).reshape(-1)
+    out = comm.reduce_array(flat, name, op, kind, int(root))
+    if out is None:
+        if kind == "exclusive" and op in ("sum", "prod"):
+            out = np.full(flat.shape, 0 if op == "sum" else 1, dtype=name)
+        else:
+            return None
+    out = out.reshape(a.shape)
+    if scalar:
+        item = out.reshape(())[()]
+        return python_type(item) if python_type in (int, float) else item
+    return out
+
+
+def barrier(comm=None):
+    """Waits until every locality (or member of ``comm``) has called it."""
+    _comm(comm).barrier()
+
+
+def all_reduce(value, op="sum", comm=None):
+    """Combines ``value`` over all localities with ``op`` (``'sum'``,
+    ``'prod'``, ``'min'``, ``'max'``; ``'bitwise_and'``, ``'bitwise_or'``,
+    ``'bitwise_xor'`` for integers) and returns the result everywhere.
+    Python numbers and NumPy arrays combine element by element; a
+    DistributedArray, already shared by all, reduces all its elements."""
+    return _comm(comm).all_reduce(value, op)
+
+
+def reduce(value, op="sum", root=0, comm=None):
+    """As :func:`all_reduce`, but only ``root`` gets the result (None elsewhere)."""
+    return _comm(comm).reduce(value, op, root)
+
+
+def inclusive_scan(value, op="sum", comm=None):
+    """Locality i gets ``value`` of localities 0..i combined."""
+    return _comm(comm).inclusive_scan(value, op)
+
+
+def exclusive_scan(value, op="sum", comm=None):
+    """Locality i gets ``value`` of localities 0..i-1 combined (locality 0:
+    zero for sum, one for prod, None otherwise)."""
+    return _comm(comm).exclusive_scan(value, op)
+
+
+def broadcast(value=None, root=0, comm=None):
+    """The root's ``value`` (any picklable object; NumPy arrays travel as raw
+    buffers) on every locality. A DistributedArray is already shared: it is
+    returned as it is."""
+    return _comm(comm).broadcast(value, root)
+
+
+def gather(value, root=0, comm=None):
+    """The list of every locality's ``value`` on ``root``, None elsewhere.
+    For a DistributedArray, the root gets all its elements (to_numpy())."""
+    return _comm(comm).gather(value, root)
+
+
+def all_gather(value, comm=None):
+    """The list of every locality's ``value``, on every locality."""
+    return _comm(comm).all_gather(value)
+
+
+def scatter(values=None, root=0, comm=None):
+    """Locality i gets item i of the root's ``values`` (a sequence of one
+    item per locality, or a NumPy array split along axis 0 as
+    ``numpy.array_split`` does). For a DistributedArray, each locality gets
+    a copy of its own elements."""
+    return _comm(comm).scatter(values, root)
+
+
+def all_to_all(values, comm=None):
+    """Locality j gets item j of every locality's list, in locality order."""
+    return _comm(comm).all_to_all(values)
+
+
+__all__ = [
+    "DTYPES",
+    "DistributedArray",
+    "Communicator",
+    "distribution",
+    "random",
+    "get_locality_id",
+    "get_num_localities",
+    "init",
+    "finalize",
+    "zeros",
+    "ones",
+    "full",
+    "empty",
+    "arange",
+    "linspace",
+    "from_numpy",
+    "array",
+    "sqrt",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "abs",
+    "negative",
+    "minimum",
+    "maximum",
+    "power",
+    "where",
+    "sum",
+    "prod",
+    "mean",
+    "min",
+    "max",
+    "argmin",
+    "argmax",
+    "any",
+    "all",
+    "count_nonzero",
+    "cumsum",
+    "to_numpy",
+    "for_each",
+    "barrier",
+    "all_reduce",
+    "reduce",
+    "inclusive_scan",
+    "exclusive_scan",
+    "broadcast",
+    "gather",
+    "all_gather",
+    "scatter",
+    "all_to_all",
+    "HPXError",
+    "LocalityLostError",
+    "JobAbortedError",
+    "CollectiveMismatchError",
+    "HPXValueError",
+    "HPXIndexError",
+    "LocalityIndexError",
+    "DTypeError",
+]

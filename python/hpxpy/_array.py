@@ -1,0 +1,658 @@
+"""DistributedArray: a NumPy-style array whose partitions live on the
+localities of the job. Operations run on the owners of the data (in the
+hpx runtime, with the GIL released); in a job of several localities every
+call that makes or changes an array is collective, like an MPI call:
+every locality makes it, in the same order, and gets the same array."""
+
+import operator
+
+import numpy as np
+
+from . import _core
+from ._errors import DTypeError, HPXValueError
+
+#: The element types hpxpy arrays hold.
+DTYPES = ("float64", "float32", "int64", "int32", "uint64", "uint32", "uint8", "bool")
+
+_DISTRIBUTIONS = ("block", "cyclic", "block_cyclic", "local", "grid")
+
+
+def _dtype_name(dtype):
+    """The supported dtype name of ``dtype`` (anything np.dtype takes)."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as e:
+        raise DTypeError(f"not a dtype: {dtype!r}") from e
+    if name not in DTYPES:
+        raise DTypeError(
+            f"hpxpy arrays hold {', '.join(DTYPES)}, not {name}"
+        )
+    return name
+
+
+def _shape(shape):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise HPXValueError(f"negative dimension in shape {shape}")
+    return shape
+
+
+def _layout(shape, distribution, chunks, num_partitions, localities, grid=None):
+    """(kind, params, over, grid) for _core from the creation keywords."""
+    if distribution is not None and not isinstance(distribution, str):
+        distribution = getattr(distribution, "value", distribution)
+    if distribution is not None and distribution not in _DISTRIBUTIONS:
+        raise HPXValueError(
+            f"unknown distribution {distribution!r} (one of {', '.join(_DISTRIBUTIONS)})"
+        )
+    over = None if localities is None else [int(x) for x in localities]
+    grid = None if grid is None else (int(grid[0]), int(grid[1]))
+    if chunks is not None and num_partitions is not None:
+        raise HPXValueError("give chunks= or num_partitions=, not both")
+    rows = shape[0] if shape else 1
+    if chunks is not None:
+        if isinstance(chunks, (tuple, list)):
+            if len(chunks) != len(shape):
+                raise HPXValueError(f"chunks {tuple(chunks)} do not match shape {shape}")
+            sizes = [s if c in (-1, None) else int(c) for c, s in zip(chunks, shape)]
+            if len(shape) == 2 and sizes[1] < shape[1]:
+                if distribution not in (None, "block", "block_cyclic"):
+                    raise HPXValueError(f"chunks={tuple(chunks)} make tiles, not {distribution}")
+                return "tiles", [max(sizes[0], 1), max(sizes[1], 1)], over, grid
+            if any(c < s for c, s in zip(sizes[1:], shape[1:])):
+                raise HPXValueError("arrays of 3 or more axes are cut along axis 0 only")
+            chunks = sizes[0] if sizes else 1
+        chunks = int(chunks)
+        if chunks <= 0:
+            raise HPXValueError(f"chunks must be positive, not {chunks}")
+        if distribution in ("cyclic", "block_cyclic"):
+            return "block_cyclic", [chunks], over, grid
+        if distribution == "local":
+            raise HPXValueError("a local array has one partition: chunks= does not apply")
+        return "chunks", [chunks], over, grid
+    if num_partitions is not None:
+        p = int(num_partitions)
+        if p <= 0:
+            raise HPXValueError(f"num_partitions must be positive, not {p}")
+        return "partitions", [p], over, grid
+    if distribution is None or distribution == "local":
+        return "local", [], over, grid
+    if distribution == "block_cyclic":
+        n = len(over) if over else _core.get_num_localities()
+        # Without chunks=: blocks small enough that every locality gets
+        # several, large enough to move in bulk.
+        return "block_cyclic", [max(1, rows // (4 * max(n, 1)))], over, grid
+    return distribution, [], over, grid
+
+
+def _create(source, args, shape, dtype, distribution, chunks, num_partitions, localities, grid):
+    shape = _shape(shape)
+    name = _dtype_name(dtype)
+    kind, params, over, grid = _layout(shape, distribution, chunks, num_partitions, localities, grid)
+    core = _core.create(name, list(shape), kind, params, over, grid, source, tuple(args))
+    return DistributedArray._wrap(core, name == "bool")
+
+
+def _promote(*dtypes):
+    try:
+        result = np.result_type(*dtypes)
+    except TypeError as e:
+        raise DTypeError(str(e)) from e
+    return _dtype_name(result)
+
+
+def _is_scalar(x):
+    return isinstance(x, (bool, int, float, np.number, np.bool_))
+
+
+class DistributedArray:
+    """An array whose partitions live on the localities of the job.
+
+    Made by :func:`hpxpy.zeros` and the other creation functions; behaves
+    like a NumPy array for arithmetic (``a + b``, ``a * 2.0``, ``a > b``),
+    reductions (``a.sum()``, ``a.mean(axis=0)``) and indexing, with the
+    work done where the data lives. ``to_numpy()`` gathers it.
+    """
+
+    __array_priority__ = 100
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("make arrays with hpxpy.zeros, ones, full, arange, from_numpy, ...")
+
+    @classmethod
+    def _wrap(cls, core, is_bool=False, view=None):
+        self = object.__new__(cls)
+        self._core = core
+        self._bool = is_bool
+        self._view = view
+        return self
+
+    # --- what it is -------------------------------------------------
+
+    @property
+    def shape(self):
+        """The shape (a tuple)."""
+        return self._view.shape if self._view is not None else tuple(self._core.shape)
+
+    @property
+    def dtype(self):
+        """The element type (a NumPy dtype)."""
+        if self._view is not None:
+            return self._view.dtype
+        return np.dtype(bool) if self._bool else np.dtype(self._core.dtype)
+
+    @property
+    def size(self):
+        """The number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def ndim(self):
+        """The number of axes."""
+        return len(self.shape)
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    @property
+    def is_distributed(self):
+        """Whether the partitions are on more than one locality."""
+        return False if self._view is not None else self._core.is_distributed
+
+    @property
+    def num_partitions(self):
+        """The number of partitions."""
+        return 1 if self._view is not None else self._core.num_partitions
+
+    @property
+    def partition_sizes(self):
+        """The number of elements of each partition, in order."""
+        return [self.size] if self._view is not None else list(self._core.partition_sizes)
+
+    @property
+    def localities(self):
+        """The locality of each partition, in order."""
+        if self._view is not None:
+            return [_core.get_locality_id()]
+        return list(self._core.localities)
+
+    @property
+    def distribution(self):
+        """The layout, as the runtime spells it (``Block``, ``Chunks(1000)``, ...)."""
+        return "Local (a view of a NumPy array)" if self._view is not None else self._core.distribution
+
+    def is_view(self):
+        """Whether this array shares memory with a NumPy array
+        (``from_numpy(x, copy=False)``)."""
+        return self._view is not None
+
+    def local_partitions(self):
+        """Writable, zero-copy NumPy views of the partitions this locality
+        holds, in partition order (each shaped as its box of the array; a
+        round-robin partition is 1-d)."""
+        if self._view is not None:
+            return [self._view]
+        return [self._as_bool(v) for v, _ in self._core.local_views()]
+
+    @property
+    def local_partition(self):
+        """This locality's data as a writable, zero-copy NumPy view: the
+        view of its one partition; an empty array if it holds none; a list
+        of views if it holds several (``chunks=`` with more chunks than
+        localities)."""
+        views = self.local_partitions()
+        if not views:
+            return np.empty((0,), dtype=self.dtype)
+        return views[0] if len(views) == 1 else views
+
+    def local_offsets(self):
+        """For each of this locality's partitions, the index of its first
+        element along each axis (None for round-robin partitions)."""
+        if self._view is not None:
+            return [tuple(0 for _ in self.shape)]
+        return [None if o is None else tuple(o) for _, o in self._core.local_views()]
+
+    def _as_bool(self, a):
+        return a.view(np.bool_) if self._bool else a
+
+    # --- data in and out ---------------------------------------------
+
+    def to_numpy(self):
+        """Every element, gathered into a new NumPy array (not collective:
+        any locality may call it)."""
+        if self._view is not None:
+            return self._view.copy()
+        return self._as_bool(self._core.to_numpy())
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.to_numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def tolist(self):
+        """The elements as nested Python lists."""
+        return self.to_numpy().tolist()
+
+    def copy(self):
+        """A copy in the same layout."""
+        return self.astype(self.dtype)
+
+    def astype(self, dtype):
+        """A copy with elements converted to ``dtype`` (integers wrap,
+        floats saturate into integers)."""
+        name = _dtype_name(dtype)
+        if self._view is not None:
+            return from_numpy_view(self._view.astype(name))
+        if name == "bool":
+            return self._compare("ne", 0)
+        return DistributedArray._wrap(self._core.astype(name))
+
+    def fill(self, value):
+        """Sets every element to ``value`` (collective)."""
+        if self._view is not None:
+            self._view.fill(value)
+        else:
+            self._core.fill(value)
+
+    def redistribute(self, distribution=None, chunks=None, num_partitions=None, localities=None):
+        """A copy in another layout, moved owner to owner in bulk (collective)."""
+        if self._view is not None:
+            raise HPXValueError("a view of a NumPy array is local; use from_numpy(..) to distribute it")
+        kind, params, over, grid = _layout(
+            self.shape, distribution, chunks, num_partitions, localities
+        )
+        return DistributedArray._wrap(self._core.redistribute(kind, params, over, grid), self._bool)
+
+    def __repr__(self):
+        where = "view" if self._view is not None else f"{self.num_partitions} partitions"
+        return f"DistributedArray(shape={self.shape}, dtype={self.dtype}, {where})"
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(
+                "the truth value of an array with more than one element is ambiguous; "
+                "use a.any() or a.all()"
+            )
+        return bool(self.to_numpy().reshape(()))
+
+    # --- indexing ------------------------------------------------------
+
+    def _index(self, key):
+        """A tuple of non-negative ints for one element, or None."""
+        if isinstance(key, (int, np.integer)):
+            key = (key,)
+        if not isinstance(key, tuple) or not all(isinstance(k, (int, np.integer)) for k in key):
+            return None
+        if len(key) != self.ndim:
+            raise HPXValueError(f"{len(key)} indices for an array of {self.ndim} axes")
+        out = []
+        for axis, (k, n) in enumerate(zip(key, self.shape)):
+            k = int(k)
+            if k < -n or k >= n:
+                from ._errors import HPXIndexError
+
+                raise HPXIndexError(f"index {k} is out of range for axis {axis} with size {n}")
+            out.append(k + n if k < 0 else k)
+        return out
+
+    def __getitem__(self, key):
+        if self._view is not None:
+            return self._view[key]
+        index = self._index(key)
+        if index is not None:
+            value = self._core.get(index)
+            return bool(value) if self._bool else self.dtype.type(value)
+        if self.ndim == 1 and isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            if step == 1:
+                return self._as_bool(self._core.get_range(start, max(start, stop)))
+        # Anything else (fancy indexing, strided or n-d slices): read it all.
+        return self.to_numpy()[key]
+
+    def __setitem__(self, key, value):
+        if self._view is not None:
+            self._view[key] = value
+            return
+        index = self._index(key)
+        if index is not None:
+            self._core.set(index, value)
+            return
+        if self.ndim == 1 and isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            if step == 1:
+                n = max(0, stop - start)
+                data = np.ascontiguousarray(np.broadcast_to(value, (n,)), dtype=self._core.dtype)
+                self._core.set_range(start, data)
+                return
+        raise HPXValueError(
+            "assignment takes one element (a[i] or a[i, j]) or a contiguous 1-d slice"
+        )
+
+    # --- element-wise math ------------------------------------------
+
+    def _binary(self, op, other, reverse=False, dtype=None):
+        if isinstance(other, np.ndarray) and other.ndim == 0:
+            other = other[()]
+        if self._view is not None or (isinstance(other, DistributedArray) and other._view is not None):
+            return _local_binary(op, self, other, reverse)
+        if isinstance(other, DistributedArray):
+            name = dtype or _promote(self.dtype, other.dtype)
+            a, b = self._cast(name), other._cast(name)
+            if reverse:
+                a, b = b, a
+            return a._finish_binary(op, name, lambda core: core.binary(op, b._core_of(name)))
+        if _is_scalar(other):
+            name = dtype or _promote(self.dtype, other)
+            a = self._cast(name)
+            return a._finish_binary(
+                op, name, lambda core: core.binary_scalar(op, other, reverse)
+            )
+        if isinstance(other, (np.ndarray, list, tuple)):
+            raise DTypeError(
+                "combine a DistributedArray with another DistributedArray or a scalar; "
+                "make the NumPy array distributed with hpxpy.from_numpy(...)"
+            )
+        return NotImplemented
+
+    def _cast(self, name):
+        if name == "bool":
+            return self
+        return self if self.dtype.name == name else self.astype(name)
+
+    def _core_of(self, name):
+        return self._core
+
+    def _finish_binary(self, op, name, run):
+        if name == "bool":
+            # Booleans compute as 0/1 bytes; NumPy's bool + bool is "or".
+            return DistributedArray._wrap(run(self._core), False)._compare("ne", 0)
+        return DistributedArray._wrap(run(self._core))
+
+    def _compare(self, op, other, reverse=False):
+        if self._view is not None or (isinstance(other, DistributedArray) and other._view is not None):
+            return _local_binary(op, self, other, reverse)
+        if isinstance(other, DistributedArray):
+            name = _promote(self.dtype, other.dtype)
+            a, b = self._cast(name), other._cast(name)
+            if reverse:
+                a, b = b, a
+            return DistributedArray._wrap(a._core.compare(op, b._core), True)
+        if _is_scalar(other):
+            name = _promote(self.dtype, other)
+            return DistributedArray._wrap(self._cast(name)._core.compare_scalar(op, other, reverse), True)
+        return NotImplemented
+
+    def _float_dtype(self, other=None):
+        name = _promote(self.dtype, other.dtype if isinstance(other, DistributedArray) else other)
+        return name if name in ("float32", "float64") else "float64"
+
+    def __add__(self, o):
+        return self._binary("add", o)
+
+    def __radd__(self, o):
+        return self._binary("add", o, True)
+
+    def __sub__(self, o):
+        return self._no_bool("-", o)._binary("sub", o)
+
+    def __rsub__(self, o):
+        return self._no_bool("-", o)._binary("sub", o, True)
+
+    def __mul__(self, o):
+        return self._binary("mul", o)
+
+    def __rmul__(self, o):
+        return self._binary("mul", o, True)
+
+    def __truediv__(self, o):
+        return self._binary("div", o, dtype=self._float_dtype(o))
+
+    def __rtruediv__(self, o):
+        return self._binary("div", o, True, dtype=self._float_dtype(o))
+
+    def __floordiv__(self, o):
+        return self._ints("//", o)._binary("div", o)
+
+    def __rfloordiv__(self, o):
+        return self._ints("//", o)._binary("div", o, True)
+
+    def __mod__(self, o):
+        return self._binary("rem", o)
+
+    def __rmod__(self, o):
+        return self._binary("rem", o, True)
+
+    def __pow__(self, o):
+        return self._binary("pow", o)
+
+    def __rpow__(self, o):
+        return self._binary("pow", o, True)
+
+    def __neg__(self):
+        self._no_bool("-")
+        return self._unary("neg")
+
+    def __pos__(self):
+        return self.copy()
+
+    def __abs__(self):
+        return self._unary("abs")
+
+    def __and__(self, o):
+        return self._logical("&", "minimum", o)
+
+    __rand__ = __and__
+
+    def __or__(self, o):
+        return self._logical("|", "maximum", o)
+
+    __ror__ = __or__
+
+    def __xor__(self, o):
+        self._logical("^", None, o)
+        return self._compare("ne", o)
+
+    __rxor__ = __xor__
+
+    def __invert__(self):
+        if not self._bool:
+            raise DTypeError("~ is defined here for boolean arrays only")
+        return self._compare("eq", 0)
+
+    def __eq__(self, o):
+        return self._compare("eq", o)
+
+    def __ne__(self, o):
+        return self._compare("ne", o)
+
+    def __lt__(self, o):
+        return self._compare("lt", o)
+
+    def __le__(self, o):
+        return self._compare("le", o)
+
+    def __gt__(self, o):
+        return self._compare("gt", o)
+
+    def __ge__(self, o):
+        return self._compare("ge", o)
+
+    __hash__ = None
+
+    def _no_bool(self, what, other=None):
+        other_bool = isinstance(other, (bool, np.bool_)) or (
+            isinstance(other, DistributedArray) and other.dtype == np.bool_
+        )
+        if self.dtype == np.bool_ and (other is None or other_bool):
+            raise DTypeError(f"{what} of booleans is not supported (NumPy neither); use ^ or ~")
+        return self
+
+    def _ints(self, what, other):
+        if self.dtype.kind == "f" or (isinstance(other, DistributedArray) and other.dtype.kind == "f") or isinstance(other, float):
+            raise DTypeError(f"{what} is supported for integer arrays; use / for floats")
+        return self
+
+    def _logical(self, what, op, other):
+        other_bool = isinstance(other, (bool, np.bool_)) or (
+            isinstance(other, DistributedArray) and other.dtype == np.bool_
+        )
+        if self.dtype != np.bool_ or not other_bool:
+            raise DTypeError(f"{what} is defined here for boolean arrays only")
+        return self._binary(op, other) if op else self
+
+    def _unary(self, op):
+        if self._view is not None:
+            return from_numpy_view(_NUMPY_UNARY[op](self._view))
+        a = self.astype("uint8") if self._bool and op != "abs" else self
+        return DistributedArray._wrap(a._core.unary(op), self._bool and op == "abs")
+
+    # --- reductions --------------------------------------------------
+
+    def _reduce(self, what, axis=None):
+        if self._view is not None:
+            return getattr(np, what)(self._view, axis=axis) if axis is not None else getattr(np, what)(self._view)
+        if axis is not None:
+            if self.ndim != 2:
+                raise HPXValueError(f"{what} along an axis needs a 2-d array, not {self.ndim}-d")
+            if axis < 0:
+                axis += 2
+            if axis not in (0, 1):
+                from ._errors import HPXIndexError
+
+                raise HPXIndexError(f"axis {axis} is out of range for a 2-d array")
+            out = self._core.reduce_axis(what, axis)
+            if what in ("min", "max"):
+                out = out.astype(self.dtype)
+            return out
+        value = self._core.reduce(what)
+        if what in ("any", "all"):
+            return np.bool_(value)
+        if what in ("argmin", "argmax", "count_nonzero"):
+            return int(value)
+        if what == "mean":
+            return np.float32(value) if self.dtype == np.float32 else np.float64(value)
+        if what in ("min", "max"):
+            return self.dtype.type(value)
+        kind = self.dtype.kind
+        if kind == "f":
+            return self.dtype.type(value)
+        if what == "sum":
+            return np.uint64(value) if kind == "u" else np.int64(value)
+        return self.dtype.type(value)
+
+    def sum(self, axis=None):
+        """The sum (integers in 64 bits; floats exactly, correctly rounded)."""
+        return self._reduce("sum", axis)
+
+    def prod(self, axis=None):
+        """The product."""
+        return self._reduce("prod", axis)
+
+    def min(self, axis=None):
+        """The smallest element."""
+        return self._reduce("min", axis)
+
+    def max(self, axis=None):
+        """The largest element."""
+        return self._reduce("max", axis)
+
+    def mean(self, axis=None):
+        """The mean (float64; float32 for float32 arrays)."""
+        return self._reduce("mean", axis)
+
+    def var(self):
+        """The variance (population, NumPy's default)."""
+        centred = self.astype("float64") - float(self.mean())
+        return (centred * centred).mean()
+
+    def std(self):
+        """The standard deviation (population, NumPy's default)."""
+        return np.sqrt(self.var())
+
+    def argmin(self):
+        """The flat index of the first smallest element."""
+        return self._reduce("argmin")
+
+    def argmax(self):
+        """The flat index of the first largest element."""
+        return self._reduce("argmax")
+
+    def any(self):
+        """Whether any element is non-zero."""
+        return self._reduce("any")
+
+    def all(self):
+        """Whether every element is non-zero."""
+        return self._reduce("all")
+
+    def count_nonzero(self):
+        """The number of non-zero elements."""
+        if self._view is not None:
+            return int(np.count_nonzero(self._view))
+        return self._reduce("count_nonzero")
+
+    def _scanned(self, op):
+        if self._view is not None:
+            return from_numpy_view(np.cumsum(self._view) if op == "sum" else np.cumprod(self._view))
+        name = self.dtype.name
+        if name == "bool" or self.dtype.kind in "iu":
+            name = "uint64" if self.dtype.kind == "u" else "int64"
+        out = self.astype(name) if name != self.dtype.name else self.copy()
+        out._core.scan(op, True)
+        return out
+
+    def cumsum(self):
+        """Running sums, flat (integers in 64 bits), in a new array."""
+        return self._scanned("sum")
+
+    def cumprod(self):
+        """Running products, flat (integers in 64 bits), in a new array."""
+        return self._scanned("prod")
+
+
+_NUMPY_UNARY = {
+    "neg": np.negative,
+    "abs": np.abs,
+    "sqrt": np.sqrt,
+    "exp": np.exp,
+    "log": np.log,
+    "sin": np.sin,
+    "cos": np.cos,
+}
+
+_NUMPY_BINARY = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "div": operator.truediv,
+    "rem": operator.mod,
+    "pow": operator.pow,
+    "minimum": np.minimum,
+    "maximum": np.maximum,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
+
+
+def from_numpy_view(x):
+    """A local array sharing memory with the NumPy array ``x``."""
+    return DistributedArray._wrap(None, False, x)
+
+
+def _local_binary(op, a, b, reverse):
+    """An operation with a view of a NumPy array: local, in NumPy."""
+    x = a._view if a._view is not None else a.to_numpy()
+    if isinstance(b, DistributedArray):
+        y = b._view if b._view is not None else b.to_numpy()
+    else:
+        y = b
+    if reverse:
+        x, y = y, x
+    return from_numpy_view(np.asarray(_NUMPY_BINARY[op](x, y)))
