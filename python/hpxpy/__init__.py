@@ -43,16 +43,25 @@ __version__ = "0.1.0"
 _core._init()
 
 _failure = None
+_consequence = False
 _previous_hook = sys.excepthook
 
 
 def _excepthook(kind, value, tb):
-    global _failure
+    global _failure, _consequence
     _failure = f"{kind.__name__}: {value}"
+    # Failing because another locality failed first: not the cause.
+    _consequence = isinstance(value, (JobAbortedError, LocalityLostError))
     _previous_hook(kind, value, tb)
 
 
 sys.excepthook = _excepthook
+
+
+def _exit_now(code):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _at_exit():
@@ -63,9 +72,11 @@ def _at_exit():
             # Another locality failed, or the job was stopped: say why and
             # end with hpx's "ended because of another" code.
             print(f"Error: {e}", file=sys.stderr)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(3 if isinstance(e, (JobAbortedError, LocalityLostError)) else 1)
+            _exit_now(3 if isinstance(e, (JobAbortedError, LocalityLostError)) else 1)
+    if _consequence:
+        # hpxrun reports the first failure that is not "ended because of
+        # another" (exit code 3) as the job's cause.
+        _exit_now(3)
 
 
 atexit.register(_at_exit)

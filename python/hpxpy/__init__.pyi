@@ -1,0 +1,691 @@
+"""HPXPy: distributed NumPy-style arrays and collectives over N processes,
+on the hpx-rs runtime.
+
+Type stubs for editors and type checkers; the code is in ``__init__.py``,
+``_array.py`` and ``_errors.py``. SPMD rule: every call that makes or
+changes a DistributedArray, and every collective, is made by every
+locality (every member of a Communicator) in the same order; reads
+(``to_numpy()``, indexing, ``local_partition``) are not collective.
+"""
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal, TypeVar, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+_T = TypeVar("_T")
+
+_Scalar = bool | int | float | np.number[Any] | np.bool_
+_Shape = int | Sequence[int]
+_Chunks = int | Sequence[int | None]
+_Localities = Sequence[int] | None
+_DistributionName = Literal["local", "block", "cyclic", "block_cyclic", "grid"]
+_Op = Literal["sum", "prod", "min", "max", "bitwise_and", "bitwise_or", "bitwise_xor"]
+_Operand = DistributedArray | _Scalar
+
+__version__: str
+
+#: The element types hpxpy arrays hold.
+DTYPES: tuple[str, ...]
+
+# --- errors ---------------------------------------------------------------------
+
+class HPXError(RuntimeError):
+    """An error of the hpx runtime; the message is the runtime's."""
+
+class LocalityLostError(HPXError):
+    """A locality of the job died or stopped answering."""
+
+class JobAbortedError(HPXError):
+    """The job was stopped: another locality failed, or it was interrupted."""
+
+class CollectiveMismatchError(HPXError):
+    """Localities made different collective calls at the same point."""
+
+class HPXValueError(HPXError, ValueError):
+    """A bad argument: mismatched shapes or layouts, an unknown operation."""
+
+class HPXIndexError(HPXError, IndexError):
+    """An index out of range."""
+
+class LocalityIndexError(HPXError, IndexError):
+    """A locality number (a root, a placement) that is not in the job."""
+
+class DTypeError(HPXError, TypeError):
+    """An element type that hpxpy arrays do not hold, or that an operation does not take."""
+
+# --- layouts ---------------------------------------------------------------------
+
+class distribution(str, enum.Enum):
+    """How an array's elements are spread (``distribution=``); equal to its string."""
+
+    def __new__(cls, value: str) -> distribution:
+        """The member of that name: ``distribution('block')``."""
+
+    local = "local"
+    """One partition on one locality (locality 0 unless ``localities=``); also ``None``."""
+    block = "block"
+    """One contiguous block of rows per locality."""
+    cyclic = "cyclic"
+    """Rows round robin, one partition per locality."""
+    block_cyclic = "block_cyclic"
+    """Chunks of rows round robin (``chunks=`` sets the chunk)."""
+    grid = "grid"
+    """2-d tiles, one per locality of a locality grid."""
+
+_Distribution = _DistributionName | distribution | None
+
+# --- the array -------------------------------------------------------------------
+
+class DistributedArray:
+    """An array whose partitions live on the localities of the job (make it with zeros, from_numpy, ...)."""
+
+    __array_priority__: ClassVar[int]
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Not for use (raises TypeError): make arrays with zeros, ones, full, arange, from_numpy, ..."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape (a tuple)."""
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type (a NumPy dtype)."""
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+    @property
+    def ndim(self) -> int:
+        """The number of axes."""
+    @property
+    def is_distributed(self) -> bool:
+        """Whether the partitions are on more than one locality."""
+    @property
+    def num_partitions(self) -> int:
+        """The number of partitions."""
+    @property
+    def partition_sizes(self) -> list[int]:
+        """The number of elements of each partition, in partition order."""
+    @property
+    def localities(self) -> list[int]:
+        """The locality of each partition, in partition order."""
+    @property
+    def distribution(self) -> str:
+        """The layout as the runtime spells it (``Block``, ``Chunks(1000)``, ...)."""
+    @property
+    def local_partition(self) -> NDArray[Any] | list[NDArray[Any]]:
+        """This locality's data as a writable zero-copy view (empty if none; a list if several partitions)."""
+    def is_view(self) -> bool:
+        """Whether this array shares memory with a NumPy array (``from_numpy(x, copy=False)``)."""
+    def local_partitions(self) -> list[NDArray[Any]]:
+        """Writable zero-copy NumPy views of the partitions this locality holds, in partition order."""
+    def local_offsets(self) -> list[tuple[int, ...] | None]:
+        """For each local partition, the index of its first element per axis (None if round robin)."""
+    def to_numpy(self) -> NDArray[Any]:
+        """Every element, gathered into a new NumPy array (not collective)."""
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> NDArray[Any]:
+        """``np.asarray(a)``: the same as ``to_numpy()``."""
+    def tolist(self) -> list[Any]:
+        """The elements as nested Python lists (not collective)."""
+    def copy(self) -> DistributedArray:
+        """A copy in the same layout (collective)."""
+    def astype(self, dtype: DTypeLike) -> DistributedArray:
+        """A copy with elements converted to ``dtype`` (collective)."""
+    def fill(self, value: _Scalar) -> None:
+        """Sets every element to ``value`` (collective)."""
+    def redistribute(
+        self,
+        distribution: _Distribution = None,
+        chunks: _Chunks | None = None,
+        num_partitions: int | None = None,
+        localities: _Localities = None,
+    ) -> DistributedArray:
+        """A copy in another layout, moved owner to owner in bulk (collective)."""
+    def __len__(self) -> int:
+        """The length of axis 0."""
+    def __bool__(self) -> bool:
+        """The truth of a one-element array (others raise ValueError)."""
+    @overload
+    def __getitem__(self, key: int | tuple[int, ...]) -> Any:
+        """One element (not collective)."""
+    @overload
+    def __getitem__(self, key: slice | Any) -> NDArray[Any]:
+        """A NumPy copy of the selected elements (not collective)."""
+    def __setitem__(self, key: int | tuple[int, ...] | slice, value: ArrayLike) -> None:
+        """Sets one element or a contiguous 1-d slice (collective)."""
+
+    # Reductions (collective). Without axis: one NumPy scalar; with axis (2-d): a NumPy array.
+    @overload
+    def sum(self, axis: None = None) -> Any:
+        """The sum (integers in 64 bits; floats correctly rounded)."""
+    @overload
+    def sum(self, axis: int) -> NDArray[Any]:
+        """The sums along ``axis`` of a 2-d array."""
+    @overload
+    def prod(self, axis: None = None) -> Any:
+        """The product."""
+    @overload
+    def prod(self, axis: int) -> NDArray[Any]:
+        """The products along ``axis`` of a 2-d array."""
+    @overload
+    def min(self, axis: None = None) -> Any:
+        """The smallest element."""
+    @overload
+    def min(self, axis: int) -> NDArray[Any]:
+        """The smallest elements along ``axis`` of a 2-d array."""
+    @overload
+    def max(self, axis: None = None) -> Any:
+        """The largest element."""
+    @overload
+    def max(self, axis: int) -> NDArray[Any]:
+        """The largest elements along ``axis`` of a 2-d array."""
+    @overload
+    def mean(self, axis: None = None) -> np.floating[Any]:
+        """The mean (float64; float32 for float32 arrays)."""
+    @overload
+    def mean(self, axis: int) -> NDArray[np.floating[Any]]:
+        """The means along ``axis`` of a 2-d array."""
+    def var(self) -> np.floating[Any]:
+        """The variance (population, NumPy's default)."""
+    def std(self) -> np.floating[Any]:
+        """The standard deviation (population, NumPy's default)."""
+    def argmin(self) -> int:
+        """The flat index of the first smallest element."""
+    def argmax(self) -> int:
+        """The flat index of the first largest element."""
+    def any(self) -> np.bool_:
+        """Whether any element is non-zero."""
+    def all(self) -> np.bool_:
+        """Whether every element is non-zero."""
+    def count_nonzero(self) -> int:
+        """The number of non-zero elements."""
+    def cumsum(self) -> DistributedArray:
+        """Running sums, flat (integers in 64 bits), in a new array (collective)."""
+    def cumprod(self) -> DistributedArray:
+        """Running products, flat (integers in 64 bits), in a new array (collective)."""
+
+    # Element-wise math (collective; runs where the data lives): with another
+    # DistributedArray of the same shape and layout, or a scalar.
+    def __add__(self, other: _Operand) -> DistributedArray:
+        """``a + b``."""
+    def __radd__(self, other: _Scalar) -> DistributedArray:
+        """``2 + a``."""
+    def __sub__(self, other: _Operand) -> DistributedArray:
+        """``a - b``."""
+    def __rsub__(self, other: _Scalar) -> DistributedArray:
+        """``2 - a``."""
+    def __mul__(self, other: _Operand) -> DistributedArray:
+        """``a * b``."""
+    def __rmul__(self, other: _Scalar) -> DistributedArray:
+        """``2 * a``."""
+    def __truediv__(self, other: _Operand) -> DistributedArray:
+        """``a / b`` (floats)."""
+    def __rtruediv__(self, other: _Scalar) -> DistributedArray:
+        """``2 / a`` (floats)."""
+    def __floordiv__(self, other: _Operand) -> DistributedArray:
+        """``a // b`` (integer arrays)."""
+    def __rfloordiv__(self, other: _Scalar) -> DistributedArray:
+        """``2 // a`` (integer arrays)."""
+    def __mod__(self, other: _Operand) -> DistributedArray:
+        """``a % b``."""
+    def __rmod__(self, other: _Scalar) -> DistributedArray:
+        """``2 % a``."""
+    def __pow__(self, other: _Operand) -> DistributedArray:
+        """``a ** b``."""
+    def __rpow__(self, other: _Scalar) -> DistributedArray:
+        """``2 ** a``."""
+    def __neg__(self) -> DistributedArray:
+        """``-a``."""
+    def __pos__(self) -> DistributedArray:
+        """``+a`` (a copy)."""
+    def __abs__(self) -> DistributedArray:
+        """``abs(a)``."""
+    def __and__(self, other: DistributedArray | bool) -> DistributedArray:
+        """``a & b`` (boolean arrays)."""
+    def __rand__(self, other: bool) -> DistributedArray:
+        """``True & a`` (boolean arrays)."""
+    def __or__(self, other: DistributedArray | bool) -> DistributedArray:
+        """``a | b`` (boolean arrays)."""
+    def __ror__(self, other: bool) -> DistributedArray:
+        """``True | a`` (boolean arrays)."""
+    def __xor__(self, other: DistributedArray | bool) -> DistributedArray:
+        """``a ^ b`` (boolean arrays)."""
+    def __rxor__(self, other: bool) -> DistributedArray:
+        """``True ^ a`` (boolean arrays)."""
+    def __invert__(self) -> DistributedArray:
+        """``~a`` (boolean arrays)."""
+    def __eq__(self, other: _Operand) -> DistributedArray:  # type: ignore[override]
+        """``a == b``, a boolean array."""
+    def __ne__(self, other: _Operand) -> DistributedArray:  # type: ignore[override]
+        """``a != b``, a boolean array."""
+    def __lt__(self, other: _Operand) -> DistributedArray:
+        """``a < b``, a boolean array."""
+    def __le__(self, other: _Operand) -> DistributedArray:
+        """``a <= b``, a boolean array."""
+    def __gt__(self, other: _Operand) -> DistributedArray:
+        """``a > b``, a boolean array."""
+    def __ge__(self, other: _Operand) -> DistributedArray:
+        """``a >= b``, a boolean array."""
+
+# --- the job -----------------------------------------------------------------------
+
+def get_locality_id() -> int:
+    """This locality's number (0 .. number of localities - 1)."""
+
+def get_num_localities() -> int:
+    """The number of localities of the job (1 when run plainly)."""
+
+def init(**_ignored: Any) -> None:
+    """Starts the runtime if it has not started (it starts by itself)."""
+
+def finalize() -> None:
+    """Ends this locality's part of the job now (it ends by itself at exit)."""
+
+# --- creation (collective) -------------------------------------------------------
+
+def zeros(
+    shape: _Shape,
+    dtype: DTypeLike = "float64",
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+    grid: tuple[int, int] | None = None,
+) -> DistributedArray:
+    """An array of zeros; ``distribution``/``chunks``/``num_partitions``/``localities``/``grid`` set the layout."""
+
+def ones(
+    shape: _Shape,
+    dtype: DTypeLike = "float64",
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+    grid: tuple[int, int] | None = None,
+) -> DistributedArray:
+    """An array of ones (layout keywords as for zeros)."""
+
+def full(
+    shape: _Shape,
+    fill_value: _Scalar,
+    dtype: DTypeLike | None = None,
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+    grid: tuple[int, int] | None = None,
+) -> DistributedArray:
+    """An array of ``fill_value`` (dtype from the value unless given)."""
+
+def empty(
+    shape: _Shape,
+    dtype: DTypeLike = "float64",
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+    grid: tuple[int, int] | None = None,
+) -> DistributedArray:
+    """An array whose values are not to be relied on (zeros here)."""
+
+def arange(
+    start: int | float,
+    stop: int | float | None = None,
+    step: int | float = 1,
+    dtype: DTypeLike | None = None,
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+) -> DistributedArray:
+    """``start, start + step, ...`` below ``stop``, like numpy.arange (int64 or float64)."""
+
+def linspace(
+    start: float,
+    stop: float,
+    num: int = 50,
+    dtype: DTypeLike = "float64",
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+) -> DistributedArray:
+    """``num`` evenly spaced values from ``start`` to ``stop`` (included)."""
+
+def from_numpy(
+    data: ArrayLike,
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+    grid: tuple[int, int] | None = None,
+    copy: bool = True,
+) -> DistributedArray:
+    """An array holding ``data`` (same data on every locality; each keeps its share); ``copy=False``: a local view."""
+
+def array(
+    data: ArrayLike,
+    distribution: _Distribution = None,
+    chunks: _Chunks | None = None,
+    num_partitions: int | None = None,
+    localities: _Localities = None,
+    grid: tuple[int, int] | None = None,
+    copy: bool = True,
+) -> DistributedArray:
+    """The same as from_numpy."""
+
+class random:
+    """Random arrays: the same seed gives the same values whatever the layout and locality count."""
+
+    @staticmethod
+    def uniform(
+        low: float = 0.0,
+        high: float = 1.0,
+        size: _Shape | None = None,
+        seed: int = 0,
+        dtype: DTypeLike = "float64",
+        *,
+        distribution: _Distribution = None,
+        chunks: _Chunks | None = None,
+        num_partitions: int | None = None,
+        localities: _Localities = None,
+    ) -> DistributedArray:
+        """Uniform values in ``[low, high)``."""
+    @staticmethod
+    def random(
+        size: _Shape,
+        seed: int = 0,
+        *,
+        distribution: _Distribution = None,
+        chunks: _Chunks | None = None,
+        num_partitions: int | None = None,
+        localities: _Localities = None,
+    ) -> DistributedArray:
+        """Uniform float64 values in ``[0, 1)``."""
+    @staticmethod
+    def normal(
+        loc: float = 0.0,
+        scale: float = 1.0,
+        size: _Shape | None = None,
+        seed: int = 0,
+        dtype: DTypeLike = "float64",
+        *,
+        distribution: _Distribution = None,
+        chunks: _Chunks | None = None,
+        num_partitions: int | None = None,
+        localities: _Localities = None,
+    ) -> DistributedArray:
+        """Normally distributed values."""
+    @staticmethod
+    def integers(
+        low: int,
+        high: int,
+        size: _Shape | None = None,
+        seed: int = 0,
+        dtype: DTypeLike = "int64",
+        *,
+        distribution: _Distribution = None,
+        chunks: _Chunks | None = None,
+        num_partitions: int | None = None,
+        localities: _Localities = None,
+    ) -> DistributedArray:
+        """Integers uniform in ``[low, high)``."""
+
+# --- functions (on DistributedArrays collective; other inputs go to NumPy) ------
+
+@overload
+def sqrt(x: DistributedArray) -> DistributedArray:
+    """Element-wise square root (floats for integer input)."""
+@overload
+def sqrt(x: ArrayLike) -> Any: ...
+@overload
+def exp(x: DistributedArray) -> DistributedArray:
+    """Element-wise exponential (floats for integer input)."""
+@overload
+def exp(x: ArrayLike) -> Any: ...
+@overload
+def log(x: DistributedArray) -> DistributedArray:
+    """Element-wise natural logarithm (floats for integer input)."""
+@overload
+def log(x: ArrayLike) -> Any: ...
+@overload
+def sin(x: DistributedArray) -> DistributedArray:
+    """Element-wise sine (floats for integer input)."""
+@overload
+def sin(x: ArrayLike) -> Any: ...
+@overload
+def cos(x: DistributedArray) -> DistributedArray:
+    """Element-wise cosine (floats for integer input)."""
+@overload
+def cos(x: ArrayLike) -> Any: ...
+@overload
+def abs(x: DistributedArray) -> DistributedArray:
+    """Element-wise absolute value (keeps the dtype)."""
+@overload
+def abs(x: ArrayLike) -> Any: ...
+@overload
+def negative(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``-x``."""
+@overload
+def negative(x: ArrayLike) -> Any: ...
+@overload
+def minimum(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise minimum of two arrays, or an array and a scalar."""
+@overload
+def minimum(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def minimum(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def maximum(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise maximum of two arrays, or an array and a scalar."""
+@overload
+def maximum(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def maximum(x: ArrayLike, y: ArrayLike) -> Any: ...
+def power(x: _Operand, y: _Operand) -> DistributedArray:
+    """Element-wise ``x ** y``."""
+def where(condition: DistributedArray, x: _Operand, y: _Operand) -> DistributedArray:
+    """``x`` where ``condition`` holds, else ``y`` (arrays of one shape, or scalars)."""
+@overload
+def sum(x: DistributedArray, axis: None = None) -> Any:
+    """The sum of an array's elements (along ``axis`` for 2-d arrays)."""
+@overload
+def sum(x: DistributedArray, axis: int) -> NDArray[Any]: ...
+@overload
+def sum(x: ArrayLike, axis: int | None = None) -> Any: ...
+@overload
+def prod(x: DistributedArray, axis: None = None) -> Any:
+    """The product of an array's elements (along ``axis`` for 2-d arrays)."""
+@overload
+def prod(x: DistributedArray, axis: int) -> NDArray[Any]: ...
+@overload
+def prod(x: ArrayLike, axis: int | None = None) -> Any: ...
+@overload
+def mean(x: DistributedArray, axis: None = None) -> np.floating[Any]:
+    """The mean of an array's elements (along ``axis`` for 2-d arrays)."""
+@overload
+def mean(x: DistributedArray, axis: int) -> NDArray[np.floating[Any]]: ...
+@overload
+def mean(x: ArrayLike, axis: int | None = None) -> Any: ...
+@overload
+def min(x: DistributedArray, axis: None = None) -> Any:
+    """The smallest element (along ``axis`` for 2-d arrays)."""
+@overload
+def min(x: DistributedArray, axis: int) -> NDArray[Any]: ...
+@overload
+def min(x: ArrayLike, axis: int | None = None) -> Any: ...
+@overload
+def max(x: DistributedArray, axis: None = None) -> Any:
+    """The largest element (along ``axis`` for 2-d arrays)."""
+@overload
+def max(x: DistributedArray, axis: int) -> NDArray[Any]: ...
+@overload
+def max(x: ArrayLike, axis: int | None = None) -> Any: ...
+def argmin(x: DistributedArray | ArrayLike) -> int:
+    """The flat index of the first smallest element."""
+def argmax(x: DistributedArray | ArrayLike) -> int:
+    """The flat index of the first largest element."""
+def any(x: DistributedArray | ArrayLike) -> np.bool_:
+    """Whether any element is non-zero."""
+def all(x: DistributedArray | ArrayLike) -> np.bool_:
+    """Whether every element is non-zero."""
+def count_nonzero(x: DistributedArray | ArrayLike) -> int:
+    """The number of non-zero elements."""
+def cumsum(x: DistributedArray) -> DistributedArray:
+    """Running sums of a DistributedArray, in a new array (collective)."""
+def to_numpy(x: DistributedArray) -> NDArray[Any]:
+    """``x.to_numpy()``: every element in a new NumPy array (not collective)."""
+def for_each(array: DistributedArray, fn: Callable[[NDArray[Any]], _T]) -> list[_T]:
+    """Runs ``fn(view)`` on each partition where it lives; every locality gets all results in partition order (collective)."""
+
+# --- collectives ----------------------------------------------------------------------
+
+class Communicator:
+    """A group of localities running collectives together: the whole job, or a named sub-group."""
+
+    def __init__(self, name: str | None = None, localities: Sequence[int] | None = None) -> None:
+        """The whole job, or the sub-group ``localities`` called ``name`` (made by every member alone)."""
+    @property
+    def rank(self) -> int:
+        """This locality's rank in the group."""
+    @property
+    def size(self) -> int:
+        """The number of members."""
+    @property
+    def localities(self) -> list[int]:
+        """The members' locality numbers, by rank."""
+    def barrier(self) -> None:
+        """Waits until every member has called it."""
+    def all_reduce(self, value: Any, op: _Op = "sum") -> Any:
+        """Like hpxpy.all_reduce, over the members."""
+    def reduce(self, value: Any, op: _Op = "sum", root: int = 0) -> Any:
+        """Like hpxpy.reduce, over the members (``root`` is a rank)."""
+    def inclusive_scan(self, value: Any, op: _Op = "sum") -> Any:
+        """Like hpxpy.inclusive_scan, over the members by rank."""
+    def exclusive_scan(self, value: Any, op: _Op = "sum") -> Any:
+        """Like hpxpy.exclusive_scan, over the members by rank."""
+    def broadcast(self, value: _T | None = None, root: int = 0) -> _T:
+        """Like hpxpy.broadcast, over the members (``root`` is a rank)."""
+    def gather(self, value: Any, root: int = 0) -> Any:
+        """Like hpxpy.gather, over the members (``root`` is a rank)."""
+    def all_gather(self, value: _T) -> list[_T]:
+        """Like hpxpy.all_gather, over the members."""
+    def scatter(self, values: Any = None, root: int = 0) -> Any:
+        """Like hpxpy.scatter, over the members (``root`` is a rank)."""
+    def all_to_all(self, values: Sequence[_T]) -> list[_T]:
+        """Like hpxpy.all_to_all, over the members."""
+
+def barrier(comm: Communicator | None = None) -> None:
+    """Waits until every locality (or member of ``comm``) has called it."""
+
+@overload
+def all_reduce(value: DistributedArray, op: _Op = "sum", comm: Communicator | None = None) -> Any:
+    """Combines ``value`` over all localities with ``op``; the result everywhere (a DistributedArray: all its elements)."""
+@overload
+def all_reduce(value: NDArray[Any], op: _Op = "sum", comm: Communicator | None = None) -> NDArray[Any]: ...
+@overload
+def all_reduce(value: bool, op: _Op = "sum", comm: Communicator | None = None) -> np.int64: ...  # type: ignore[overload-overlap]
+@overload
+def all_reduce(value: int, op: _Op = "sum", comm: Communicator | None = None) -> int: ...
+@overload
+def all_reduce(value: float, op: _Op = "sum", comm: Communicator | None = None) -> float: ...
+@overload
+def all_reduce(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any: ...
+@overload
+def reduce(value: NDArray[Any], op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> NDArray[Any] | None:
+    """As all_reduce, but only ``root`` gets the result (None elsewhere)."""
+@overload
+def reduce(value: bool, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> np.int64 | None: ...  # type: ignore[overload-overlap]
+@overload
+def reduce(value: int, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> int | None: ...
+@overload
+def reduce(value: float, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> float | None: ...
+@overload
+def reduce(value: Any, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> Any: ...
+def inclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any:
+    """Locality i gets ``value`` of localities 0..i combined."""
+def exclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any:
+    """Locality i gets ``value`` of localities 0..i-1 combined (locality 0: 0 for sum, 1 for prod, else None)."""
+def broadcast(value: _T | None = None, root: int = 0, comm: Communicator | None = None) -> _T:
+    """The root's ``value`` (any picklable object) on every locality; a DistributedArray is returned as it is."""
+@overload
+def gather(value: DistributedArray, root: int = 0, comm: Communicator | None = None) -> NDArray[Any] | None:  # type: ignore[overload-overlap]
+    """The list of every locality's ``value`` on ``root``, None elsewhere (a DistributedArray: its elements)."""
+@overload
+def gather(value: _T, root: int = 0, comm: Communicator | None = None) -> list[_T] | None: ...
+def all_gather(value: _T, comm: Communicator | None = None) -> list[_T]:
+    """The list of every locality's ``value``, on every locality."""
+@overload
+def scatter(values: DistributedArray, root: int = 0, comm: Communicator | None = None) -> NDArray[Any]:
+    """Locality i gets item i of the root's ``values`` (a DistributedArray: a copy of its own elements)."""
+@overload
+def scatter(values: Sequence[_T], root: int = 0, comm: Communicator | None = None) -> _T: ...
+@overload
+def scatter(values: NDArray[Any] | None = None, root: int = 0, comm: Communicator | None = None) -> Any: ...
+def all_to_all(values: Sequence[_T], comm: Communicator | None = None) -> list[_T]:
+    """Locality j gets item j of every locality's list, in locality order."""
+
+__all__ = [
+    "DTYPES",
+    "DistributedArray",
+    "Communicator",
+    "distribution",
+    "random",
+    "get_locality_id",
+    "get_num_localities",
+    "init",
+    "finalize",
+    "zeros",
+    "ones",
+    "full",
+    "empty",
+    "arange",
+    "linspace",
+    "from_numpy",
+    "array",
+    "sqrt",
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "abs",
+    "negative",
+    "minimum",
+    "maximum",
+    "power",
+    "where",
+    "sum",
+    "prod",
+    "mean",
+    "min",
+    "max",
+    "argmin",
+    "argmax",
+    "any",
+    "all",
+    "count_nonzero",
+    "cumsum",
+    "to_numpy",
+    "for_each",
+    "barrier",
+    "all_reduce",
+    "reduce",
+    "inclusive_scan",
+    "exclusive_scan",
+    "broadcast",
+    "gather",
+    "all_gather",
+    "scatter",
+    "all_to_all",
+    "HPXError",
+    "LocalityLostError",
+    "JobAbortedError",
+    "CollectiveMismatchError",
+    "HPXValueError",
+    "HPXIndexError",
+    "LocalityIndexError",
+    "DTypeError",
+]
