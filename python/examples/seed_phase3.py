@@ -87,7 +87,9 @@ data = np.arange(10000, dtype=np.float64)
 arr = hpx.from_numpy(data, distribution='block')
 job_fact("from_numpy(data, distribution='block'):", arr, "sum =", arr.sum())
 mine = arr.local_partition
-start = arr.local_offsets()[0][0] if mine.size else 0
+assert isinstance(mine, np.ndarray)  # block: one view (empty if it holds nothing)
+offsets = arr.local_offsets()  # [(first index,)], or [] if it holds nothing
+start = offsets[0][0] if offsets and offsets[0] is not None else 0
 local_fact(f"from_numpy: holds data[{start}:{start + mine.size}]",
            f"(first values {mine[:3].tolist()})")
 assert np.array_equal(mine, data[start:start + mine.size])

@@ -48,13 +48,13 @@ assert same is a
 full = hpx.gather(a, root=0)  # the root gets every element, others None
 if me == 0:
     assert isinstance(full, np.ndarray) and np.array_equal(full, x)
+    print("gather(a, root=0) on the root:", type(full).__name__, full.shape, flush=True)
 else:
     assert full is None
-if me == 0:
-    print("gather(a, root=0) on the root:", type(full).__name__, full.shape, flush=True)
 
 mine = hpx.scatter(a, root=0)  # a copy of this locality's own elements
-start = a.local_offsets()[0][0] if a.local_partitions() else 0
+offsets = a.local_offsets()  # [(first index,)] for the block this locality holds
+start = offsets[0][0] if offsets and offsets[0] is not None else 0
 assert np.array_equal(mine, x[start:start + mine.size])
 sizes = hpx.all_gather(mine.size)
 assert sum(sizes) == N

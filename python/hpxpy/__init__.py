@@ -20,7 +20,9 @@ import atexit
 import enum
 import os
 import pickle
+import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -39,8 +41,21 @@ from ._errors import (
 
 __version__ = "0.1.0"
 
-# A member of a job of several localities joins it now (each must).
-_core._init()
+def _quiet_interrupt(_signum, _frame):
+    """In a job of several localities Ctrl-C stops the whole job: the
+    runtime aborts it in order, and the call waiting here raises
+    JobAbortedError (a script computing outside hpxpy is ended by the
+    runtime after 3 s). A KeyboardInterrupt on top would only garble the
+    report."""
+
+
+# A member of a job of several localities joins it now (each must). Its
+# Python-level SIGINT handler is set first: the runtime's handler, set at
+# start, runs before it.
+if _core._configure() > 1:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _quiet_interrupt)
+    _core._join()
 
 _failure = None
 _consequence = False
@@ -391,13 +406,22 @@ class Communicator:
         """Waits until every member has called it."""
         self._comm.barrier()
 
+    def _root(self, root):
+        if isinstance(root, (bool, np.bool_)) or not isinstance(root, (int, np.integer)):
+            raise LocalityIndexError(f"a root is a rank (an int), not {root!r}")
+        if not 0 <= int(root) < self.size:
+            raise LocalityIndexError(
+                f"root {root} is not a member: ranks are 0..{self.size - 1}"
+            )
+        return int(root)
+
     def all_reduce(self, value, op="sum"):
         """See :func:`hpxpy.all_reduce`."""
         return _reduce_value(self._comm, value, op, "all", 0)
 
     def reduce(self, value, op="sum", root=0):
         """See :func:`hpxpy.reduce`."""
-        return _reduce_value(self._comm, value, op, "root", root)
+        return _reduce_value(self._comm, value, op, "root", self._root(root))
 
     def inclusive_scan(self, value, op="sum"):
         """See :func:`hpxpy.inclusive_scan`."""
@@ -409,16 +433,18 @@ class Communicator:
 
     def broadcast(self, value=None, root=0):
         """See :func:`hpxpy.broadcast`."""
+        root = self._root(root)
         if isinstance(value, DistributedArray) and not value.is_view():
             return value
         data = _dumps(value) if self.rank == root else None
-        return pickle.loads(self._comm.broadcast(data, int(root)))
+        return pickle.loads(self._comm.broadcast(data, root))
 
     def gather(self, value, root=0):
         """See :func:`hpxpy.gather`."""
+        root = self._root(root)
         if isinstance(value, DistributedArray) and not value.is_view():
             return value.to_numpy() if self.rank == root else None
-        got = self._comm.gather(_dumps(value), int(root))
+        got = self._comm.gather(_dumps(value), root)
         return None if got is None else [pickle.loads(b) for b in got]
 
     def all_gather(self, value):
@@ -427,6 +453,7 @@ class Communicator:
 
     def scatter(self, values=None, root=0):
         """See :func:`hpxpy.scatter`."""
+        root = self._root(root)
         if isinstance(values, DistributedArray) and not values.is_view():
             views = values.local_partitions()
             return np.concatenate([v.reshape(-1) for v in views]) if views else np.empty(0, values.dtype)
@@ -443,7 +470,7 @@ class Communicator:
                     f"scatter: {len(items)} values for {self.size} members (one each)"
                 )
             items = [_dumps(v) for v in items]
-        return pickle.loads(self._comm.scatter(items, int(root)))
+        return pickle.loads(self._comm.scatter(items, root))
 
     def all_to_all(self, values):
         """See :func:`hpxpy.all_to_all`."""

@@ -48,6 +48,17 @@ def _layout(shape, distribution, chunks, num_partitions, localities, grid=None):
             f"unknown distribution {distribution!r} (one of {', '.join(_DISTRIBUTIONS)})"
         )
     over = None if localities is None else [int(x) for x in localities]
+    if over is not None:
+        n = _core.get_num_localities()
+        bad = [x for x in over if not 0 <= x < n]
+        if bad or not over:
+            from ._errors import LocalityIndexError
+
+            raise LocalityIndexError(
+                f"localities={list(localities)}: the job has localities 0..{n - 1}"
+                if bad
+                else "localities= needs at least one locality"
+            )
     grid = None if grid is None else (int(grid[0]), int(grid[1]))
     if chunks is not None and num_partitions is not None:
         raise HPXValueError("give chunks= or num_partitions=, not both")

@@ -131,21 +131,28 @@ where
     hpx::broadcast(mine, 0).await?
 }
 
-/// Starts the job now if this process is one of several localities (every
-/// one must join at start-up); a plain run starts at its first call.
+/// Reads this process's configuration (once) and returns the number of
+/// localities of the job; [`_join`] then starts a job of several.
 #[pyfunction]
-fn _init(py: Python<'_>) -> PyResult<()> {
+fn _configure(py: Python<'_>) -> PyResult<u32> {
     let mut state = JOB.lock();
-    if let State::Idle(None) = &*state {
-        let (config, args) = py.detach(Config::from_env).map_err(to_py)?;
-        let several = config.num_localities > 1;
-        *state = State::Idle(Some(Box::new((config, args))));
-        drop(state);
-        if several {
-            job(py)?;
+    match &*state {
+        State::Idle(None) => {
+            let (config, args) = py.detach(Config::from_env).map_err(to_py)?;
+            let n = config.num_localities;
+            *state = State::Idle(Some(Box::new((config, args))));
+            Ok(n)
         }
+        State::Idle(Some(c)) => Ok(c.0.num_localities),
+        State::Running(_) | State::Finished => Ok(IDS.get().map_or(1, |ids| ids.1)),
     }
-    Ok(())
+}
+
+/// Joins the job now (every locality of a job of several must join at
+/// start-up; a plain run starts at its first call instead).
+#[pyfunction]
+fn _join(py: Python<'_>) -> PyResult<()> {
+    job(py).map(drop)
 }
 
 /// Ends this locality's part of the job: `error` None for success (after
@@ -242,7 +249,8 @@ fn _launch(py: Python<'_>, argv: Vec<String>, python: String) -> PyResult<i32> {
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_init, m)?)?;
+    m.add_function(wrap_pyfunction!(_configure, m)?)?;
+    m.add_function(wrap_pyfunction!(_join, m)?)?;
     m.add_function(wrap_pyfunction!(_finish, m)?)?;
     m.add_function(wrap_pyfunction!(_launch, m)?)?;
     m.add_function(wrap_pyfunction!(get_locality_id, m)?)?;
