@@ -538,8 +538,18 @@ impl<T: Numeric> PartitionedVector<T> {
 
     /// Elements `range`, gathered from their owners in parallel as raw bytes.
     pub async fn get_range(&self, range: Range<usize>) -> Result<Vec<T>> {
-        self.check_range(&range)?;
         let mut out = vec![T::zeroed(); range.len()];
+        self.get_range_into(range.start, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Elements `start..start + out.len()` written into `out` (memory the
+    /// caller owns, such as a NumPy array's): partitions held here are
+    /// copied straight from their memory, the others read from their owners
+    /// in parallel as raw bytes.
+    pub async fn get_range_into(&self, start: usize, out: &mut [T]) -> Result<()> {
+        let range = start..start.saturating_add(out.len());
+        self.check_range(&range)?;
         let pieces = self.pieces(&range)?;
         // One read per partition covering its pieces, not one per piece.
         let mut spans: Vec<Option<(usize, usize)>> = vec![None; self.num_partitions()];
@@ -548,25 +558,49 @@ impl<T: Numeric> PartitionedVector<T> {
             span.0 = span.0.min(local);
             span.1 = span.1.max(local + n);
         }
-        let reads = spans.iter().enumerate().filter_map(|(p, span)| {
-            span.map(|(start, end)| {
-                let part = handle(&self.meta.parts[p]);
-                async move {
-                    let bytes = part
-                        .call(partition::part_read, (to_u64(start), to_u64(end)))
-                        .await?;
-                    Ok::<_, Error>((p, start, bytes))
+        let size = std::mem::size_of::<T>();
+        // Partitions held here are copied straight from their memory into
+        // the result; the others are read from their owners in parallel.
+        let here = hpx_runtime::find_here();
+        let mut copied = vec![false; self.num_partitions()];
+        for (p, part) in self.meta.parts.iter().enumerate() {
+            if spans[p].is_some() && owner(part) == here {
+                let view = partition::view::<T>(part.gid())
+                    .await
+                    .map_err(|e| self.explain(e))?;
+                for &(q, from, offset, n) in pieces.iter().filter(|piece| piece.0 == p) {
+                    let piece = view.get(from..from + n).ok_or_else(|| {
+                        Error::Codec(format!(
+                            "partition {q} holds fewer elements than its layout"
+                        ))
+                    })?;
+                    out[offset..offset + n].copy_from_slice(piece);
                 }
-            })
-        });
+                copied[p] = true;
+            }
+        }
+        let reads = spans
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| !copied[*p])
+            .filter_map(|(p, span)| {
+                span.map(|(start, end)| {
+                    let part = handle(&self.meta.parts[p]);
+                    async move {
+                        let bytes = part
+                            .call(partition::part_read, (to_u64(start), to_u64(end)))
+                            .await?;
+                        Ok::<_, Error>((p, start, bytes))
+                    }
+                })
+            });
         let mut read: Vec<Option<(usize, PodVec<u8>)>> = vec![None; self.num_partitions()];
         for r in join_all(reads).await {
             let (p, start, bytes) = r?;
             read[p] = Some((start, bytes));
         }
-        let size = std::mem::size_of::<T>();
-        let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out);
-        for (p, local, offset, n) in pieces {
+        let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+        for (p, local, offset, n) in pieces.into_iter().filter(|piece| !copied[piece.0]) {
             let (start, bytes) = read[p]
                 .as_ref()
                 .ok_or_else(|| Error::BadArgument("a partition was not read".into()))?;
@@ -576,7 +610,7 @@ impl<T: Numeric> PartitionedVector<T> {
                 .ok_or_else(|| Error::Codec("a partition sent fewer bytes than asked".into()))?;
             out_bytes[offset * size..(offset + n) * size].copy_from_slice(piece);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Writes `values` to elements `start..start + values.len()`: one

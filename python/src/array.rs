@@ -341,10 +341,21 @@ impl Array {
     /// Every element, in a new NumPy array of this shape (gathered from
     /// the owners in bulk; not collective).
     fn to_numpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        with_array!(&*self.inner, a, _T => {
-            let (array, shape) = (a.clone(), a.shape().to_vec());
-            let values = block(py, async move { array.to_vec().await })?;
-            Ok(PyArray1::from_vec(py, values).reshape(shape)?.into_any())
+        with_array!(&*self.inner, a, T => {
+            let array = a.clone();
+            let len = a.len();
+            // SAFETY: a new C-contiguous array of `len` elements; every
+            // element is written below before the array is returned (or it
+            // is dropped unseen on an error).
+            let out = unsafe { PyArrayDyn::<T>::new(py, IxDyn(a.shape()), false) };
+            let at = out.data() as usize;
+            block(py, async move {
+                // SAFETY: `out` lives (held by this frame) and is not shared
+                // until this returns; the GIL-free wait only writes into it.
+                let dest = unsafe { std::slice::from_raw_parts_mut(at as *mut T, len) };
+                array.get_range_into(0, dest).await
+            })?;
+            Ok(out.into_any())
         })
     }
 
