@@ -66,7 +66,9 @@ def _excepthook(kind, value, tb):
     global _failure, _consequence
     _failure = f"{kind.__name__}: {value}"
     # Failing because another locality failed first: not the cause.
-    _consequence = isinstance(value, (JobAbortedError, LocalityLostError))
+    _consequence = isinstance(value, (JobAbortedError, LocalityLostError)) and not (
+        f"locality {_core.get_locality_id()}: received SIG" in str(value)
+    )
     _previous_hook(kind, value, tb)
 
 
@@ -290,13 +292,15 @@ def where(condition, x, y):
     one shape; scalars for x or y are made arrays in condition's layout)."""
     if not isinstance(condition, DistributedArray):
         raise DTypeError("where() takes a DistributedArray condition")
-    name = _promote(*[v.dtype if isinstance(v, DistributedArray) else np.asarray(v).dtype
-                      for v in (x, y)])
+    # Python scalars are "weak" (NumPy's rule): they take the arrays' dtype.
+    name = _promote(*[v.dtype if isinstance(v, DistributedArray) else v for v in (x, y)])
 
     def arr(v):
         if isinstance(v, DistributedArray):
             return v._cast(name)
-        return (condition.astype(name) * 0) + v
+        out = condition.astype(name)
+        out.fill(v)
+        return out
 
     mask = condition if condition.dtype == np.bool_ else condition.astype("bool")
     a, b = arr(x), arr(y)

@@ -309,9 +309,30 @@ class DistributedArray:
             out.append(k + n if k < 0 else k)
         return out
 
+    def _rows(self, key):
+        """The flat range of the sub-array ``a[i]`` (``a[i, j]`` ...) for
+        fewer integer indices than axes, or None."""
+        if isinstance(key, (int, np.integer)):
+            key = (key,)
+        if (
+            not isinstance(key, tuple)
+            or not 0 < len(key) < self.ndim
+            or not all(isinstance(k, (int, np.integer)) for k in key)
+        ):
+            return None
+        first = self._index(tuple(key) + (0,) * (self.ndim - len(key)))
+        inner = self.shape[len(key):]
+        count = int(np.prod(inner, dtype=np.int64))
+        start = int(np.ravel_multi_index(first, self.shape)) if self.size else 0
+        return start, count, inner
+
     def __getitem__(self, key):
         if self._view is not None:
             return self._view[key]
+        rows = self._rows(key)
+        if rows is not None:
+            start, count, inner = rows
+            return self._as_bool(self._core.get_range(start, start + count)).reshape(inner)
         index = self._index(key)
         if index is not None:
             value = self._core.get(index)
@@ -326,6 +347,12 @@ class DistributedArray:
     def __setitem__(self, key, value):
         if self._view is not None:
             self._view[key] = value
+            return
+        rows = self._rows(key)
+        if rows is not None:
+            start, count, inner = rows
+            data = np.ascontiguousarray(np.broadcast_to(value, inner), dtype=self._core.dtype)
+            self._core.set_range(start, data.reshape(-1))
             return
         index = self._index(key)
         if index is not None:
@@ -522,21 +549,29 @@ class DistributedArray:
 
     # --- reductions --------------------------------------------------
 
+    def _wide(self):
+        """This array with small integers widened to 64 bits (NumPy sums and
+        multiplies them in int64 or uint64)."""
+        kind, size = self.dtype.kind, self.dtype.itemsize
+        if kind == "b" or (kind == "i" and size < 8):
+            return self.astype("int64")
+        if kind == "u" and size < 8:
+            return self.astype("uint64")
+        return self
+
     def _reduce(self, what, axis=None):
+        if self._view is None and what == "prod" and self._wide() is not self:
+            return self._wide()._reduce(what, axis)
+        if self._view is None and what in ("min", "max") and self.dtype.kind == "f":
+            return self._nan_extreme(what, axis)
         if self._view is not None:
             return getattr(np, what)(self._view, axis=axis) if axis is not None else getattr(np, what)(self._view)
         if axis is not None:
-            if self.ndim != 2:
-                raise HPXValueError(f"{what} along an axis needs a 2-d array, not {self.ndim}-d")
-            if axis < 0:
-                axis += 2
-            if axis not in (0, 1):
-                from ._errors import HPXIndexError
-
-                raise HPXIndexError(f"axis {axis} is out of range for a 2-d array")
-            out = self._core.reduce_axis(what, axis)
+            out = self._core.reduce_axis(what, self._axis(what, axis))
             if what in ("min", "max"):
                 out = out.astype(self.dtype)
+            elif self._bool and what == "sum":
+                out = out.astype(np.int64)
             return out
         value = self._core.reduce(what)
         if what in ("any", "all"):
@@ -553,6 +588,33 @@ class DistributedArray:
         if what == "sum":
             return np.uint64(value) if kind == "u" else np.int64(value)
         return self.dtype.type(value)
+
+    def _axis(self, what, axis):
+        if self.ndim != 2:
+            raise HPXValueError(f"{what} along an axis needs a 2-d array, not {self.ndim}-d")
+        if axis < 0:
+            axis += 2
+        if axis not in (0, 1):
+            from ._errors import HPXIndexError
+
+            raise HPXIndexError(f"axis {axis} is out of range for a 2-d array")
+        return axis
+
+    def _nan_extreme(self, what, axis):
+        """min or max of floats as NumPy gives them: NaN if any element is NaN."""
+        if axis is None:
+            if self.size == 0:
+                raise HPXValueError(f"{what} of an empty array (it has no identity)")
+            # argmin/argmax count NaN as the extreme, as NumPy's do.
+            index = self.argmax() if what == "max" else self.argmin()
+            return self.dtype.type(self.to_flat(index))
+        values = self._core.reduce_axis(what, self._axis(what, axis)).astype(self.dtype)
+        nans = (self != self).astype("uint8")._reduce("max", axis)
+        return np.where(nans > 0, np.nan, values).astype(self.dtype)
+
+    def to_flat(self, index):
+        """The element at flat ``index`` (not collective)."""
+        return self._core.get(list(np.unravel_index(int(index), self.shape)))
 
     def sum(self, axis=None):
         """The sum (integers in 64 bits; floats exactly, correctly rounded)."""
@@ -608,6 +670,15 @@ class DistributedArray:
     def _scanned(self, op):
         if self._view is not None:
             return from_numpy_view(np.cumsum(self._view) if op == "sum" else np.cumprod(self._view))
+        if self.ndim != 1:
+            # NumPy's flat scan of an n-d array is a 1-d array: scanned here
+            # and made a 1-d array in blocks (the layout of n-d arrays is
+            # along axis 0, which a flat result does not have).
+            flat = self.to_numpy().reshape(-1)
+            scanned = np.cumsum(flat) if op == "sum" else np.cumprod(flat)
+            from . import from_numpy
+
+            return from_numpy(scanned, distribution="block")
         name = self.dtype.name
         if name == "bool" or self.dtype.kind in "iu":
             name = "uint64" if self.dtype.kind == "u" else "int64"

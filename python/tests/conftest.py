@@ -28,9 +28,6 @@ import pytest
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
-#: Locality counts every topic runs with.
-LOCALITY_COUNTS = [1, 2, 3, 4]
-
 _PREFIX = re.compile(r"^\[L(\d+)\] ?(.*)$")
 
 
@@ -127,10 +124,7 @@ class JobResult:
                     problems.append(f"locality {i}: {done[-1]!r}")
                 if mine[-1] != done[-1]:
                     problems.append(f"locality {i}: output after its DONE line")
-        if self.plain:
-            # A plain run has one locality and no prefixes.
-            pass
-        else:
+        if not self.plain:
             stray = [i for i in range(self.n, self.n + 8) if self.lines(i)]
             if stray:
                 problems.append(f"lines from localities {stray} in a job of {self.n}")
@@ -165,16 +159,21 @@ class Job:
         self._err = []
         self._cond = threading.Condition()
         self.start = time.monotonic()
+        self.ended = None   # when the launcher (or plain script) exited
         self.deadline = self.start + timeout
-        self.proc = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self._dir,
-            env=_clean_env(),
-            start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self._dir,
+                env=_clean_env(),
+                start_new_session=True,
+            )
+        except BaseException:
+            self._remove_files()
+            raise
         self.pgid = self.proc.pid  # the session leader leads its group
         self._eof = 0
         self._readers = [
@@ -201,8 +200,8 @@ class Job:
 
     def _snapshot(self, rc=None):
         out, err = self.output()
-        return JobResult(self.n, rc, out, err, time.monotonic() - self.start, self.plain,
-                         self.command)
+        end = self.ended if self.ended is not None else time.monotonic()
+        return JobResult(self.n, rc, out, err, end - self.start, self.plain, self.command)
 
     def wait_for(self, predicate, timeout=None, what="the condition"):
         """Waits (reading the output as it comes) until ``predicate(result)``
@@ -223,6 +222,7 @@ class Job:
                 self._cond.wait(left)
         self.kill()
         result = self._collect()
+        self._wait_group_gone(time.monotonic() + 5)
         pytest.fail(f"the job never showed {what}\n" + result.describe(), pytrace=False)
 
     def wait_for_lines(self, text, localities=None, timeout=None):
@@ -271,11 +271,14 @@ class Job:
         try:
             try:
                 rc = self.proc.wait(timeout=max(0.0, end - time.monotonic()))
+                self.ended = time.monotonic()
             except subprocess.TimeoutExpired:
                 self.kill()
                 result = self._collect()
+                gone = self._wait_group_gone(time.monotonic() + 5)
                 pytest.fail(
-                    f"the job did not end within {end - self.start:.1f} s; killed\n"
+                    f"the job did not end within {end - self.start:.1f} s; killed"
+                    f"{'' if gone else ' (and processes of it are still there)'}\n"
                     + result.describe(),
                     pytrace=False,
                 )
@@ -292,17 +295,22 @@ class Job:
             self.close()
 
     def close(self):
+        """Kills whatever is left of the job and removes its files."""
         if self.proc.poll() is None or group_alive(self.pgid):
             self.kill()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+            self._wait_group_gone(time.monotonic() + 5)
         for stream in (self.proc.stdout, self.proc.stderr):
             try:
                 stream.close()
             except OSError:
                 pass
+        self._remove_files()
+
+    def _remove_files(self):
         try:
             os.unlink(self.path)
             os.rmdir(self._dir)
