@@ -2,6 +2,7 @@
 through the launcher; output is split by locality; a job past its deadline
 is killed with its whole process group and fails the test."""
 
+import os
 import time
 
 import pytest
@@ -67,3 +68,21 @@ def test_a_script_that_does_nothing_does_not_pass():
     assert result.rc == 0, result.describe()
     with pytest.raises(pytest.fail.Exception, match="no 'DONE hello' line"):
         result.assert_done("hello")
+
+
+def _built_hpxrun():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "target")
+    for profile in ("debug", "release"):
+        path = os.path.abspath(os.path.join(root, profile, "hpxrun"))
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+@pytest.mark.skipif(_built_hpxrun() is None, reason="hpxrun is not built (cargo build --bin hpxrun)")
+def test_the_rust_launcher_runs_python_scripts():
+    # scripts/test-all.sh runs the Rust tests first, which build hpxrun.
+    job = start_job_plain(3, HELLO, args=(3,), hpxrun=_built_hpxrun())
+    result = job.finish().assert_done("hello")
+    for i in range(3):
+        assert result.lines(i)[0] == f"HELLO {i} 3", result.describe()
