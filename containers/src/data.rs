@@ -360,7 +360,10 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         let slice = self
             .get(start..end)
             .ok_or_else(|| range_error(start, end, self.len()))?;
-        Ok(bytemuck::cast_slice(slice).to_vec())
+        let bytes: &[u8] = bytemuck::cast_slice(slice);
+        let mut out = hpx_runtime::memory::fresh::<u8>(bytes.len());
+        out.copy_from_slice(bytes);
+        Ok(out)
     }
 
     fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()> {
@@ -507,11 +510,11 @@ impl<T: Numeric> ErasedVec for Vec<T> {
 
     fn unary(&self, op: UnaryOp) -> Result<Box<dyn ErasedVec>> {
         if op.is_float_valued() {
-            let mut out = fresh::<T::Float>(self.len());
+            let mut out = hpx_runtime::memory::fresh::<T::Float>(self.len());
             math::unary_float(op, self, &mut out)?;
             Ok(Box::new(out))
         } else {
-            let mut out = fresh::<T>(self.len());
+            let mut out = hpx_runtime::memory::fresh::<T>(self.len());
             math::unary(op, self, &mut out)?;
             Ok(Box::new(out))
         }
@@ -519,7 +522,7 @@ impl<T: Numeric> ErasedVec for Vec<T> {
 
     fn binary(&self, op: BinaryOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
         let other = same_type::<T>(other, op.name())?;
-        let mut out = fresh::<T>(self.len());
+        let mut out = hpx_runtime::memory::fresh::<T>(self.len());
         math::binary(op, self, other, &mut out)?;
         Ok(Box::new(out))
     }
@@ -531,14 +534,14 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         scalar_first: bool,
     ) -> Result<Box<dyn ErasedVec>> {
         let s = element_from_bytes::<T>(scalar)?;
-        let mut out = fresh::<T>(self.len());
+        let mut out = hpx_runtime::memory::fresh::<T>(self.len());
         math::binary_scalar(op, self, s, scalar_first, &mut out)?;
         Ok(Box::new(out))
     }
 
     fn compare(&self, op: CompareOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
         let other = same_type::<T>(other, op.name())?;
-        let mut out = fresh::<u8>(self.len());
+        let mut out = hpx_runtime::memory::fresh::<u8>(self.len());
         math::compare(op, self, other, &mut out)?;
         Ok(Box::new(out))
     }
@@ -550,7 +553,7 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         scalar_first: bool,
     ) -> Result<Box<dyn ErasedVec>> {
         let s = element_from_bytes::<T>(scalar)?;
-        let mut out = fresh::<u8>(self.len());
+        let mut out = hpx_runtime::memory::fresh::<u8>(self.len());
         math::compare_scalar(op, self, s, scalar_first, &mut out)?;
         Ok(Box::new(out))
     }
@@ -558,7 +561,7 @@ impl<T: Numeric> ErasedVec for Vec<T> {
     fn select(&self, mask: &dyn ErasedVec, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
         let other = same_type::<T>(other, "where")?;
         let mask = same_type::<u8>(mask, "a where mask")?;
-        let mut out = fresh::<T>(self.len());
+        let mut out = hpx_runtime::memory::fresh::<T>(self.len());
         math::select(mask, self, other, &mut out)?;
         Ok(Box::new(out))
     }
@@ -568,7 +571,7 @@ impl<T: Numeric> ErasedVec for Vec<T> {
             ($($name:literal => $u:ty),*) => {
                 match dtype {
                     $($name => {
-                        let mut out = fresh::<$u>(self.len());
+                        let mut out = hpx_runtime::memory::fresh::<$u>(self.len());
                         math::cast_slice(self, &mut out);
                         Ok(Box::new(out) as Box<dyn ErasedVec>)
                     })*
@@ -710,35 +713,6 @@ macro_rules! by_dtype {
 
 pub(crate) use by_dtype;
 
-/// Buffers from this size on are backed by huge pages where the kernel
-/// offers them on request (`madvise`), as NumPy does: first touches of
-/// fresh memory dominate element-wise operations into new arrays.
-const HUGE_FROM: usize = 4 << 20;
-
-/// `len` zeros in fresh memory (for a new partition that is about to be
-/// written in full).
-pub(crate) fn fresh<T: bytemuck::Zeroable + Clone>(len: usize) -> Vec<T> {
-    let mut v = vec![T::zeroed(); len];
-    advise_huge(v.as_mut_ptr().cast(), std::mem::size_of_val(v.as_slice()));
-    v
-}
-
-/// Asks for huge pages behind `bytes` bytes at `at` that have not been
-/// touched yet (a fresh allocation).
-fn advise_huge(at: *mut u8, bytes: usize) {
-    if bytes < HUGE_FROM {
-        return;
-    }
-    const PAGE: usize = 4096;
-    let start = (at as usize).next_multiple_of(PAGE);
-    let end = (at as usize + bytes) & !(PAGE - 1);
-    if end > start {
-        // SAFETY: the range lies inside the allocation; MADV_HUGEPAGE
-        // changes how its pages are backed, never their contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
-}
-
 fn zeros_of<T: Numeric>(len: usize) -> Result<Box<dyn ErasedVec>> {
     // A request for more memory than there is is an error, not an abort.
     let mut v: Vec<T> = Vec::new();
@@ -748,7 +722,7 @@ fn zeros_of<T: Numeric>(len: usize) -> Result<Box<dyn ErasedVec>> {
             T::NAME
         ))
     })?;
-    advise_huge(v.as_mut_ptr().cast(), len * std::mem::size_of::<T>());
+    hpx_runtime::memory::advise_fresh(v.as_mut_ptr().cast(), len * std::mem::size_of::<T>());
     v.resize(len, T::zeroed());
     Ok(Box::new(v))
 }

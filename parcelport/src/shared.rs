@@ -130,16 +130,25 @@ impl SharedDir {
         let bad = |e: std::io::Error| {
             TransportError::Protocol(format!("shared payload {}: {e}", path.display()))
         };
-        let size = std::fs::metadata(&path).map_err(bad)?.len();
+        let file = std::fs::File::open(&path).map_err(bad)?;
+        // Gone from the directory at once; the open file stays readable.
+        std::fs::remove_file(&path).map_err(bad)?;
+        let size = file.metadata().map_err(bad)?.len();
         if size > max as u64 {
-            let _ = std::fs::remove_file(&path);
             return Err(TransportError::Protocol(format!(
                 "shared payload of {size} bytes exceeds the limit of {max}"
             )));
         }
-        let data = std::fs::read(&path).map_err(bad)?;
-        std::fs::remove_file(&path).map_err(bad)?;
-        Ok(Bytes::from(data))
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        // The payload is read where it lies (no copy into a new buffer).
+        // SAFETY: the file is this job's (0600, its name checked above),
+        // written in full by its sender before the name was sent, and no
+        // longer in the directory: nothing changes or truncates it while
+        // the mapping lives.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(bad)?;
+        Ok(Bytes::from_owner(map))
     }
 
     /// Removes the files this locality made that nobody took.

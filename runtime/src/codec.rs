@@ -134,7 +134,12 @@ impl<'de, T: Pod> serde::de::Visitor<'de> for PodVisitor<T> {
                 v.len()
             )));
         }
-        Ok(PodVec(bytemuck::pod_collect_to_vec(v)))
+        if std::mem::size_of::<T>() == 0 {
+            return Ok(PodVec(bytemuck::pod_collect_to_vec(v)));
+        }
+        let mut out = crate::memory::fresh::<T>(v.len() / size);
+        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(v);
+        Ok(PodVec(out))
     }
 
     fn visit_byte_buf<E: serde::de::Error>(

@@ -28,6 +28,7 @@ mod error;
 mod gid;
 pub mod hash;
 mod locality;
+pub mod memory;
 mod runtime;
 mod supervisor;
 mod termination;
