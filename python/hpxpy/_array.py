@@ -607,12 +607,12 @@ class DistributedArray:
                 raise HPXValueError(f"{what} of an empty array (it has no identity)")
             # argmin/argmax count NaN as the extreme, as NumPy's do.
             index = self.argmax() if what == "max" else self.argmin()
-            return self.dtype.type(self.to_flat(index))
+            return self.dtype.type(self._flat_get(index))
         values = self._core.reduce_axis(what, self._axis(what, axis)).astype(self.dtype)
         nans = (self != self).astype("uint8")._reduce("max", axis)
         return np.where(nans > 0, np.nan, values).astype(self.dtype)
 
-    def to_flat(self, index):
+    def _flat_get(self, index):
         """The element at flat ``index`` (not collective)."""
         return self._core.get(list(np.unravel_index(int(index), self.shape)))
 

@@ -155,6 +155,12 @@ fn _join(py: Python<'_>) -> PyResult<()> {
     job(py).map(drop)
 }
 
+/// What every locality contributes when its script has ended: a
+/// locality still waiting in another collective then fails with a
+/// mismatch that names this type (`...ScriptEnded`), instead of waiting.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct ScriptEnded;
+
 /// Ends this locality's part of the job: `error` None for success (after
 /// checking that every locality got here, so that a locality still
 /// waiting in a collective fails instead of hanging), else the job fails
@@ -173,7 +179,7 @@ fn _finish(py: Python<'_>, error: Option<String>) -> PyResult<()> {
             let check = py.detach(|| {
                 job.block_on(async {
                     if spmd() {
-                        hpx::all_gather("hpxpy: end of script".to_owned()).await?;
+                        hpx::all_gather(ScriptEnded).await?;
                     }
                     Ok(())
                 })
