@@ -381,7 +381,10 @@ impl Array {
             let mut views = Vec::with_capacity(parts.len());
             for (p, ptr) in parts.iter().zip(pointers) {
                 let (start, shape) = match p.global_box() {
-                    Some((start, extent)) => (Some(start), extent),
+                    Some((start, extent)) if extent.iter().product::<usize>() == p.len() => {
+                        (Some(start), extent)
+                    }
+                    Some((start, _)) => (Some(start), vec![p.len()]),
                     None => (None, vec![p.len()]),
                 };
                 // SAFETY: `ptr` points at `p.len()` elements of `T`, the
