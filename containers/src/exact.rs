@@ -1038,7 +1038,7 @@ mod tests {
     #[test]
     fn buckets_zeros_subnormals_and_spills() {
         let tiny = p2(-1074);
-        // Enough equal values for buckets (both the one- and two-lane
+        // Enough equal values for buckets (both the one- and many-lane
         // paths) to spill.
         for n in [10, SMALL, 3000, MANY_LANES, 9000] {
             assert_eq!(sum_bits(&vec![-0.0; n]), NEG_ZERO, "{n}");

@@ -538,6 +538,7 @@ impl<T: Numeric> PartitionedVector<T> {
 
     /// Elements `range`, gathered from their owners in parallel as raw bytes.
     pub async fn get_range(&self, range: Range<usize>) -> Result<Vec<T>> {
+        self.check_range(&range)?;
         let mut out = vec![T::zeroed(); range.len()];
         self.get_range_into(range.start, &mut out).await?;
         Ok(out)

@@ -17,7 +17,7 @@ every locality, as soon as one raises.
 """
 
 import atexit
-import enum
+import builtins
 import os
 import pickle
 import signal
@@ -27,7 +27,15 @@ import threading
 import numpy as np
 
 from . import _core
-from ._array import DTYPES, DistributedArray, _create, _dtype_name, _promote, from_numpy_view
+from ._array import (
+    DTYPES,
+    DistributedArray,
+    _create,
+    _dtype_name,
+    _promote,
+    distribution,
+    from_numpy_view,
+)
 from ._errors import (
     CollectiveMismatchError,
     DTypeError,
@@ -99,21 +107,6 @@ def _at_exit():
 atexit.register(_at_exit)
 
 
-class distribution(str, enum.Enum):
-    """How an array's elements are spread (``distribution=``)."""
-
-    #: One partition on one locality (also ``None``).
-    local = "local"
-    #: One contiguous block of rows per locality.
-    block = "block"
-    #: Rows round robin, one partition per locality.
-    cyclic = "cyclic"
-    #: Chunks of rows round robin (``chunks=`` sets the chunk).
-    block_cyclic = "block_cyclic"
-    #: 2-d tiles, one per locality of a locality grid.
-    grid = "grid"
-
-
 # --- the job ---------------------------------------------------------------
 
 get_locality_id = _core.get_locality_id
@@ -127,8 +120,9 @@ def init(**_ignored):
 
 
 def finalize():
-    """Ends this locality's part of the job now (it ends by itself at
-    exit); hpxpy calls fail afterwards."""
+    """Ends this locality's part of the job now, as at exit: waits until
+    every locality has ended its part (a locality still in a collective
+    fails with CollectiveMismatchError); hpxpy calls fail afterwards."""
     _core._finish(None)
 
 
@@ -174,9 +168,14 @@ def arange(start, stop=None, step=1, dtype=None, distribution=None, chunks=None,
     if dtype is None:
         dtype = np.result_type(np.asarray(start), np.asarray(stop), np.asarray(step))
         dtype = "int64" if np.dtype(dtype).kind in "iub" else "float64"
-    n = len(np.arange(start, stop, step)) if step != 0 else None
-    if n is None:
+    if step == 0:
         raise HPXValueError("arange needs a non-zero step")
+    if np.dtype(dtype).kind in "iub" and all(
+        isinstance(v, (int, np.integer)) for v in (start, stop, step)
+    ):
+        n = len(range(int(start), int(stop), int(step)))
+    else:
+        n = builtins.max(0, int(np.ceil((stop - start) / step)))
     return _create("arange", (start, stop, step), (n,), dtype, distribution, chunks,
                    num_partitions, localities, None)
 
@@ -211,35 +210,41 @@ def from_numpy(data, distribution=None, chunks=None, num_partitions=None, locali
 array = from_numpy
 
 
+def _random(source, args, size, dtype, layout):
+    unknown = set(layout) - {"distribution", "chunks", "num_partitions", "localities"}
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    shape = 1 if size is None else size
+    a = _create(source, args, shape, dtype, layout.get("distribution"), layout.get("chunks"),
+                layout.get("num_partitions"), layout.get("localities"), None)
+    # NumPy gives one number when no size is given.
+    return a[0] if size is None else a
+
+
 class random:
     """Random arrays from a counter-based generator: the same seed gives the
-    same values whatever the layout and the number of localities."""
+    same values whatever the layout and the number of localities. Layout
+    keywords as for :func:`zeros`; without ``size`` one number."""
 
     @staticmethod
     def uniform(low=0.0, high=1.0, size=None, seed=0, dtype="float64", **layout):
         """Uniform values in ``[low, high)``."""
-        return _create("uniform", (int(seed), float(low), float(high)), size or (1,), dtype,
-                       layout.get("distribution"), layout.get("chunks"),
-                       layout.get("num_partitions"), layout.get("localities"), None)
+        return _random("uniform", (int(seed), float(low), float(high)), size, dtype, layout)
 
     @staticmethod
-    def random(size, seed=0, **layout):
+    def random(size=None, seed=0, **layout):
         """Uniform float64 values in ``[0, 1)``."""
         return random.uniform(0.0, 1.0, size, seed, **layout)
 
     @staticmethod
     def normal(loc=0.0, scale=1.0, size=None, seed=0, dtype="float64", **layout):
         """Normally distributed values."""
-        return _create("normal", (int(seed), float(loc), float(scale)), size or (1,), dtype,
-                       layout.get("distribution"), layout.get("chunks"),
-                       layout.get("num_partitions"), layout.get("localities"), None)
+        return _random("normal", (int(seed), float(loc), float(scale)), size, dtype, layout)
 
     @staticmethod
     def integers(low, high, size=None, seed=0, dtype="int64", **layout):
         """Integers uniform in ``[low, high)``."""
-        return _create("integers", (int(seed), int(low), int(high)), size or (1,), dtype,
-                       layout.get("distribution"), layout.get("chunks"),
-                       layout.get("num_partitions"), layout.get("localities"), None)
+        return _random("integers", (int(seed), int(low), int(high)), size, dtype, layout)
 
 
 # --- functions ---------------------------------------------------------------
@@ -248,7 +253,10 @@ class random:
 def _unary(name):
     def f(x):
         if isinstance(x, DistributedArray):
-            return x._unary(name)
+            # -x and abs(x) check their operand as the operators do.
+            if name == "neg":
+                return -x
+            return builtins.abs(x) if name == "abs" else x._unary(name)
         return getattr(np, {"neg": "negative", "abs": "abs"}.get(name, name))(x)
 
     f.__name__ = name
@@ -292,6 +300,11 @@ def where(condition, x, y):
     one shape; scalars for x or y are made arrays in condition's layout)."""
     if not isinstance(condition, DistributedArray):
         raise DTypeError("where() takes a DistributedArray condition")
+    if _any_view(condition, x, y):
+        # Views of NumPy arrays are local: NumPy does it.
+        local = [(v._view if v.is_view() else v.to_numpy()) if isinstance(v, DistributedArray) else v
+                 for v in (condition, x, y)]
+        return from_numpy_view(np.where(*local))
     # Python scalars are "weak" (NumPy's rule): they take the arrays' dtype.
     name = _promote(*[v.dtype if isinstance(v, DistributedArray) else v for v in (x, y)])
 
@@ -305,6 +318,11 @@ def where(condition, x, y):
     mask = condition if condition.dtype == np.bool_ else condition.astype("bool")
     a, b = arr(x), arr(y)
     return DistributedArray._wrap(_core.select(mask._core, a._core, b._core), name == "bool")
+
+
+def _any_view(*values):
+    """Whether any of ``values`` is a view of a NumPy array."""
+    return builtins.any(isinstance(v, DistributedArray) and v.is_view() for v in values)
 
 
 def _reduction(name):
@@ -389,6 +407,10 @@ class Communicator:
     (called by every member, with the same name and list)."""
 
     def __init__(self, name=None, localities=None):
+        if name is not None and localities is None:
+            raise HPXValueError(
+                f"Communicator({name!r}) needs its localities; Communicator() is the whole job"
+            )
         self._comm = _core.Comm(name, None if localities is None else [int(x) for x in localities])
 
     @property
@@ -438,18 +460,23 @@ class Communicator:
     def broadcast(self, value=None, root=0):
         """See :func:`hpxpy.broadcast`."""
         root = self._root(root)
-        if isinstance(value, DistributedArray) and not value.is_view():
-            return value
-        data = _dumps(value) if self.rank == root else None
-        return pickle.loads(self._comm.broadcast(data, root))
+        data = _dumps(_shared_or(value)) if self.rank == root else None
+        got = pickle.loads(self._comm.broadcast(data, root))
+        if isinstance(got, _SharedArray):
+            # Every member gets the root's array (a handle; no data moves).
+            core = self._comm.broadcast_array(value._core if self.rank == root else None, root)
+            return value if self.rank == root else DistributedArray._wrap(core, got.is_bool)
+        return got
 
     def gather(self, value, root=0):
         """See :func:`hpxpy.gather`."""
         root = self._root(root)
-        if isinstance(value, DistributedArray) and not value.is_view():
-            return value.to_numpy() if self.rank == root else None
-        got = self._comm.gather(_dumps(value), root)
-        return None if got is None else [pickle.loads(b) for b in got]
+        got = self._comm.gather(_dumps(_shared_or(value)), root)
+        if got is None:
+            return None
+        if _is_shared(value):
+            return value.to_numpy()
+        return [pickle.loads(b) for b in got]
 
     def all_gather(self, value):
         """See :func:`hpxpy.all_gather`."""
@@ -458,11 +485,10 @@ class Communicator:
     def scatter(self, values=None, root=0):
         """See :func:`hpxpy.scatter`."""
         root = self._root(root)
-        if isinstance(values, DistributedArray) and not values.is_view():
-            views = values.local_partitions()
-            return np.concatenate([v.reshape(-1) for v in views]) if views else np.empty(0, values.dtype)
         items = None
-        if self.rank == root:
+        if self.rank == root and _is_shared(values):
+            items = [_dumps(_shared_or(values))] * self.size
+        elif self.rank == root:
             if values is None:
                 raise HPXValueError("scatter: the root passes the values")
             if isinstance(values, np.ndarray):
@@ -474,7 +500,15 @@ class Communicator:
                     f"scatter: {len(items)} values for {self.size} members (one each)"
                 )
             items = [_dumps(v) for v in items]
-        return pickle.loads(self._comm.scatter(items, root))
+        got = pickle.loads(self._comm.scatter(items, root))
+        if isinstance(got, _SharedArray):
+            # Each member gets a copy of its own elements of the root's array.
+            core = self._comm.broadcast_array(values._core if self.rank == root else None, root)
+            views = DistributedArray._wrap(core, got.is_bool).local_partitions()
+            if not views:
+                return np.empty(0, dtype=bool if got.is_bool else core.dtype)
+            return np.concatenate([v.reshape(-1) for v in views])
+        return got
 
     def all_to_all(self, values):
         """See :func:`hpxpy.all_to_all`."""
@@ -482,6 +516,22 @@ class Communicator:
         if len(values) != self.size:
             raise HPXValueError(f"all_to_all: {len(values)} values for {self.size} members")
         return [pickle.loads(b) for b in self._comm.all_to_all([_dumps(v) for v in values])]
+
+
+class _SharedArray:
+    """What a collective sends in place of a DistributedArray (the array
+    itself follows as a handle)."""
+
+    def __init__(self, is_bool):
+        self.is_bool = is_bool
+
+
+def _is_shared(value):
+    return isinstance(value, DistributedArray) and not value.is_view()
+
+
+def _shared_or(value):
+    return _SharedArray(value._bool) if _is_shared(value) else value
 
 
 def _dumps(value):
@@ -502,6 +552,11 @@ def _comm(comm):
 
 def _reduce_value(comm, value, op, kind, root):
     if isinstance(value, DistributedArray) and not value.is_view():
+        if comm.size != get_num_localities():
+            raise HPXValueError(
+                "a DistributedArray belongs to the whole job: reduce it with all_reduce over "
+                "all localities (or its methods), not within a sub-group"
+            )
         if kind != "all":
             raise HPXValueError("a DistributedArray reduces with all_reduce (or its methods)")
         what = {"sum": "sum", "prod": "prod", "min": "min", "max": "max"}.get(op)
@@ -545,7 +600,9 @@ def all_reduce(value, op="sum", comm=None):
 
 
 def reduce(value, op="sum", root=0, comm=None):
-    """As :func:`all_reduce`, but only ``root`` gets the result (None elsewhere)."""
+    """As :func:`all_reduce` for numbers and NumPy arrays, but only ``root``
+    gets the result (None elsewhere); a DistributedArray reduces with
+    all_reduce or its methods."""
     return _comm(comm).reduce(value, op, root)
 
 

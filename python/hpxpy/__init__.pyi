@@ -282,7 +282,7 @@ def init(**_ignored: Any) -> None:
     """Starts the runtime if it has not started (it starts by itself)."""
 
 def finalize() -> None:
-    """Ends this locality's part of the job now (it ends by itself at exit)."""
+    """Ends this locality's part of the job now, as at exit: waits for every locality to end its part."""
 
 # --- creation (collective) -------------------------------------------------------
 
@@ -396,7 +396,7 @@ class random:
         """Uniform values in ``[low, high)``."""
     @staticmethod
     def random(
-        size: _Shape,
+        size: _Shape | None = None,
         seed: int = 0,
         *,
         distribution: _Distribution = None,
@@ -610,7 +610,7 @@ def inclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None
 def exclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any:
     """Locality i gets ``value`` of localities 0..i-1 combined (locality 0: 0 for sum, 1 for prod, else None)."""
 def broadcast(value: _T | None = None, root: int = 0, comm: Communicator | None = None) -> _T:
-    """The root's ``value`` (any picklable object) on every locality; a DistributedArray is returned as it is."""
+    """The root's ``value`` (any picklable object; a DistributedArray: the same array, as a handle) on every locality."""
 @overload
 def gather(value: DistributedArray, root: int = 0, comm: Communicator | None = None) -> NDArray[Any] | None:  # type: ignore[overload-overlap]
     """The list of every locality's ``value`` on ``root``, None elsewhere (a DistributedArray: its elements)."""

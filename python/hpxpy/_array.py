@@ -4,17 +4,34 @@ hpx runtime, with the GIL released); in a job of several localities every
 call that makes or changes an array is collective, like an MPI call:
 every locality makes it, in the same order, and gets the same array."""
 
+import enum
 import operator
 
 import numpy as np
 
 from . import _core
-from ._errors import DTypeError, HPXValueError
+from ._errors import DTypeError, HPXIndexError, HPXValueError, LocalityIndexError
 
 #: The element types hpxpy arrays hold.
 DTYPES = ("float64", "float32", "int64", "int32", "uint64", "uint32", "uint8", "bool")
 
-_DISTRIBUTIONS = ("block", "cyclic", "block_cyclic", "local", "grid")
+
+class distribution(str, enum.Enum):
+    """How an array's elements are spread (``distribution=``)."""
+
+    #: One partition on one locality (also ``None``).
+    local = "local"
+    #: One contiguous block of rows per locality.
+    block = "block"
+    #: Rows round robin, one partition per locality.
+    cyclic = "cyclic"
+    #: Chunks of rows round robin (``chunks=`` sets the chunk).
+    block_cyclic = "block_cyclic"
+    #: 2-d tiles, one per locality of a locality grid.
+    grid = "grid"
+
+
+_DISTRIBUTIONS = tuple(d.value for d in distribution)
 
 
 def _dtype_name(dtype):
@@ -52,8 +69,6 @@ def _layout(shape, distribution, chunks, num_partitions, localities, grid=None):
         n = _core.get_num_localities()
         bad = [x for x in over if not 0 <= x < n]
         if bad or not over:
-            from ._errors import LocalityIndexError
-
             raise LocalityIndexError(
                 f"localities={list(localities)}: the job has localities 0..{n - 1}"
                 if bad
@@ -102,6 +117,8 @@ def _create(source, args, shape, dtype, distribution, chunks, num_partitions, lo
     shape = _shape(shape)
     name = _dtype_name(dtype)
     kind, params, over, grid = _layout(shape, distribution, chunks, num_partitions, localities, grid)
+    if name == "bool" and source == "fill":
+        args = (bool(args[0]),)
     core = _core.create(name, list(shape), kind, params, over, grid, source, tuple(args))
     return DistributedArray._wrap(core, name == "bool")
 
@@ -116,6 +133,26 @@ def _promote(*dtypes):
 
 def _is_scalar(x):
     return isinstance(x, (bool, int, float, np.number, np.bool_))
+
+
+def _out_of_range(value, name):
+    """-1 or 1 if the integer ``value`` lies below or above the integer
+    dtype ``name``, else 0 (NumPy 2 refuses such Python integers)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return 0
+    if np.dtype(name).kind not in "iu":
+        return 0
+    info = np.iinfo(name)
+    return -1 if int(value) < info.min else 1 if int(value) > info.max else 0
+
+
+def _element(value, dtype):
+    """``value`` checked for an element of ``dtype`` (bool: 0 or 1)."""
+    if dtype == np.bool_:
+        return bool(value)
+    if _out_of_range(value, dtype.name):
+        raise OverflowError(f"Python integer {value} out of bounds for {dtype.name}")
+    return value
 
 
 class DistributedArray:
@@ -266,7 +303,7 @@ class DistributedArray:
         if self._view is not None:
             self._view.fill(value)
         else:
-            self._core.fill(value)
+            self._core.fill(_element(value, self.dtype))
 
     def redistribute(self, distribution=None, chunks=None, num_partitions=None, localities=None):
         """A copy in another layout, moved owner to owner in bulk (collective)."""
@@ -303,8 +340,6 @@ class DistributedArray:
         for axis, (k, n) in enumerate(zip(key, self.shape)):
             k = int(k)
             if k < -n or k >= n:
-                from ._errors import HPXIndexError
-
                 raise HPXIndexError(f"index {k} is out of range for axis {axis} with size {n}")
             out.append(k + n if k < 0 else k)
         return out
@@ -351,23 +386,28 @@ class DistributedArray:
         rows = self._rows(key)
         if rows is not None:
             start, count, inner = rows
-            data = np.ascontiguousarray(np.broadcast_to(value, inner), dtype=self._core.dtype)
-            self._core.set_range(start, data.reshape(-1))
+            self._core.set_range(start, self._elements(value, inner).reshape(-1))
             return
         index = self._index(key)
         if index is not None:
-            self._core.set(index, value)
+            self._core.set(index, _element(value, self.dtype))
             return
         if self.ndim == 1 and isinstance(key, slice):
             start, stop, step = key.indices(self.shape[0])
             if step == 1:
                 n = max(0, stop - start)
-                data = np.ascontiguousarray(np.broadcast_to(value, (n,)), dtype=self._core.dtype)
-                self._core.set_range(start, data)
+                self._core.set_range(start, self._elements(value, (n,)))
                 return
         raise HPXValueError(
             "assignment takes one element (a[i] or a[i, j]) or a contiguous 1-d slice"
         )
+
+    def _elements(self, value, shape):
+        """``value`` broadcast to ``shape`` as contiguous stored elements."""
+        data = np.broadcast_to(np.asarray(value), shape)
+        if self._bool:
+            data = data.astype(bool)
+        return np.ascontiguousarray(data, dtype=self._core.dtype)
 
     # --- element-wise math ------------------------------------------
 
@@ -381,13 +421,13 @@ class DistributedArray:
             a, b = self._cast(name), other._cast(name)
             if reverse:
                 a, b = b, a
-            return a._finish_binary(op, name, lambda core: core.binary(op, b._core_of(name)))
+            return a._finish_binary(name, lambda core: core.binary(op, b._core))
         if _is_scalar(other):
             name = dtype or _promote(self.dtype, other)
+            if _out_of_range(other, name):
+                raise OverflowError(f"Python integer {other} out of bounds for {name}")
             a = self._cast(name)
-            return a._finish_binary(
-                op, name, lambda core: core.binary_scalar(op, other, reverse)
-            )
+            return a._finish_binary(name, lambda core: core.binary_scalar(op, other, reverse))
         if isinstance(other, (np.ndarray, list, tuple)):
             raise DTypeError(
                 "combine a DistributedArray with another DistributedArray or a scalar; "
@@ -400,27 +440,29 @@ class DistributedArray:
             return self
         return self if self.dtype.name == name else self.astype(name)
 
-    def _core_of(self, name):
-        return self._core
-
-    def _finish_binary(self, op, name, run):
+    def _finish_binary(self, name, run):
         if name == "bool":
             # Booleans compute as 0/1 bytes; NumPy's bool + bool is "or".
             return DistributedArray._wrap(run(self._core), False)._compare("ne", 0)
         return DistributedArray._wrap(run(self._core))
 
-    def _compare(self, op, other, reverse=False):
+    def _compare(self, op, other):
         if self._view is not None or (isinstance(other, DistributedArray) and other._view is not None):
-            return _local_binary(op, self, other, reverse)
+            return _local_binary(op, self, other, False)
         if isinstance(other, DistributedArray):
             name = _promote(self.dtype, other.dtype)
             a, b = self._cast(name), other._cast(name)
-            if reverse:
-                a, b = b, a
             return DistributedArray._wrap(a._core.compare(op, b._core), True)
         if _is_scalar(other):
             name = _promote(self.dtype, other)
-            return DistributedArray._wrap(self._cast(name)._core.compare_scalar(op, other, reverse), True)
+            side = _out_of_range(other, name)
+            if side:
+                # NumPy compares the true values: the answer is the same for
+                # every element (all true: x == x; all false: x != x).
+                truth = {"eq": False, "ne": True, "lt": side > 0, "le": side > 0,
+                         "gt": side < 0, "ge": side < 0}[op]
+                return self._compare("eq" if truth else "ne", self)
+            return DistributedArray._wrap(self._cast(name)._core.compare_scalar(op, other, False), True)
         return NotImplemented
 
     def _float_dtype(self, other=None):
@@ -529,7 +571,8 @@ class DistributedArray:
         return self
 
     def _ints(self, what, other):
-        if self.dtype.kind == "f" or (isinstance(other, DistributedArray) and other.dtype.kind == "f") or isinstance(other, float):
+        other_kind = other.dtype.kind if isinstance(other, DistributedArray) else np.asarray(other).dtype.kind
+        if self.dtype.kind == "f" or other_kind == "f":
             raise DTypeError(f"{what} is supported for integer arrays; use / for floats")
         return self
 
@@ -560,8 +603,10 @@ class DistributedArray:
         return self
 
     def _reduce(self, what, axis=None):
-        if self._view is None and what == "prod" and self._wide() is not self:
-            return self._wide()._reduce(what, axis)
+        if self._view is None and what == "prod":
+            wide = self._wide()
+            if wide is not self:
+                return wide._reduce(what, axis)
         if self._view is None and what in ("min", "max") and self.dtype.kind == "f":
             return self._nan_extreme(what, axis)
         if self._view is not None:
@@ -595,8 +640,6 @@ class DistributedArray:
         if axis < 0:
             axis += 2
         if axis not in (0, 1):
-            from ._errors import HPXIndexError
-
             raise HPXIndexError(f"axis {axis} is out of range for a 2-d array")
         return axis
 
@@ -617,7 +660,8 @@ class DistributedArray:
         return self._core.get(list(np.unravel_index(int(index), self.shape)))
 
     def sum(self, axis=None):
-        """The sum (integers in 64 bits; floats exactly, correctly rounded)."""
+        """The sum (integers in 64 bits; floats exactly, correctly rounded,
+        whatever the layout; along an axis in partition order, not exactly)."""
         return self._reduce("sum", axis)
 
     def prod(self, axis=None):
@@ -633,7 +677,7 @@ class DistributedArray:
         return self._reduce("max", axis)
 
     def mean(self, axis=None):
-        """The mean (float64; float32 for float32 arrays)."""
+        """The mean (float64; float32 for float32 arrays; float64 along an axis)."""
         return self._reduce("mean", axis)
 
     def var(self):
@@ -683,7 +727,7 @@ class DistributedArray:
         if name == "bool" or self.dtype.kind in "iu":
             name = "uint64" if self.dtype.kind == "u" else "int64"
         out = self.astype(name) if name != self.dtype.name else self.copy()
-        out._core.scan(op, True)
+        out._core.scan(op)
         return out
 
     def cumsum(self):

@@ -27,10 +27,18 @@ pub(crate) struct Array {
 }
 
 impl Array {
-    fn new(inner: AnyArray) -> Array {
+    /// A Python object for `inner`.
+    pub(crate) fn new(inner: AnyArray) -> Array {
         Array {
             inner: ManuallyDrop::new(inner),
         }
+    }
+}
+
+impl Array {
+    /// The array.
+    pub(crate) fn any(&self) -> &AnyArray {
+        &self.inner
     }
 }
 
@@ -342,19 +350,8 @@ impl Array {
     /// the owners in bulk; not collective).
     fn to_numpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         with_array!(&*self.inner, a, T => {
-            let array = a.clone();
-            let len = a.len();
-            // SAFETY: a new C-contiguous array of `len` elements; every
-            // element is written below before the array is returned (or it
-            // is dropped unseen on an error).
-            let out = unsafe { PyArrayDyn::<T>::new(py, IxDyn(a.shape()), false) };
-            let at = out.data() as usize;
-            block(py, async move {
-                // SAFETY: `out` lives (held by this frame) and is not shared
-                // until this returns; the GIL-free wait only writes into it.
-                let dest = unsafe { std::slice::from_raw_parts_mut(at as *mut T, len) };
-                array.get_range_into(0, dest).await
-            })?;
+            let out = empty::<T>(py, a.shape())?;
+            read_into(py, a.clone(), 0, &out)?;
             Ok(out.into_any())
         })
     }
@@ -390,7 +387,11 @@ impl Array {
                 // SAFETY: `ptr` points at `p.len()` elements of `T`, the
                 // partition's storage, which lives (unmoved) as long as the
                 // array does, and the NumPy array holds `slf`, a handle of
-                // the array. Accesses race only as NumPy views do.
+                // the array. Writes through the view are not synchronised
+                // with the runtime's reads of the partition (another
+                // locality's `to_numpy`, say) until the next collective:
+                // such a read may see part of them (documented; plain
+                // numbers, no invariant to break).
                 let view = unsafe {
                     let data = ArrayViewMutD::<T>::from_shape_ptr(IxDyn(&shape), ptr as *mut T);
                     PyArrayDyn::<T>::borrow_from_array(&data, slf.clone().into_any())
@@ -566,10 +567,16 @@ impl Array {
         start: usize,
         stop: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        with_array!(&*self.inner, a, _T => {
-            let a = a.clone();
-            let values = block(py, async move { a.get_range(start..stop).await })?;
-            Ok(PyArray1::from_vec(py, values).into_any())
+        with_array!(&*self.inner, a, T => {
+            if start > stop || stop > a.len() {
+                return Err(raise(
+                    "HPXIndexError",
+                    format!("range {start}..{stop} is out of range for {} elements", a.len()),
+                ));
+            }
+            let out = empty::<T>(py, &[stop - start])?;
+            read_into(py, a.clone(), start, &out)?;
+            Ok(out.into_any())
         })
     }
 
@@ -596,27 +603,12 @@ impl Array {
     }
 
     /// Scans in place: every element becomes the combination (`op`) of it
-    /// and all before it (`inclusive`), or of all before it.
-    fn scan(&self, py: Python<'_>, op: &str, inclusive: bool) -> PyResult<()> {
+    /// and all before it, in flat order.
+    fn scan(&self, py: Python<'_>, op: &str) -> PyResult<()> {
         let op = reduce_op(op)?;
-        with_array!(&*self.inner, a, T => {
+        with_array!(&*self.inner, a, _T => {
             let a = a.clone();
-            block_failing(py, once(async move {
-                if inclusive {
-                    a.inclusive_scan(op).await
-                } else {
-                    let init = match op {
-                        ReduceOp::Prod => T::one(),
-                        ReduceOp::Min | ReduceOp::Max | ReduceOp::BitAnd => {
-                            return Err(hpx::Error::BadArgument(format!(
-                                "an exclusive {} scan needs a first value", op.name()
-                            )))
-                        }
-                        _ => T::zero(),
-                    };
-                    a.exclusive_scan(op, init).await
-                }
-            }))
+            block_failing(py, once(async move { a.inclusive_scan(op).await }))
         })
     }
 
@@ -655,6 +647,37 @@ impl Array {
             a.num_partitions()
         ))
     }
+}
+
+/// A new C-contiguous NumPy array of `shape`, from NumPy's allocator (so
+/// that too little memory is a `MemoryError`).
+fn empty<'py, T: Dt>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let numpy = py.import("numpy")?;
+    let dtype = numpy::dtype::<T>(py);
+    let shape = PyTuple::new(py, shape)?;
+    Ok(numpy
+        .getattr("empty")?
+        .call1((shape, dtype))?
+        .downcast_into::<PyArrayDyn<T>>()?)
+}
+
+/// Fills `out` (a new array, not yet shared) with the flat elements of
+/// `array` from `start` on, from their owners, with the GIL released.
+fn read_into<T: Dt>(
+    py: Python<'_>,
+    array: hpx::PartitionedVector<T>,
+    start: usize,
+    out: &Bound<'_, PyArrayDyn<T>>,
+) -> PyResult<()> {
+    let len = numpy::PyUntypedArrayMethods::len(out);
+    let at = out.data() as usize;
+    block(py, async move {
+        // SAFETY: `out` is a new C-contiguous array of `len` elements, held
+        // by the caller and seen by no one else until this returns; the
+        // wait only writes into it.
+        let dest = unsafe { std::slice::from_raw_parts_mut(at as *mut T, len) };
+        array.get_range_into(start, dest).await
+    })
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

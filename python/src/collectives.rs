@@ -9,8 +9,8 @@ use pyo3::types::PyBytes;
 
 use hpx::{Communicator, LocalityId, PodVec};
 
-use crate::array::reduce_op;
-use crate::dtype::with_dtype;
+use crate::array::{reduce_op, Array};
+use crate::dtype::{with_array, with_dtype, AnyArray};
 use crate::errors::raise;
 use crate::job::block;
 
@@ -112,6 +112,28 @@ impl Comm {
             })?;
             Ok(out.map(|v| PyArray1::from_vec(py, v).into_any()))
         })
+    }
+
+    /// The root's distributed array, on every member (a handle each, kept
+    /// alive before the root may drop its own).
+    #[pyo3(signature = (array, root))]
+    fn broadcast_array(
+        &self,
+        py: Python<'_>,
+        array: Option<PyRef<'_, Array>>,
+        root: u32,
+    ) -> PyResult<Array> {
+        let c = self.inner.clone();
+        let value = array.map(|a| a.any().clone());
+        let got = block(py, async move {
+            let got: AnyArray = c.broadcast(value, root).await?;
+            if c.rank() != root {
+                with_array!(&got, a, _T => a.keep_alive().await?);
+            }
+            c.barrier().await?;
+            Ok(got)
+        })?;
+        Ok(Array::new(got))
     }
 
     /// The root's bytes, on every member.

@@ -32,41 +32,62 @@ static RELEASE: Mutex<Option<Arc<Started>>> = Mutex::new(None);
 /// This locality's number and the number of localities, once started.
 static IDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
 
+/// Held (without the GIL) by the thread that reads the configuration or
+/// starts the job, so that other threads wait for it without the GIL; `JOB`
+/// itself is never held across a wait.
+static STARTING: Mutex<()> = Mutex::new(());
+
 /// The running job, started if it is not yet.
 fn job(py: Python<'_>) -> PyResult<Arc<Started>> {
-    let mut state = JOB.lock();
-    match &mut *state {
-        State::Running(job) => Ok(job.clone()),
-        State::Finished => Err(raise(
+    if let Some(job) = running().map_err(Failure::into_py)? {
+        return Ok(job);
+    }
+    py.detach(|| {
+        let _starting = STARTING.lock();
+        // Another thread may have started it (or failed to) meanwhile.
+        if let Some(job) = running()? {
+            return Ok(job);
+        }
+        let config = match &mut *JOB.lock() {
+            State::Idle(config) => config.take(),
+            _ => None,
+        };
+        let started = (|| {
+            let (config, args) = match config {
+                Some(c) => *c,
+                None => Config::from_env()?,
+            };
+            let started = Runtime::builder().config(config, args).start()?;
+            let ids = started
+                .block_on(async { Ok((hpx::get_locality_id(), hpx::get_num_localities())) })?;
+            let _ = IDS.set(ids);
+            Ok::<_, hpx::Error>(started)
+        })();
+        match started {
+            Ok(started) => {
+                let started = Arc::new(started);
+                *RELEASE.lock() = Some(started.clone());
+                *JOB.lock() = State::Running(started.clone());
+                Ok(started)
+            }
+            Err(e) => {
+                *JOB.lock() = State::Finished;
+                Err(Failure::from(e))
+            }
+        }
+    })
+    .map_err(Failure::into_py)
+}
+
+/// The job if it runs; an error if it has ended; None before it starts.
+fn running() -> Result<Option<Arc<Started>>, Failure> {
+    match &*JOB.lock() {
+        State::Running(job) => Ok(Some(job.clone())),
+        State::Finished => Err(Failure::new(
             "JobAbortedError",
             "the hpx job of this process has ended (hpxpy calls are not possible after it)",
         )),
-        State::Idle(config) => {
-            let config = config.take();
-            let started = py.detach(move || {
-                let (config, args) = match config {
-                    Some(c) => *c,
-                    None => Config::from_env()?,
-                };
-                let started = Runtime::builder().config(config, args).start()?;
-                let ids = started
-                    .block_on(async { Ok((hpx::get_locality_id(), hpx::get_num_localities())) })?;
-                let _ = IDS.set(ids);
-                Ok(started)
-            });
-            match started {
-                Ok(started) => {
-                    let started = Arc::new(started);
-                    *RELEASE.lock() = Some(started.clone());
-                    *state = State::Running(started.clone());
-                    Ok(started)
-                }
-                Err(e) => {
-                    *state = State::Finished;
-                    Err(to_py(e))
-                }
-            }
-        }
+        State::Idle(_) => Ok(None),
     }
 }
 
@@ -135,17 +156,20 @@ where
 /// localities of the job; [`_join`] then starts a job of several.
 #[pyfunction]
 fn _configure(py: Python<'_>) -> PyResult<u32> {
-    let mut state = JOB.lock();
-    match &*state {
-        State::Idle(None) => {
-            let (config, args) = py.detach(Config::from_env).map_err(to_py)?;
-            let n = config.num_localities;
-            *state = State::Idle(Some(Box::new((config, args))));
-            Ok(n)
+    py.detach(|| {
+        let _starting = STARTING.lock();
+        if let State::Idle(Some(c)) = &*JOB.lock() {
+            return Ok(c.0.num_localities);
         }
-        State::Idle(Some(c)) => Ok(c.0.num_localities),
-        State::Running(_) | State::Finished => Ok(IDS.get().map_or(1, |ids| ids.1)),
-    }
+        if !matches!(&*JOB.lock(), State::Idle(None)) {
+            return Ok(IDS.get().map_or(1, |ids| ids.1));
+        }
+        let (config, args) = Config::from_env().map_err(Failure::from)?;
+        let n = config.num_localities;
+        *JOB.lock() = State::Idle(Some(Box::new((config, args))));
+        Ok(n)
+    })
+    .map_err(Failure::into_py)
 }
 
 /// Joins the job now (every locality of a job of several must join at

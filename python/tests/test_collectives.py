@@ -115,7 +115,9 @@ for root in sorted({0, last, n // 2}):
           dtype=True)
     equal(f"broadcast None root={root}", hpx.broadcast(None, root=root), None)
     equal(f"broadcast int root={root}", hpx.broadcast(me * 11, root=root), root * 11)
-equal("broadcast a DistributedArray is itself", hpx.broadcast(arr, root=last) is arr, True)
+shared = hpx.broadcast(arr if me == last else None, root=last)
+check("broadcast of the root's DistributedArray", shared.to_numpy(), arr.to_numpy())
+equal("the root gets its own object back", shared is arr if me == last else True, True)
 
 # --- gather / all_gather -----------------------------------------------------------
 for root in sorted({0, last}):

@@ -229,7 +229,11 @@ impl Config {
     /// Reads the configuration of this process from its environment and
     /// command line, returning it with the arguments left for the program.
     pub fn from_env() -> Result<(Config, Vec<String>)> {
-        let args: Vec<String> = std::env::args().collect();
+        // Arguments that are not UTF-8 are kept, lossily: they are the
+        // program's, and `--hpx:` flags are ASCII.
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         // Under hpxrun the secret comes over the launcher's channel.
         let secret = crate::supervisor::secret_from_launcher()?;
         Config::parse(

@@ -22,15 +22,21 @@ pub fn fresh<T: bytemuck::Zeroable + Clone>(len: usize) -> Vec<T> {
 /// Asks for huge pages behind `bytes` bytes at `at`, memory that was just
 /// allocated and not yet touched (small buffers are left alone).
 pub fn advise_fresh(at: *mut u8, bytes: usize) {
-    if bytes < HUGE_FROM {
-        return;
+    #[cfg(target_os = "linux")]
+    {
+        if bytes < HUGE_FROM {
+            return;
+        }
+        const PAGE: usize = 4096;
+        let start = (at as usize).next_multiple_of(PAGE);
+        let end = (at as usize).saturating_add(bytes) & !(PAGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside the caller's allocation;
+            // MADV_HUGEPAGE changes how its pages are backed, never their
+            // contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
     }
-    const PAGE: usize = 4096;
-    let start = (at as usize).next_multiple_of(PAGE);
-    let end = (at as usize).saturating_add(bytes) & !(PAGE - 1);
-    if end > start {
-        // SAFETY: the range lies inside the caller's allocation; MADV_HUGEPAGE
-        // changes how its pages are backed, never their contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (at, bytes);
 }
