@@ -4,7 +4,12 @@
 //! package's `atexit` handler. Every wait releases the GIL.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -97,8 +102,7 @@ pub(crate) fn block<T: Send + 'static>(
     py: Python<'_>,
     work: impl Future<Output = hpx::Result<T>> + Send + 'static,
 ) -> PyResult<T> {
-    let job = job(py)?;
-    py.detach(move || job.block_on(work)).map_err(to_py)
+    wait(py, work)?.map_err(to_py)
 }
 
 /// Like [`block`] for work whose error is already a [`Failure`].
@@ -106,12 +110,66 @@ pub(crate) fn block_failing<T: Send + 'static>(
     py: Python<'_>,
     work: impl Future<Output = std::result::Result<T, Failure>> + Send + 'static,
 ) -> PyResult<T> {
-    let job = job(py)?;
-    match py.detach(move || job.block_on(async move { Ok(work.await) })) {
+    match wait(py, async move { Ok(work.await) })? {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(f)) => Err(f.into_py()),
         Err(e) => Err(to_py(e)),
     }
+}
+
+/// How often a long wait lets Python handle its signals (Ctrl-C raises
+/// KeyboardInterrupt in a plain run even while the runtime works).
+const SIGNAL_CHECK: Duration = Duration::from_millis(50);
+
+/// Runs `work` on the workers and waits for it with the GIL released,
+/// handing the GIL back to Python's signal handlers now and then. An
+/// exception from a handler (KeyboardInterrupt) ends the wait; the work
+/// itself ends with the job.
+fn wait<T: Send + 'static>(
+    py: Python<'_>,
+    work: impl Future<Output = hpx::Result<T>> + Send + 'static,
+) -> PyResult<hpx::Result<T>> {
+    let job = job(py)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    job.spawn(async move {
+        let result = AssertUnwindSafe(work).catch_unwind().await;
+        let _ = tx.send(result.unwrap_or_else(|panic| {
+            Err(hpx::Error::MainFailed(format!(
+                "work panicked: {}",
+                panic_text(panic.as_ref())
+            )))
+        }));
+    });
+    let mut rx = Some(rx);
+    loop {
+        // The receiver travels into the GIL-free wait and back.
+        let (got, back) = py.detach(move || {
+            let rx = rx.take();
+            let got = rx
+                .as_ref()
+                .map_or(Err(RecvTimeoutError::Disconnected), |r| {
+                    r.recv_timeout(SIGNAL_CHECK)
+                });
+            (got, rx)
+        });
+        rx = back;
+        match got {
+            Ok(result) => return Ok(result),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Ok(Err(hpx::Error::Aborted("the job has ended".into())))
+            }
+        }
+    }
+}
+
+/// The message of a panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// Drops `value` (a handle of distributed data) on this locality's

@@ -101,3 +101,26 @@ def test_threads_start_the_runtime_together(run_job):
     result = run_job(1, THREADS, plain=True, timeout=60)
     assert result.rc == 0, result.describe()
     assert "THREADS [0.0, 0.0, 0.0, 0.0]" in result.stdout, result.describe()
+
+
+INTERRUPT = r"""
+import os, signal, threading, time
+import hpxpy as hpx
+hpx.zeros(10)
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    hpx.random.normal(size=(10**8,), seed=1)
+    print("NOT INTERRUPTED", time.monotonic() - start)
+except KeyboardInterrupt:
+    print("INTERRUPTED", round(time.monotonic() - start, 2))
+"""
+
+
+def test_ctrl_c_interrupts_a_long_call_in_a_plain_run(run_job):
+    # One locality: Python's own SIGINT handler runs while the runtime works
+    # (the wait hands the GIL back to it), so KeyboardInterrupt comes at once.
+    result = run_job(1, INTERRUPT, plain=True, timeout=120)
+    lines = [l for l in result.stdout.splitlines() if l.startswith("INTERRUPTED")]
+    assert lines, result.describe()
+    assert float(lines[0].split()[1]) < 3.0, result.describe()
