@@ -56,10 +56,10 @@ pub use hpx_macros::{action, component, element_fn, main};
 pub use hpx_runtime::{
     agas, args, async_at, async_colocated, broadcast_action, colocated, config,
     find_all_localities, find_here, find_remote_localities, find_root_locality, first_lost,
-    get_locality_id, get_num_localities, locality_addresses, locality_lost, new_component, post,
-    run_in_process, Action, ActionFuture, ActionResult, Component, ComponentAction, ComponentRef,
-    ComponentType, Config, Error, GlobalId, LocalityId, PodVec, Result, Runtime, Started,
-    EXIT_ABORTED,
+    get_locality_id, get_num_localities, locality_addresses, locality_lost, new_component,
+    panic_message, post, run_in_process, Action, ActionFuture, ActionResult, Component,
+    ComponentAction, ComponentRef, ComponentType, Config, Error, GlobalId, LocalityId, PodVec,
+    Result, Runtime, Started, EXIT_ABORTED,
 };
 
 /// What `use hpx::prelude::*;` brings into scope.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use hpx::{BinaryOp, CompareOp, Distribution, LayoutSpec, LocalityId, Numeric, ReduceOp, UnaryOp};
 
-use crate::dtype::{scalar, to_python, with_array, with_dtype, AnyArray, Dt};
+use crate::dtype::{scalar, with_array, with_dtype, AnyArray, Dt};
 use crate::errors::{raise, Failure};
 use crate::job::{block, block_failing, once, spmd};
 
@@ -547,7 +547,7 @@ impl Array {
         with_array!(&*self.inner, a, _T => {
             let a = a.clone();
             let v = block(py, async move { a.get_at(&index).await })?;
-            to_python(py, v)
+            Value::of(v).into_python(py, "get")
         })
     }
 

@@ -4,7 +4,6 @@
 
 use numpy::Element as NpElement;
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use serde::{Deserialize, Serialize};
 
 use hpx::{Numeric, PartitionedVector};
@@ -170,13 +169,4 @@ pub(crate) fn scalar<T: Numeric>(value: &Bound<'_, PyAny>) -> PyResult<T> {
     }
     let v: f64 = value.extract()?;
     Ok(T::from_f64(v))
-}
-
-/// `value` as a Python number (int or float).
-pub(crate) fn to_python<T: Numeric>(py: Python<'_>, value: T) -> PyResult<Py<PyAny>> {
-    if T::IS_FLOAT {
-        value.to_f64().into_py_any(py)
-    } else {
-        value.cast::<i128>().into_py_any(py)
-    }
 }

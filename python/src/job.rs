@@ -136,7 +136,7 @@ fn wait<T: Send + 'static>(
         let _ = tx.send(result.unwrap_or_else(|panic| {
             Err(hpx::Error::MainFailed(format!(
                 "work panicked: {}",
-                panic_text(panic.as_ref())
+                hpx::panic_message(panic.as_ref())
             )))
         }));
     });
@@ -161,15 +161,6 @@ fn wait<T: Send + 'static>(
             }
         }
     }
-}
-
-/// The message of a panic.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// Drops `value` (a handle of distributed data) on this locality's

@@ -48,7 +48,7 @@ pub use cluster::run_in_process;
 pub use codec::PodVec;
 pub use config::Config;
 pub use embed::Started;
-pub use error::{Error, Result};
+pub use error::{panic_message, Error, Result};
 pub use hpx_parcelport::LocalityId;
 
 use config::ExecutionMode;
