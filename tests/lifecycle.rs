@@ -503,6 +503,22 @@ fn host_locality() -> i32 {
                 "RESULT host saw the failure after {} ms: {e}",
                 start.elapsed().as_millis()
             );
+            // Calls made after the abort, while the transport closes and
+            // once it has, fail with the job's reason, until the locality
+            // has stopped.
+            let mut calls = 0u32;
+            loop {
+                calls += 1;
+                match started.block_on(async { hpx::barrier().await }) {
+                    Err(Error::Aborted(reason)) if reason.starts_with("the job has ended") => break,
+                    Err(Error::Aborted(_)) => {}
+                    other => {
+                        eprintln!("Error: barrier {calls} after the abort gave {other:?}");
+                        return 1;
+                    }
+                }
+            }
+            println!("RESULT host calls after the abort {calls}");
             match started.finish(Ok(())) {
                 Ok(()) => 0,
                 Err(e) => fail(e),

@@ -297,6 +297,8 @@ impl Locality {
         }
     }
 
+    /// Once the job has been aborted the transport closes; a send that
+    /// fails then reports the abort's reason, not the closed transport.
     fn send(&self, header: ParcelHeader, payload: Vec<u8>) -> Result<()> {
         self.warmth.touch();
         self.port
@@ -304,7 +306,10 @@ impl Locality {
                 header,
                 payload: Bytes::from(payload),
             })
-            .map_err(Error::from)
+            .map_err(|e| match self.aborted() {
+                Some(reason) => Error::Aborted(reason),
+                None => Error::from(e),
+            })
     }
 
     /// Sends a request for action `id` to `dest`; the receiver gets the
@@ -326,8 +331,8 @@ impl Locality {
                 reply: tx,
             },
         );
-        // A loss that was published before the request was filed would
-        // never fail it: check after filing.
+        // A loss or an abort that was published before the request was
+        // filed would never fail it: check after filing.
         if let Some(reason) = self.lost_reason(dest) {
             self.complete(
                 seq,
@@ -336,6 +341,10 @@ impl Locality {
                     reason,
                 }),
             );
+            return rx;
+        }
+        if let Some(reason) = self.aborted() {
+            self.complete(seq, Err(Error::Aborted(reason)));
             return rx;
         }
         match self.send(self.header(kind::REQUEST, dest, id, seq), args) {
@@ -521,6 +530,12 @@ impl Locality {
         if self.lost_reason(locality).is_some() {
             return;
         }
+        // Once the job is aborted, peers close their connections as they
+        // end: a loss noticed now is a consequence, and what waits gets the
+        // abort's reason (requests were failed with it already).
+        if self.aborted().is_some() {
+            return;
+        }
         // Requests to the lost locality fail with the loss itself.
         let failed: Vec<Pending> = {
             let mut pending = self.pending.lock();
@@ -559,6 +574,14 @@ impl Locality {
                 locality,
                 reason: reason.to_owned(),
             }));
+        }
+    }
+
+    /// The abort's reason, once the job is aborted.
+    fn aborted(&self) -> Option<String> {
+        match &*self.phase.borrow() {
+            Phase::Aborted(reason) => Some(reason.clone()),
+            _ => None,
         }
     }
 
