@@ -20,6 +20,7 @@
 )]
 
 pub mod batch;
+mod config;
 mod error;
 pub mod handshake;
 pub mod liveness;
@@ -35,12 +36,13 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::sync::OwnedSemaphorePermit;
 
+pub use config::NetConfig;
 pub use error::TransportError;
 pub use locality::LocalityId;
 pub use loopback::LoopbackParcelport;
 pub use parcel::{Parcel, ParcelHeader};
 pub use port::free_udp_port;
-pub use quic::{QuicConfig, QuicParcelport};
+pub use quic::QuicParcelport;
 
 /// Receives what arrives from the network. Implemented by the runtime.
 ///

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hpx_parcelport::{
-    Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader, Parcelport, QuicConfig,
-    QuicParcelport, TransportError,
+    Credit, LocalityId, NetConfig, Parcel, ParcelHandler, ParcelHeader, Parcelport, QuicParcelport,
+    TransportError,
 };
 use tokio::sync::mpsc;
 
@@ -27,8 +27,8 @@ impl ParcelHandler for Collect {
     }
 }
 
-fn config(locality: u32, n: u32, rendezvous: std::net::SocketAddr, budget: usize) -> QuicConfig {
-    QuicConfig {
+fn config(locality: u32, n: u32, rendezvous: std::net::SocketAddr, budget: usize) -> NetConfig {
+    NetConfig {
         locality: LocalityId(locality),
         num_localities: n,
         rendezvous,
@@ -59,7 +59,7 @@ async fn job_with(
 ) -> Vec<(Arc<QuicParcelport>, mpsc::UnboundedReceiver<Event>)> {
     let rendezvous = free_addr();
     let starts = (0..n).map(|i| {
-        QuicParcelport::start(QuicConfig {
+        QuicParcelport::start(NetConfig {
             shared_dir: shared_dir.clone(),
             ..config(i, n, rendezvous, budget)
         })
@@ -243,11 +243,11 @@ async fn wrong_secret_cannot_join() {
 
 async fn wrong_secret_cannot_join_body() {
     let rendezvous = free_addr();
-    let root = QuicParcelport::start(QuicConfig {
+    let root = QuicParcelport::start(NetConfig {
         startup_timeout: Duration::from_secs(3),
         ..config(0, 2, rendezvous, 1 << 20)
     });
-    let intruder = QuicParcelport::start(QuicConfig {
+    let intruder = QuicParcelport::start(NetConfig {
         secret: b"not the secret, not the secret..".to_vec(),
         startup_timeout: Duration::from_secs(3),
         ..config(1, 2, rendezvous, 1 << 20)

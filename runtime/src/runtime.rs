@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use hpx_parcelport::{LoopbackParcelport, Parcelport, QuicConfig, QuicParcelport, TransportError};
+use hpx_parcelport::{LoopbackParcelport, NetConfig, Parcelport, QuicParcelport, TransportError};
 
 use crate::config::{Config, ExecutionMode};
 use crate::context::{self, Slot};
@@ -91,7 +91,7 @@ async fn connect(config: Config) -> Result<Arc<dyn Parcelport>> {
     let agas = config
         .agas
         .ok_or_else(|| Error::Config("no rendezvous address (HPX_AGAS)".into()))?;
-    let quic = QuicConfig {
+    let quic = NetConfig {
         locality: config.locality,
         num_localities: config.num_localities,
         rendezvous: agas,

@@ -25,7 +25,7 @@ use crate::handshake::{
 use crate::liveness::{Beacon, Watch, WatchConfig};
 use crate::parcel::{ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED};
 use crate::shared::{SharedDir, SHARED_MIN};
-use crate::{Credit, LocalityId, Parcel, ParcelHandler, Parcelport, TransportError};
+use crate::{Credit, LocalityId, NetConfig, Parcel, ParcelHandler, Parcelport, TransportError};
 
 /// Application close code: orderly shutdown.
 const CLOSE_SHUTDOWN: u32 = 0;
@@ -55,35 +55,6 @@ fn handshake_timeout(n: u32) -> Duration {
 }
 /// Minimum budget charged for one metered parcel, so many empty parcels are bounded too.
 const MIN_CHARGE: usize = 64;
-
-/// Settings of a QUIC parcelport.
-#[derive(Clone, Debug)]
-pub struct QuicConfig {
-    /// This locality's id.
-    pub locality: LocalityId,
-    /// Number of localities in the job.
-    pub num_localities: u32,
-    /// The root's rendezvous address (the root binds it).
-    pub rendezvous: SocketAddr,
-    /// Address to bind this locality's endpoint to (non-root localities; port 0).
-    pub bind: IpAddr,
-    /// The job secret every connection must prove knowledge of.
-    pub secret: Vec<u8>,
-    /// How long the bootstrap may take before every locality gives up.
-    pub startup_timeout: Duration,
-    /// Silence after which a peer is declared lost (heartbeats, see
-    /// [`crate::liveness`]).
-    pub peer_timeout: Duration,
-    /// Largest accepted parcel payload.
-    pub max_payload: usize,
-    /// Bytes of received parcels that may be in the handler's hands at once;
-    /// beyond it the receiver stops reading and QUIC flow control holds the sender.
-    pub incoming_budget: usize,
-    /// A shared-memory directory for large payloads between localities on
-    /// this host (None: everything goes through QUIC). Every locality of
-    /// the job on one host must agree.
-    pub shared_dir: Option<std::path::PathBuf>,
-}
 
 enum Outgoing {
     Parcel(Parcel),
@@ -220,7 +191,7 @@ impl QuicParcelport {
     /// other locality at the rendezvous and sends them the table of addresses;
     /// the others join there. Parcels are delivered only after
     /// [`QuicParcelport::attach`].
-    pub async fn start(cfg: QuicConfig) -> Result<Arc<QuicParcelport>, TransportError> {
+    pub async fn start(cfg: NetConfig) -> Result<Arc<QuicParcelport>, TransportError> {
         if cfg.locality.0 >= cfg.num_localities {
             return Err(TransportError::NoSuchLocality(cfg.locality));
         }
