@@ -281,7 +281,12 @@ fn a_killed_locality_ends_every_wait_within_two_seconds() {
         let took = at.parse::<u64>().expect("ms").saturating_sub(since);
         assert!(took < 2_000, "locality {l} failed {took} ms after the kill");
         assert!(error.contains("locality 1"), "{error}");
-        assert!(error.contains("killed by signal 9"), "{error}");
+        // From hpxrun's news, or sooner from the process's end itself
+        // (shared memory watches the processes of its host).
+        assert!(
+            error.contains("killed by signal 9") || error.contains("process (pid"),
+            "{error}"
+        );
     }
 }
 

@@ -29,7 +29,9 @@ mod loopback;
 pub mod parcel;
 mod port;
 mod quic;
+mod routed;
 pub mod shared;
+mod shm;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub use loopback::LoopbackParcelport;
 pub use parcel::{Parcel, ParcelHeader};
 pub use port::free_udp_port;
 pub use quic::QuicParcelport;
+pub use routed::Routed;
+pub use shm::{ShmConfig, ShmInbox, ShmParcelport};
 
 /// Receives what arrives from the network. Implemented by the runtime.
 ///
@@ -59,6 +63,9 @@ pub trait ParcelHandler: Send + Sync + 'static {
     /// [`TransportError::PeerLost`].
     fn on_peer_lost(&self, locality: LocalityId, reason: &str);
 }
+
+/// Minimum budget charged for one metered parcel, so many empty parcels are bounded too.
+pub(crate) const MIN_CHARGE: usize = 64;
 
 /// A received parcel's share of the incoming budget; dropping it returns the share.
 #[derive(Debug)]
@@ -113,4 +120,8 @@ pub trait Parcelport: Send + Sync + 'static {
     /// launcher saw its process end): report it lost now, as if the
     /// transport had found out itself, and drop its connection.
     fn declare_lost(&self, locality: LocalityId, reason: String);
+
+    /// The name of the parcelport that carries parcels to `dest`: `"self"`
+    /// for this locality, else `"quic"`, `"tcp"` or `"shm"`.
+    fn route(&self, dest: LocalityId) -> &'static str;
 }

@@ -60,4 +60,8 @@ impl Parcelport for LoopbackParcelport {
 
     /// A job of one locality has no other locality to lose.
     fn declare_lost(&self, _locality: LocalityId, _reason: String) {}
+
+    fn route(&self, _dest: LocalityId) -> &'static str {
+        "self"
+    }
 }

@@ -18,7 +18,9 @@
 //! | `--hpx:peer-timeout=S` | `HPX_PEER_TIMEOUT` | seconds of silence before a locality is lost | 5 |
 //! | `--hpx:spin-us=US` | `HPX_SPIN_US` | microseconds a worker stays awake after a message (0: never) | 500 (yielding the core while the host's workers exceed its cores; 0 beyond twice the cores) |
 //! | `--hpx:network-thread=on\|off` | `HPX_NETWORK_THREAD` | run the transport on a thread of its own (see below) | on when this host has a core beyond the workers of its localities |
-//! | | `HPX_SHM` | directory for large payloads between localities of one host, or `off` | `/dev/shm` if it exists |
+//! | `--hpx:parcelport=LIST` | `HPX_PARCELPORT` | the parcelports to use, comma-separated: `shm` (shared memory between the localities of one host) and one of `quic` or `tcp` (between hosts; `quic` if neither is named) | `shm,quic` |
+//! | `--hpx:print-parcelports` | `HPX_PRINT_PARCELPORTS=1` | print which parcelport reaches each locality | off |
+//! | | `HPX_SHM` | the shared-memory directory, or `off` (no shared memory) | `/dev/shm` if it exists |
 //! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one and sends it over `HPX_CONTROL_FD`) | required if N > 1 |
 //! | | `HPX_CONTROL_FD` | the launcher's channel (set by hpxrun; see the `supervisor` module) | none |
 //!
@@ -68,6 +70,45 @@ pub enum ExecutionMode {
     RootOnly,
 }
 
+/// The parcelport between localities of different hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// QUIC (quinn): TLS 1.3, many streams, no head-of-line blocking.
+    #[default]
+    Quic,
+    /// TLS 1.3 over TCP (rustls).
+    Tcp,
+}
+
+/// Parses a `--hpx:parcelport` list: whether shared memory is on, and the
+/// network parcelport.
+fn parse_parcelports(what: &str, value: &str) -> Result<(bool, Network)> {
+    let mut shm = false;
+    let mut network = None;
+    for name in value.split(',').map(str::trim) {
+        let this = match name {
+            "shm" => {
+                shm = true;
+                continue;
+            }
+            "quic" => Network::Quic,
+            "tcp" => Network::Tcp,
+            other => {
+                return Err(bad(
+                    what,
+                    value,
+                    format!("unknown parcelport {other:?} (known: shm, quic, tcp)"),
+                ))
+            }
+        };
+        if network.is_some_and(|n| n != this) {
+            return Err(bad(what, value, "name one of quic and tcp, not both"));
+        }
+        network = Some(this);
+    }
+    Ok((shm, network.unwrap_or_default()))
+}
+
 /// Everything a locality needs to join its job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -91,8 +132,14 @@ pub struct Config {
     pub peer_timeout: Duration,
     /// How long a worker keeps polling for messages after one (None: the default).
     pub spin: Option<Duration>,
-    /// Shared-memory directory for large payloads on one host (None: QUIC only).
+    /// The shared-memory directory (None: no shared memory).
     pub shared_dir: Option<std::path::PathBuf>,
+    /// Whether localities of one host talk through shared memory.
+    pub shm: bool,
+    /// The parcelport between hosts.
+    pub network: Network,
+    /// Print which parcelport reaches each locality once the job starts.
+    pub print_parcelports: bool,
     /// Whether the transport runs on a thread of its own (None: when the
     /// host has a core for it, see [`Config::network_thread`]).
     pub network_thread: Option<bool>,
@@ -112,6 +159,9 @@ impl Default for Config {
             peer_timeout: Duration::from_secs(5),
             spin: None,
             shared_dir: Some(std::path::PathBuf::from("/dev/shm")).filter(|d| d.is_dir()),
+            shm: true,
+            network: Network::Quic,
+            print_parcelports: false,
             network_thread: None,
         }
     }
@@ -257,9 +307,14 @@ impl Config {
         for arg in args {
             match arg.strip_prefix("--hpx:") {
                 Some(flag) => {
-                    let (name, value) = flag.split_once('=').ok_or_else(|| {
-                        Error::Config(format!("{arg}: expected --hpx:NAME=VALUE"))
-                    })?;
+                    let (name, value) = match flag.split_once('=') {
+                        Some(pair) => pair,
+                        // Flags that are switches need no value.
+                        None if flag == "print-parcelports" => (flag, "on"),
+                        None => {
+                            return Err(Error::Config(format!("{arg}: expected --hpx:NAME=VALUE")))
+                        }
+                    };
                     flags.push((name.to_owned(), value.to_owned()));
                 }
                 None => rest.push(arg.clone()),
@@ -273,7 +328,9 @@ impl Config {
                 .map(|(_, v)| v.clone())
         };
         for (name, _) in &flags {
-            const KNOWN: [&str; 9] = [
+            const KNOWN: [&str; 11] = [
+                "parcelport",
+                "print-parcelports",
                 "spin-us",
                 "network-thread",
                 "threads",
@@ -374,6 +431,16 @@ impl Config {
                 "off" | "0" | "false" => false,
                 _ => return Err(bad(&what, &v, "must be on or off")),
             });
+        }
+        if let Some((what, v)) = get("parcelport", "HPX_PARCELPORT") {
+            (cfg.shm, cfg.network) = parse_parcelports(&what, &v)?;
+        }
+        if let Some((what, v)) = get("print-parcelports", "HPX_PRINT_PARCELPORTS") {
+            cfg.print_parcelports = match v.trim() {
+                "on" | "1" | "true" => true,
+                "off" | "0" | "false" => false,
+                _ => return Err(bad(&what, &v, "must be on or off")),
+            };
         }
         match env("HPX_SHM").as_deref() {
             None => {}
@@ -562,6 +629,46 @@ mod tests {
         assert!(!parse(&full, &["p"]).unwrap().0.network_thread());
         let (one, _) = parse(&[], &["p", "--hpx:network-thread=on"]).unwrap();
         assert!(!one.network_thread());
+    }
+
+    #[test]
+    fn parcelports_are_chosen_by_list() {
+        let (cfg, _) = parse(&[], &["p"]).unwrap();
+        assert_eq!((cfg.shm, cfg.network), (true, Network::Quic));
+        assert!(!cfg.print_parcelports);
+        for (list, shm, network) in [
+            ("tcp", false, Network::Tcp),
+            ("shm,tcp", true, Network::Tcp),
+            ("quic", false, Network::Quic),
+            (" shm ", true, Network::Quic),
+            ("tcp,shm,tcp", true, Network::Tcp),
+        ] {
+            let (cfg, _) = parse(&[("HPX_PARCELPORT", list)], &["p"]).unwrap();
+            assert_eq!((cfg.shm, cfg.network), (shm, network), "{list}");
+        }
+        let (cfg, rest) = parse(
+            &[("HPX_PARCELPORT", "tcp")],
+            &[
+                "p",
+                "--hpx:parcelport=shm,quic",
+                "--hpx:print-parcelports",
+                "x",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.shm, cfg.network),
+            (true, Network::Quic),
+            "the flag wins"
+        );
+        assert!(cfg.print_parcelports);
+        assert_eq!(rest, ["p", "x"]);
+        for bad in ["tcp,quic", "mpi", "shm,", ""] {
+            let e = parse(&[("HPX_PARCELPORT", bad)], &["p"]).unwrap_err();
+            assert!(e.to_string().contains("HPX_PARCELPORT"), "{bad}: {e}");
+        }
+        assert!(parse(&[("HPX_PRINT_PARCELPORTS", "maybe")], &["p"]).is_err());
+        assert!(parse(&[], &["p", "--hpx:parcelport"]).is_err());
     }
 
     #[test]

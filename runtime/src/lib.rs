@@ -46,7 +46,7 @@ pub use agas::{
 pub use call::{async_at, broadcast_action, post, ActionFuture};
 pub use cluster::run_in_process;
 pub use codec::PodVec;
-pub use config::Config;
+pub use config::{Config, Network};
 pub use embed::Started;
 pub use error::{panic_message, Error, Result};
 pub use hpx_parcelport::LocalityId;

@@ -23,14 +23,17 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use hpx_parcelport::{LoopbackParcelport, NetConfig, Parcelport, QuicParcelport, TransportError};
+use hpx_parcelport::{
+    LocalityId, LoopbackParcelport, NetConfig, Parcelport, QuicParcelport, Routed, ShmConfig,
+    ShmInbox, TransportError,
+};
 
 use crate::config::{Config, ExecutionMode};
 use crate::context::{self, Slot};
 use crate::error::panic_message;
 use crate::locality::{Locality, Phase};
 use crate::supervisor::{self, Notice};
-use crate::warm::{spin_window, Warmth};
+use crate::warm::{spin_window, Warmth, DEFAULT_SPIN};
 use crate::{Error, Result};
 
 /// How long main may go on after the job was aborted under it (to see its
@@ -91,26 +94,79 @@ async fn connect(config: Config) -> Result<Arc<dyn Parcelport>> {
     let agas = config
         .agas
         .ok_or_else(|| Error::Config("no rendezvous address (HPX_AGAS)".into()))?;
-    let quic = NetConfig {
+    let secret = config.secret.clone().unwrap_or_default();
+    // Every inbox exists before any locality can finish the bootstrap, so
+    // that each finds the others of its host right after it.
+    let inbox = match (&config.shared_dir, config.shm) {
+        (Some(dir), true) => {
+            let shm = ShmConfig {
+                dir: dir.clone(),
+                secret: secret.clone(),
+                locality: config.locality,
+                num_localities: config.num_localities,
+                max_payload: hpx_parcelport::parcel::DEFAULT_MAX_PAYLOAD,
+                incoming_budget: INCOMING_BUDGET,
+                spin: config.spin.unwrap_or(DEFAULT_SPIN),
+            };
+            match ShmInbox::create(shm) {
+                Ok(inbox) => Some(inbox),
+                Err(e) => {
+                    tracing::warn!(%e, "no shared memory: every locality is reached over the network");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let net = NetConfig {
         locality: config.locality,
         num_localities: config.num_localities,
         rendezvous: agas,
         bind: config.host,
-        secret: config.secret.clone().unwrap_or_default(),
+        secret,
         startup_timeout: config.startup_timeout,
         peer_timeout: config.peer_timeout,
         max_payload: hpx_parcelport::parcel::DEFAULT_MAX_PAYLOAD,
         incoming_budget: INCOMING_BUDGET,
-        shared_dir: config.shared_dir.clone(),
+        shared_dir: None,
     };
-    let port = QuicParcelport::start(quic).await.map_err(|e| match e {
+    let net: Arc<dyn Parcelport> = QuicParcelport::start(net).await.map_err(|e| match e {
         TransportError::Io(io) if config.locality.is_root() => Error::Bootstrap(format!(
             "locality 0 cannot listen at the rendezvous address {agas}: {io}; another job or \
              program holds it: choose another with HPX_AGAS=HOST:PORT (HPX_PORT under Slurm)"
         )),
         e => e.into(),
     })?;
-    Ok(port)
+    match inbox.map(ShmInbox::start).transpose()?.flatten() {
+        Some(shm) => Ok(Arc::new(Routed::new(net, shm))),
+        None => Ok(net),
+    }
+}
+
+/// Says which parcelport reaches each locality (`--hpx:print-parcelports`):
+/// `locality 1: shm to 0 2 3, quic to 4 5`.
+fn print_parcelports(port: &dyn Parcelport) {
+    let mut ways: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for l in (0..port.num_localities()).map(LocalityId) {
+        let way = port.route(l);
+        if way == "self" {
+            continue;
+        }
+        match ways.iter_mut().find(|(w, _)| *w == way) {
+            Some((_, to)) => to.push(l.0.to_string()),
+            None => ways.push((way, vec![l.0.to_string()])),
+        }
+    }
+    let ways: Vec<String> = ways
+        .iter()
+        .map(|(way, to)| format!("{way} to {}", to.join(" ")))
+        .collect();
+    let ways = if ways.is_empty() {
+        "none (a job of one locality)".to_owned()
+    } else {
+        ways.join(", ")
+    };
+    println!("parcelports of locality {}: {ways}", port.here());
 }
 
 /// The spin window of this locality's workers: it depends on how many
@@ -227,6 +283,9 @@ where
             .as_ref()
             .map_or_else(|| handle.clone(), |n| n.handle().clone());
         let port = join(&config, &net_handle).await?;
+        if config.print_parcelports {
+            print_parcelports(port.as_ref());
+        }
         let warmth = Arc::new(warmth(
             &config,
             port.as_ref(),

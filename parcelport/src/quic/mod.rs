@@ -25,7 +25,9 @@ use crate::handshake::{
 use crate::liveness::{Beacon, Watch, WatchConfig};
 use crate::parcel::{ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED};
 use crate::shared::{SharedDir, SHARED_MIN};
-use crate::{Credit, LocalityId, NetConfig, Parcel, ParcelHandler, Parcelport, TransportError};
+use crate::{
+    Credit, LocalityId, NetConfig, Parcel, ParcelHandler, Parcelport, TransportError, MIN_CHARGE,
+};
 
 /// Application close code: orderly shutdown.
 const CLOSE_SHUTDOWN: u32 = 0;
@@ -53,8 +55,6 @@ const HANDSHAKE_TIME_PER_LOCALITY: Duration = Duration::from_millis(100);
 fn handshake_timeout(n: u32) -> Duration {
     HANDSHAKE_TIMEOUT + HANDSHAKE_TIME_PER_LOCALITY * n
 }
-/// Minimum budget charged for one metered parcel, so many empty parcels are bounded too.
-const MIN_CHARGE: usize = 64;
 
 enum Outgoing {
     Parcel(Parcel),
@@ -337,6 +337,14 @@ impl Parcelport for QuicParcelport {
 
     fn declare_lost(&self, locality: LocalityId, reason: String) {
         self.inner.declare_lost(locality, reason);
+    }
+
+    fn route(&self, dest: LocalityId) -> &'static str {
+        if dest == self.inner.here {
+            "self"
+        } else {
+            "quic"
+        }
     }
 }
 
