@@ -27,10 +27,11 @@ pub struct NetConfig {
     /// Largest accepted parcel payload.
     pub max_payload: usize,
     /// Bytes of received parcels that may be in the handler's hands at once;
-    /// beyond it the receiver stops reading and QUIC flow control holds the sender.
+    /// beyond it the receiver stops reading and the transport's flow control
+    /// (QUIC's, or TCP's) holds the sender.
     pub incoming_budget: usize,
     /// A shared-memory directory for large payloads between localities on
-    /// this host (None: everything goes through QUIC). Every locality of
+    /// this host (None: everything goes through the connections). Every locality of
     /// the job on one host must agree.
     pub shared_dir: Option<std::path::PathBuf>,
 }

@@ -1,15 +1,15 @@
 //! The connection handshake, as plain encode/decode functions.
 //!
-//! Right after the QUIC (TLS 1.3) handshake the dialing side opens a
-//! bidirectional stream and sends a [`Hello`]; the accepting side answers with
-//! a [`Welcome`]. Each carries a token derived from the TLS session's exporter
+//! Right after the TLS 1.3 handshake (of QUIC, or over TCP) the dialing side
+//! sends a [`Hello`] (on a bidirectional QUIC stream it opens, or as the
+//! first record on TCP); the accepting side answers with a [`Welcome`]. Each carries a token derived from the TLS session's exporter
 //! keyed with the job secret and the sender's role, so a process without the
 //! secret cannot produce it, a token cannot be replayed on another connection,
 //! and one side's token cannot be reflected back as the other's. Nothing else
 //! is read from a connection until the token has been checked.
 //!
 //! For the bootstrap, the root later sends the [`LocalityTable`] on the same
-//! stream as the joining locality's hello.
+//! stream (or TCP connection) as the joining locality's hello.
 
 use bytes::{Buf, BufMut};
 

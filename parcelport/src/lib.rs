@@ -6,9 +6,12 @@
 //! parcel's `kind`, `tag` and `seq` and receives parcels through a
 //! [`ParcelHandler`].
 //!
-//! Two implementations of [`Parcelport`]: [`QuicParcelport`] (quinn) for real
-//! jobs, and [`LoopbackParcelport`] for a job of one locality, which opens no
-//! socket at all.
+//! Four implementations of [`Parcelport`]: [`QuicParcelport`] (quinn) and
+//! [`TcpParcelport`] (TLS 1.3 over TCP, tokio-rustls) for real jobs, with the
+//! same guarantees, and [`LoopbackParcelport`] for a job of one locality,
+//! which opens no socket at all. What the two network ones share (bootstrap,
+//! authentication, admission, coalescing, budget, loss reporting,
+//! heartbeats) lives in one place; only how bytes travel differs.
 //!
 //! The wire protocol ([`parcel`], [`handshake`]) is plain functions over
 //! bytes, tested without sockets.
@@ -26,12 +29,15 @@ pub mod handshake;
 pub mod liveness;
 mod locality;
 mod loopback;
+mod net;
 pub mod parcel;
 mod port;
 mod quic;
 mod routed;
 pub mod shared;
 mod shm;
+mod tcp;
+mod tls;
 
 use std::sync::Arc;
 
@@ -47,6 +53,7 @@ pub use port::free_udp_port;
 pub use quic::QuicParcelport;
 pub use routed::Routed;
 pub use shm::{ShmConfig, ShmInbox, ShmParcelport};
+pub use tcp::TcpParcelport;
 
 /// Receives what arrives from the network. Implemented by the runtime.
 ///

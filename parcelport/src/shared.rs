@@ -1,5 +1,6 @@
 //! Large payloads between localities on one host travel through files in a
-//! shared-memory directory (`/dev/shm`) instead of through QUIC: the sender
+//! shared-memory directory (`/dev/shm`) instead of through the connection
+//! (QUIC or TLS over TCP): the sender
 //! writes the payload to a new file and sends only its name; the receiver
 //! reads the file and removes it. One copy each way, no encryption, no
 //! packets: memory bandwidth instead of loopback packet rate.

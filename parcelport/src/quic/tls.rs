@@ -1,6 +1,5 @@
-//! TLS and QUIC configuration: a fresh self-signed certificate per locality,
-//! and a client verifier that accepts any certificate (identity is proven by
-//! the job secret over the TLS exporter, see [`crate::handshake`]).
+//! QUIC configuration: the transport parameters (windows, streams, MTU on
+//! loopback) around the TLS configuration of [`crate::tls`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,74 +8,13 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{
     ClientConfig, EndpointConfig, MtuDiscoveryConfig, ServerConfig, TransportConfig, VarInt,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use crate::tls::config_err;
 use crate::TransportError;
 
-/// ALPN protocol id; both sides must agree.
-pub(crate) const ALPN: &[u8] = b"hpx-rs/1";
-/// Server name used for every connection (certificates are not checked by name).
-pub(crate) const SERVER_NAME: &str = "hpx-rs";
 /// Largest UDP payload used on loopback (kept below the GSO limit, see
 /// PERFORMANCE.md: larger packets with segmentation offload fail silently).
 const LOOPBACK_MTU: u16 = 6500;
-
-fn config_err(e: impl std::fmt::Display) -> TransportError {
-    TransportError::Config(e.to_string())
-}
-
-/// Accepts the peer's certificate but checks its handshake signatures, so the
-/// TLS session is sound; authentication happens over the exporter afterwards.
-#[derive(Debug)]
-struct ExporterAuthenticated(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for ExporterAuthenticated {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// Bytes a connection may buffer here before its peer is authenticated.
 const PRE_AUTH_WINDOW: u32 = 256 << 10;
@@ -131,34 +69,14 @@ pub(crate) struct Configs {
 /// Builds the configuration for an endpoint bound to `bind`.
 pub(crate) fn configs(bind: SocketAddr) -> Result<Configs, TransportError> {
     let loopback = bind.ip().is_loopback();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certified =
-        rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()]).map_err(config_err)?;
-    let cert = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-
-    let mut server_crypto = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(config_err)?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .map_err(config_err)?;
-    server_crypto.alpn_protocols = vec![ALPN.to_vec()];
-    let mut client_crypto = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(config_err)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ExporterAuthenticated(provider)))
-        .with_no_client_auth();
-    client_crypto.alpn_protocols = vec![ALPN.to_vec()];
-
+    let crypto = crate::tls::crypto()?;
     let transport = Arc::new(transport_config(loopback));
     let mut server = ServerConfig::with_crypto(Arc::new(
-        QuicServerConfig::try_from(server_crypto).map_err(config_err)?,
+        QuicServerConfig::try_from(crypto.server).map_err(config_err)?,
     ));
     server.transport_config(transport.clone());
     let mut client = ClientConfig::new(Arc::new(
-        QuicClientConfig::try_from(client_crypto).map_err(config_err)?,
+        QuicClientConfig::try_from(crypto.client).map_err(config_err)?,
     ));
     client.transport_config(transport);
     let mut endpoint = EndpointConfig::default();
