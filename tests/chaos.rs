@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::hostile::{attack, intruder_endpoint};
-use common::{in_locality, launch_with, s, spmd};
+use common::{in_locality, launch_with, s, spmd, with_quic};
 use hpx::{Distribution, LocalityId, ReduceOp};
 
 const ROUNDS: u32 = 12;
@@ -186,11 +186,20 @@ fn every_chaos_run_ends_cleanly_and_none_hangs() {
         let at = rng.below(u64::from(ROUNDS)) as u32;
         let plan = format!("{kind_index}:{victim}:{at}");
         let start = Instant::now();
+        // The hostile connections speak QUIC.
+        let parcelport = match kind {
+            Chaos::Hostile => with_quic(),
+            _ => std::env::var("HPX_PARCELPORT").unwrap_or_else(|_| "shm,quic".into()),
+        };
         let out = launch_with(
             TEST,
             n,
             &[],
-            &[("CHAOS_PLAN", &plan), ("HPX_PEER_TIMEOUT", "2")],
+            &[
+                ("CHAOS_PLAN", &plan),
+                ("HPX_PEER_TIMEOUT", "2"),
+                ("HPX_PARCELPORT", &parcelport),
+            ],
         );
         let took = start.elapsed();
         let what =

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::hostile::{attack, intruder_endpoint};
-use common::{done, in_locality, launch, role, self_args};
+use common::{done, in_locality, launch, launch_with, role, self_args, with_quic};
 use hpx::prelude::*;
 use hpx::Error;
 use hpx_parcelport::handshake::{Hello, Purpose, TOKEN_LEN};
@@ -154,7 +154,12 @@ fn wrong_secret_cannot_join_or_run_actions() {
             Ok(())
         });
     }
-    let out = launch("wrong_secret_cannot_join_or_run_actions", 2);
+    let out = launch_with(
+        "wrong_secret_cannot_join_or_run_actions",
+        2,
+        &[],
+        &[("HPX_PARCELPORT", &with_quic())],
+    );
     out.assert_success();
     out.assert_all_done("wrong_secret_cannot_join_or_run_actions", 2);
     // The intruder process ran and was turned away for its secret.

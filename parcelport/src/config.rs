@@ -30,8 +30,4 @@ pub struct NetConfig {
     /// beyond it the receiver stops reading and the transport's flow control
     /// (QUIC's, or TCP's) holds the sender.
     pub incoming_budget: usize,
-    /// A shared-memory directory for large payloads between localities on
-    /// this host (None: everything goes through the connections). Every locality of
-    /// the job on one host must agree.
-    pub shared_dir: Option<std::path::PathBuf>,
 }

@@ -1,9 +1,8 @@
-//! Large payloads between localities on one host travel through files in a
-//! shared-memory directory (`/dev/shm`) instead of through the connection
-//! (QUIC or TLS over TCP): the sender
-//! writes the payload to a new file and sends only its name; the receiver
-//! reads the file and removes it. One copy each way, no encryption, no
-//! packets: memory bandwidth instead of loopback packet rate.
+//! Payloads too large for a shared-memory ring (see the shared-memory
+//! parcelport) travel through files of their own in the shared-memory
+//! directory (`/dev/shm`): the sender writes the payload to a new file and
+//! sends only its name through the ring; the receiver maps the file, reads
+//! the payload in place and removes the name. One copy, by the sender.
 //!
 //! Only names made by [`SharedDir::stash`] for this job are accepted on
 //! receipt (`hpx-<job>-`, then letters, digits and dashes), always inside
@@ -21,9 +20,6 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use crate::TransportError;
-
-/// Payloads at least this large go through the shared directory.
-pub const SHARED_MIN: usize = 256 * 1024;
 
 /// The shared-memory directory of this locality and the files it made.
 #[derive(Debug)]

@@ -25,10 +25,10 @@ use tokio::runtime::Handle;
 
 use hpx_parcelport::{
     LocalityId, LoopbackParcelport, NetConfig, Parcelport, QuicParcelport, Routed, ShmConfig,
-    ShmInbox, TransportError,
+    ShmInbox, TcpParcelport, TransportError,
 };
 
-use crate::config::{Config, ExecutionMode};
+use crate::config::{Config, ExecutionMode, Network};
 use crate::context::{self, Slot};
 use crate::error::panic_message;
 use crate::locality::{Locality, Phase};
@@ -128,9 +128,16 @@ async fn connect(config: Config) -> Result<Arc<dyn Parcelport>> {
         peer_timeout: config.peer_timeout,
         max_payload: hpx_parcelport::parcel::DEFAULT_MAX_PAYLOAD,
         incoming_budget: INCOMING_BUDGET,
-        shared_dir: None,
     };
-    let net: Arc<dyn Parcelport> = QuicParcelport::start(net).await.map_err(|e| match e {
+    let started = match config.network {
+        Network::Quic => QuicParcelport::start(net)
+            .await
+            .map(|p| p as Arc<dyn Parcelport>),
+        Network::Tcp => TcpParcelport::start(net)
+            .await
+            .map(|p| p as Arc<dyn Parcelport>),
+    };
+    let net = started.map_err(|e| match e {
         TransportError::Io(io) if config.locality.is_root() => Error::Bootstrap(format!(
             "locality 0 cannot listen at the rendezvous address {agas}: {io}; another job or \
              program holds it: choose another with HPX_AGAS=HOST:PORT (HPX_PORT under Slurm)"

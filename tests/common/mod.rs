@@ -285,6 +285,17 @@ pub fn launch(test: &str, n: u32) -> Output {
     launch_with(test, n, &[], &[])
 }
 
+/// The `HPX_PARCELPORT` of this test run with QUIC between hosts: for tests
+/// whose intruders speak QUIC (TCP's intruders are tested in the
+/// parcelport's own tests). Shared memory stays as the run has it.
+pub fn with_quic() -> String {
+    let list = std::env::var("HPX_PARCELPORT").unwrap_or_else(|_| "shm,quic".into());
+    list.split(',')
+        .map(|p| if p.trim() == "tcp" { "quic" } else { p })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// [`launch`] with extra hpxrun options and environment.
 pub fn launch_with(test: &str, n: u32, hpxrun_opts: &[&str], env: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("test binary path");

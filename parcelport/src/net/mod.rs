@@ -21,7 +21,6 @@ use tokio::time::timeout;
 use crate::batch::Batcher;
 use crate::liveness::{Beacon, Watch, WatchConfig};
 use crate::parcel::{ParcelDecoder, FLAG_SHARED, FLAG_UNMETERED};
-use crate::shared::{SharedDir, SHARED_MIN};
 use crate::{Credit, LocalityId, NetConfig, Parcel, ParcelHandler, TransportError, MIN_CHARGE};
 use admission::Admission;
 
@@ -84,7 +83,6 @@ pub(crate) struct Core {
     pub(crate) admission: Arc<Admission>,
     handler: OnceLock<Arc<dyn ParcelHandler>>,
     attached: watch::Sender<bool>,
-    shared: Option<Arc<SharedDir>>,
     /// The heartbeat thread, once the job has started.
     watch: Mutex<Option<Watch>>,
     /// The runtime the parcelport's tasks run on (the one `start` ran on),
@@ -114,10 +112,6 @@ impl Core {
             admission: Admission::new(cfg.num_localities),
             handler: OnceLock::new(),
             attached: watch::channel(false).0,
-            shared: cfg.shared_dir.as_deref().map(|dir| {
-                let job = crate::shared::job_tag(&cfg.secret);
-                Arc::new(SharedDir::new(dir, &job, cfg.locality.0))
-            }),
             watch: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
         }
@@ -268,7 +262,7 @@ impl Core {
         handler: &Arc<dyn ParcelHandler>,
     ) -> Result<(), Undelivered> {
         loop {
-            let mut parcel = match decoder.next_parcel() {
+            let parcel = match decoder.next_parcel() {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(Undelivered::Violation(e.to_string())),
@@ -280,13 +274,9 @@ impl Core {
                 )));
             }
             if parcel.header.flags & FLAG_SHARED != 0 {
-                match self.take_shared(&parcel.payload).await {
-                    Ok(payload) => {
-                        parcel.payload = payload;
-                        parcel.header.flags &= !FLAG_SHARED;
-                    }
-                    Err(e) => return Err(Undelivered::Violation(e.to_string())),
-                }
+                return Err(Undelivered::Violation(
+                    "a payload in shared memory announced over the network".into(),
+                ));
             }
             let credit = if parcel.header.flags & FLAG_UNMETERED != 0 {
                 Credit::unmetered()
@@ -303,39 +293,11 @@ impl Core {
         }
     }
 
-    /// Reads a payload that a locality on this host left in the shared directory.
-    async fn take_shared(&self, name: &Bytes) -> Result<Bytes, TransportError> {
-        let shared = self.shared.clone().ok_or_else(|| {
-            TransportError::Protocol(
-                "a shared payload arrived, but this locality has no shared directory".into(),
-            )
-        })?;
-        let (name, max) = (name.clone(), self.max_payload);
-        tokio::task::spawn_blocking(move || shared.take(&name, max))
-            .await
-            .map_err(|e| TransportError::Protocol(e.to_string()))?
-    }
-
-    /// Whether large payloads to `dest` go through the shared directory.
-    fn shares_memory_with(&self, dest: LocalityId) -> bool {
-        self.shared.is_some()
-            && self
-                .addresses()
-                .get(dest.index())
-                .is_some_and(|a| a.ip() == self.listen.ip())
-    }
-
     /// The sending side of the queue to `dest`, for its sender task.
-    pub(crate) fn outbox(&self, dest: LocalityId, rx: mpsc::UnboundedReceiver<Outgoing>) -> Outbox {
-        let shared = if self.shares_memory_with(dest) {
-            self.shared.clone()
-        } else {
-            None
-        };
+    pub(crate) fn outbox(&self, rx: mpsc::UnboundedReceiver<Outgoing>) -> Outbox {
         Outbox {
             rx,
             batcher: Batcher::new(),
-            shared,
             flushes: Vec::new(),
         }
     }
@@ -358,12 +320,9 @@ impl Core {
     }
 
     /// Stops the heartbeats (silence from here on: a peer that missed the
-    /// close notices) and removes this locality's shared files.
+    /// close notices).
     pub(crate) fn stop(&self) {
         self.watch.lock().take();
-        if let Some(shared) = &self.shared {
-            shared.clean_up_job();
-        }
     }
 }
 
@@ -371,8 +330,6 @@ impl Core {
 pub(crate) struct Outbox {
     rx: mpsc::UnboundedReceiver<Outgoing>,
     batcher: Batcher,
-    /// The shared directory, if the peer is on this host.
-    shared: Option<Arc<SharedDir>>,
     /// Flushes asked for, answered once the peer has everything.
     flushes: Vec<oneshot::Sender<()>>,
 }
@@ -388,23 +345,7 @@ impl Outbox {
         let mut next = Some(first);
         while let Some(item) = next {
             match item {
-                Outgoing::Parcel(mut p) => {
-                    if let Some(shared) = self
-                        .shared
-                        .as_ref()
-                        .filter(|_| p.payload.len() >= SHARED_MIN)
-                    {
-                        let (dir, payload) = (shared.clone(), p.payload.clone());
-                        match tokio::task::spawn_blocking(move || dir.stash(&payload)).await {
-                            Ok(Ok(name)) => {
-                                p.payload = Bytes::from(name.into_bytes());
-                                p.header.flags |= FLAG_SHARED;
-                            }
-                            // No room in the directory: the connection carries it.
-                            Ok(Err(e)) => tracing::debug!(%e, "shared payload not written"),
-                            Err(e) => tracing::debug!(%e, "shared payload not written"),
-                        }
-                    }
+                Outgoing::Parcel(p) => {
                     // Payload sizes were checked against max_payload in send().
                     if let Err(e) = self.batcher.push(p) {
                         tracing::error!(%e, "dropping unencodable parcel");

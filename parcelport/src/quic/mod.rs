@@ -504,7 +504,7 @@ impl Inner {
                 return;
             }
         };
-        let mut outbox = self.core.outbox(dest, rx);
+        let mut outbox = self.core.outbox(rx);
         let mut chunks = Vec::new();
         while outbox.next(&mut chunks).await {
             if let Err(e) = stream.write_all_chunks(&mut chunks).await {

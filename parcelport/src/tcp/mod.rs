@@ -696,7 +696,7 @@ impl Inner {
                 return;
             }
         };
-        let mut outbox = self.core.outbox(dest, rx);
+        let mut outbox = self.core.outbox(rx);
         let mut chunks = Vec::new();
         while outbox.next(&mut chunks).await {
             if let Err(e) = link.send(&chunks).await {

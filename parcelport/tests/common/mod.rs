@@ -38,8 +38,7 @@ macro_rules! transport_tests {
             a_full_budget_stops_reading_until_credit_returns,
             what_was_sent_before_an_orderly_close_arrives,
             orderly_close_is_not_a_loss_but_abort_is,
-            wrong_secret_cannot_join,
-            large_payloads_on_one_host_go_through_shared_memory
+            wrong_secret_cannot_join
         );
     };
     ($transport:expr, $($test:ident),+) => {
@@ -81,7 +80,6 @@ pub fn config(locality: u32, n: u32, rendezvous: SocketAddr, budget: usize) -> N
         peer_timeout: Duration::from_secs(2),
         max_payload: 64 << 20,
         incoming_budget: budget,
-        shared_dir: None,
     }
 }
 
@@ -98,22 +96,8 @@ pub async fn job(
     n: u32,
     budget: usize,
 ) -> Vec<(Port, mpsc::UnboundedReceiver<Event>)> {
-    job_with(net, n, budget, None).await
-}
-
-async fn job_with(
-    net: Transport,
-    n: u32,
-    budget: usize,
-    shared_dir: Option<std::path::PathBuf>,
-) -> Vec<(Port, mpsc::UnboundedReceiver<Event>)> {
     let rendezvous = (net.free_addr)();
-    let starts = (0..n).map(|i| {
-        (net.start)(NetConfig {
-            shared_dir: shared_dir.clone(),
-            ..config(i, n, rendezvous, budget)
-        })
-    });
+    let starts = (0..n).map(|i| (net.start)(config(i, n, rendezvous, budget)));
     let ports = futures::future::join_all(starts).await;
     ports
         .into_iter()
@@ -394,36 +378,4 @@ pub async fn wrong_secret_cannot_join(net: Transport) {
         Err(TransportError::Bootstrap(msg)) => assert!(msg.contains("missing: 1"), "{msg}"),
         other => panic!("root should time out, got {:?}", other.err()),
     }
-}
-
-pub async fn large_payloads_on_one_host_go_through_shared_memory(net: Transport) {
-    let dir = std::env::temp_dir().join(format!("hpx-shm-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut job = job_with(net, 2, 64 << 20, Some(dir.clone())).await;
-    let big = Bytes::from(
-        (0..(3usize << 20))
-            .map(|i| (i % 253) as u8)
-            .collect::<Vec<u8>>(),
-    );
-    for seq in 0..5 {
-        job[0].0.send(parcel(0, 1, seq, big.clone())).expect("send");
-        job[0]
-            .0
-            .send(parcel(0, 1, 100 + seq, Bytes::from_static(b"small")))
-            .expect("send");
-    }
-    for seq in 0..5 {
-        let (p, _) = next_parcel(&mut job[1].1).await;
-        assert_eq!(p.header.seq, seq);
-        assert_eq!(
-            p.header.flags, 0,
-            "the receiver sees the payload, not the file"
-        );
-        assert_eq!(p.payload, big);
-        let (p, _) = next_parcel(&mut job[1].1).await;
-        assert_eq!(p.payload.as_ref(), b"small");
-    }
-    let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
-    assert!(left.is_empty(), "files left behind: {left:?}");
-    let _ = std::fs::remove_dir(&dir);
 }
