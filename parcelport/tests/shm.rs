@@ -114,12 +114,10 @@ async fn next_parcel(rx: &mut mpsc::UnboundedReceiver<Event>) -> (Parcel, Credit
     }
 }
 
-fn within<F: std::future::Future>(f: F) -> impl std::future::Future<Output = F::Output> {
-    async move {
-        tokio::time::timeout(Duration::from_secs(60), f)
-            .await
-            .expect("the test's deadline")
-    }
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .expect("the test's deadline")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
