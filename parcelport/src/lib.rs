@@ -128,6 +128,18 @@ pub trait Parcelport: Send + Sync + 'static {
     /// transport had found out itself, and drop its connection.
     fn declare_lost(&self, locality: LocalityId, reason: String);
 
+    /// Does transport work on the calling thread if this parcelport has
+    /// some that any thread can do (shared memory: hands the parcels waiting
+    /// in its rings to the handler); whether there was any. The runtime's
+    /// spinning worker calls it, between `awake(true)` and `awake(false)`.
+    fn progress(&self) -> bool {
+        false
+    }
+
+    /// A thread of the runtime polls with [`Parcelport::progress`] from now
+    /// on (`true`), or no longer (`false`); calls pair up.
+    fn awake(&self, _on: bool) {}
+
     /// The name of the parcelport that carries parcels to `dest`: `"self"`
     /// for this locality, else `"quic"`, `"tcp"` or `"shm"`.
     fn route(&self, dest: LocalityId) -> &'static str;

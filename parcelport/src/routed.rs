@@ -80,4 +80,12 @@ impl Parcelport for Routed {
     fn route(&self, dest: LocalityId) -> &'static str {
         self.port(dest).route(dest)
     }
+
+    fn progress(&self) -> bool {
+        self.shm.progress()
+    }
+
+    fn awake(&self, on: bool) {
+        self.shm.awake(on);
+    }
 }

@@ -70,7 +70,6 @@ fn job(dir: &Dir, n: u32, budget: usize) -> Vec<(Port, mpsc::UnboundedReceiver<E
                 num_localities: n,
                 max_payload: 64 << 20,
                 incoming_budget: budget,
-                spin: Duration::from_micros(50),
             })
             .expect("inbox")
         })
@@ -288,7 +287,6 @@ async fn a_locality_alone_on_its_host_uses_no_shared_memory() {
             num_localities: 2,
             max_payload: 1 << 20,
             incoming_budget: 1 << 20,
-            spin: Duration::ZERO,
         })
         .expect("inbox");
         assert_eq!(dir.files().len(), 1);
@@ -302,7 +300,6 @@ async fn a_locality_alone_on_its_host_uses_no_shared_memory() {
             num_localities: 2,
             max_payload: 1 << 20,
             incoming_budget: 1 << 20,
-            spin: Duration::ZERO,
         })
         .expect("inbox");
         drop(inbox);

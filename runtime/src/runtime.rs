@@ -33,7 +33,7 @@ use crate::context::{self, Slot};
 use crate::error::panic_message;
 use crate::locality::{Locality, Phase};
 use crate::supervisor::{self, Notice};
-use crate::warm::{spin_window, Warmth, DEFAULT_SPIN};
+use crate::warm::{spin_window, Warmth};
 use crate::{Error, Result};
 
 /// How long main may go on after the job was aborted under it (to see its
@@ -106,7 +106,6 @@ async fn connect(config: Config) -> Result<Arc<dyn Parcelport>> {
                 num_localities: config.num_localities,
                 max_payload: hpx_parcelport::parcel::DEFAULT_MAX_PAYLOAD,
                 incoming_budget: INCOMING_BUDGET,
-                spin: config.spin.unwrap_or(DEFAULT_SPIN),
             };
             match ShmInbox::create(shm) {
                 Ok(inbox) => Some(inbox),
@@ -178,15 +177,15 @@ fn print_parcelports(port: &dyn Parcelport) {
 
 /// The spin window of this locality's workers: it depends on how many
 /// threads of the job share this host.
-fn warmth(config: &Config, port: &dyn Parcelport, workers: Handle, net: bool) -> Warmth {
+fn warmth(config: &Config, port: &Arc<dyn Parcelport>, workers: Handle, net: bool) -> Warmth {
     let addresses = port.addresses();
     let Some(mine) = addresses.get(port.here().index()).map(|a| a.ip()) else {
-        return Warmth::new(Duration::ZERO, false, workers);
+        return Warmth::new(Duration::ZERO, false, workers, port.clone());
     };
     let colocated = addresses.iter().filter(|a| a.ip() == mine).count();
     let threads = config.worker_threads() + usize::from(net);
     let (window, polite) = spin_window(colocated * threads, config.spin);
-    Warmth::new(window, polite, workers)
+    Warmth::new(window, polite, workers, port.clone())
 }
 
 /// Runs this locality's main (if `runs_main`) and waits for the job's end.
@@ -293,12 +292,7 @@ where
         if config.print_parcelports {
             print_parcelports(port.as_ref());
         }
-        let warmth = Arc::new(warmth(
-            &config,
-            port.as_ref(),
-            handle.clone(),
-            net.is_some(),
-        ));
+        let warmth = Arc::new(warmth(&config, &port, handle.clone(), net.is_some()));
         let locality = Locality::new(port, args, handle, warmth, |minted| {
             Box::pin(crate::agas::register_minted(minted))
         });

@@ -3,8 +3,10 @@
 //! On an idle VM a halted vCPU takes 25-30 µs to wake up when a packet
 //! arrives (PERFORMANCE.md), more than the rest of a round trip. After any
 //! send or receive, one task keeps yielding for a short window; a yielding
-//! task makes its tokio worker poll the I/O driver without blocking, so a
-//! reply that arrives in the window is picked up at once. The window is
+//! task makes its tokio worker poll the I/O driver without blocking, and
+//! the task itself polls the parcelport ([`Parcelport::progress`]: the
+//! shared-memory rings), so a reply that arrives in the window is picked up
+//! at once, on this worker. The window is
 //! `HPX_SPIN_US` microseconds (default 500; 0 turns spinning off). While the
 //! worker threads of all localities on this host fit its cores, the spinner
 //! keeps its core; with up to twice as many workers as cores it gives the
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hpx_parcelport::Parcelport;
 use tokio::runtime::Handle;
 
 /// Default spin window.
@@ -30,6 +33,8 @@ pub(crate) struct Warmth {
     spinning: AtomicBool,
     /// Where the spinning task runs.
     runtime: Handle,
+    /// The transport, polled while spinning.
+    port: Arc<dyn Parcelport>,
 }
 
 impl std::fmt::Debug for Warmth {
@@ -44,7 +49,12 @@ impl std::fmt::Debug for Warmth {
 impl Warmth {
     /// Spins a task of `runtime` for `window` after activity; a zero window
     /// never spins.
-    pub(crate) fn new(window: Duration, polite: bool, runtime: Handle) -> Warmth {
+    pub(crate) fn new(
+        window: Duration,
+        polite: bool,
+        runtime: Handle,
+        port: Arc<dyn Parcelport>,
+    ) -> Warmth {
         Warmth {
             window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
             polite,
@@ -52,6 +62,7 @@ impl Warmth {
             last_activity: AtomicU64::new(0),
             spinning: AtomicBool::new(false),
             runtime,
+            port,
         }
     }
 
@@ -76,7 +87,11 @@ impl Warmth {
     }
 
     async fn spin(self: Arc<Self>) {
+        self.port.awake(true);
         loop {
+            if self.port.progress() {
+                self.last_activity.store(self.now(), Ordering::Relaxed);
+            }
             let last = self.last_activity.load(Ordering::Relaxed);
             if self.now().saturating_sub(last) > self.window_nanos {
                 self.spinning.store(false, Ordering::Release);
@@ -87,6 +102,7 @@ impl Warmth {
                         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok();
                 if !again {
+                    self.port.awake(false);
                     return;
                 }
             }
@@ -133,6 +149,7 @@ mod tests {
             Duration::from_millis(2),
             false,
             Handle::current(),
+            Arc::new(hpx_parcelport::LoopbackParcelport::new()),
         ));
         warmth.touch();
         assert!(warmth.spinning.load(Ordering::SeqCst));

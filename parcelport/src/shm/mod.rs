@@ -18,11 +18,13 @@
 //! file of their own that the receiver maps and reads in place
 //! ([`crate::shared`]).
 //!
-//! **Wake-ups.** One receiver thread per locality polls its rings after
-//! activity for the spin window (yielding its core at every turn when the
-//! host's localities outnumber its cores), then sleeps on its doorbell (a
-//! futex); senders ring it only when it sleeps, so a polling receiver
-//! costs its senders nothing.
+//! **Wake-ups.** The runtime's worker, while it spins after activity,
+//! polls the rings itself ([`Parcelport::progress`]): a parcel that arrives
+//! then is handled on that worker without any hand-over between threads.
+//! Otherwise one receiver thread per locality takes the parcels, and sleeps
+//! on its doorbell (a futex) when there are none. Senders ring the doorbell
+//! only while the receiver sleeps and no worker polls, so a polling
+//! receiver costs its senders nothing.
 //!
 //! **Ends.** A peer's process that ends is seen at once through its pidfd:
 //! lost, unless it had closed in order. An abort writes its reason into the
@@ -59,6 +61,8 @@ const I_OPENED: usize = 20;
 const I_REASON_LEN: usize = 24;
 const I_SLEEPING: usize = 64;
 const I_BELL: usize = 128;
+/// How many threads of the owner poll its rings now (see `Inner::awake`).
+const I_AWAKE: usize = 132;
 const I_REASON: usize = 192;
 /// Longest abort reason kept in an inbox.
 const REASON_MAX: usize = 256;
@@ -101,9 +105,6 @@ pub struct ShmConfig {
     pub max_payload: usize,
     /// Bytes of received parcels that may be in the handler's hands at once.
     pub incoming_budget: usize,
-    /// How long the receiver polls after activity before it sleeps, while
-    /// the host's localities fit its cores (less beyond, none beyond twice).
-    pub spin: Duration,
 }
 
 /// This locality's inbox, made before the network bootstrap: the first
@@ -190,18 +191,10 @@ impl ShmInbox {
             return Ok(None);
         }
         let local = found.len() + 1;
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-        // A receiver and a worker per locality of the host.
-        let (spin, polite) = if 2 * local <= cores {
-            (cfg.spin, false)
-        } else if local <= cores {
-            (cfg.spin, true)
-        } else {
-            (Duration::ZERO, true)
-        };
         let budget_total = cfg
             .incoming_budget
             .clamp(MIN_CHARGE, Semaphore::MAX_PERMITS);
+        let found_ids: Vec<LocalityId> = found.iter().map(|(l, _, _)| *l).collect();
         let mut peers: Vec<Option<Peer>> = (0..n).map(|_| None).collect();
         let mut pidfds = Vec::new();
         for (l, _, seg) in found {
@@ -238,8 +231,8 @@ impl ShmInbox {
             max_payload: cfg.max_payload,
             closing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            spin,
-            polite,
+            local: found_ids,
+            rx: Mutex::new(Receiving::new(n as usize)),
             stop_fd,
             runtime: tokio::runtime::Handle::current(),
         });
@@ -281,12 +274,38 @@ fn eventfd() -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Rings the doorbell of `inbox` if its owner sleeps (`always`: in any case).
+/// Rings the doorbell of `inbox` if its owner's receiver sleeps and none of
+/// its threads polls (`always`: in any case).
 fn ring_bell(inbox: &Segment, always: bool) {
     fence(Ordering::SeqCst);
-    if always || inbox.u32_at(I_SLEEPING).load(Ordering::Relaxed) != 0 {
+    if always
+        || (inbox.u32_at(I_SLEEPING).load(Ordering::Relaxed) != 0
+            && inbox.u32_at(I_AWAKE).load(Ordering::Relaxed) == 0)
+    {
         inbox.u32_at(I_BELL).fetch_add(1, Ordering::Release);
         futex_wake(inbox.u32_at(I_BELL), 1);
+    }
+}
+
+/// The receiving end of the rings into this locality, by sender.
+struct Receiving {
+    rings: Vec<Option<Ring>>,
+    /// A parcel that waits for incoming budget.
+    parked: Vec<Option<Parcel>>,
+    /// The sender's abort was reported.
+    aborted_seen: Vec<bool>,
+    /// Its ring failed: nothing more is read from it.
+    dead: Vec<bool>,
+}
+
+impl Receiving {
+    fn new(n: usize) -> Receiving {
+        Receiving {
+            rings: (0..n).map(|_| None).collect(),
+            parked: (0..n).map(|_| None).collect(),
+            aborted_seen: vec![false; n],
+            dead: vec![false; n],
+        }
     }
 }
 
@@ -349,8 +368,10 @@ struct Inner {
     closing: AtomicBool,
     /// The threads end.
     stopping: AtomicBool,
-    spin: Duration,
-    polite: bool,
+    /// The localities of this host but this one.
+    local: Vec<LocalityId>,
+    /// The receiving end, for the receiver thread or a polling worker.
+    rx: Mutex<Receiving>,
     /// Written to stop the process watcher.
     stop_fd: OwnedFd,
     runtime: tokio::runtime::Handle,
@@ -462,6 +483,14 @@ impl Parcelport for ShmParcelport {
         } else {
             "shm"
         }
+    }
+
+    fn progress(&self) -> bool {
+        self.inner.progress()
+    }
+
+    fn awake(&self, on: bool) {
+        self.inner.awake(on);
     }
 }
 
@@ -679,92 +708,108 @@ impl Inner {
     }
 
     /// The receiver thread: takes parcels from every ring into this
-    /// locality, polls for the spin window after activity, then sleeps on
-    /// the doorbell.
+    /// locality, and sleeps on the doorbell when there are none (the
+    /// runtime's spinning worker polls meanwhile, see [`Inner::progress`]).
     fn receive(self: Arc<Self>) {
-        let n = self.n as usize;
-        let mut rings: Vec<Option<Ring>> = (0..n).map(|_| None).collect();
-        // A parcel that waits for incoming budget, per ring.
-        let mut parked: Vec<Option<Parcel>> = (0..n).map(|_| None).collect();
-        let local: Vec<LocalityId> = (0..self.n)
-            .map(LocalityId)
-            .filter(|l| self.peer(*l).is_ok())
-            .collect();
-        let mut last_activity = Instant::now();
-        let mut aborted_seen = vec![false; n];
-        // Peers whose ring failed: nothing more is read from them.
-        let mut dead = vec![false; n];
         while !self.stopping.load(Ordering::Relaxed) {
             let Some(handler) = self.handler.get().cloned() else {
                 self.sleep(|| self.handler.get().is_some(), None);
                 continue;
             };
-            let mut busy = false;
-            for &s in &local {
-                let Ok(peer) = self.peer(s) else { continue };
-                if peer.lost.get().is_some() || dead[s.index()] {
-                    continue;
-                }
-                let (state, reason) = peer.state();
-                if state == ABORTED && !aborted_seen[s.index()] {
-                    aborted_seen[s.index()] = true;
-                    self.peer_lost(s, format!("it aborted: {reason}"));
-                    continue;
-                }
-                if rings[s.index()].is_none() {
-                    match self.open_ring(s) {
-                        Ok(ring) => rings[s.index()] = ring,
-                        Err(e) => {
-                            self.read_failed(s, &e);
-                            dead[s.index()] = true;
-                            continue;
-                        }
-                    }
-                }
-                let Some(ring) = &rings[s.index()] else {
-                    continue;
-                };
-                match self.take(s, ring, &mut parked[s.index()], &handler) {
-                    Ok(took) => busy |= took,
+            if self.pass(&mut self.rx.lock(), &handler) {
+                continue;
+            }
+            let waiting_for_budget = self.rx.lock().parked.iter().any(Option::is_some);
+            self.sleep(
+                || self.has_work(&self.rx.lock()),
+                waiting_for_budget.then_some(BUDGET_RETRY),
+            );
+        }
+    }
+
+    /// One pass over the rings of the host's localities: takes what they
+    /// hold and hands it to `handler`. Whether anything came.
+    fn pass(&self, rx: &mut Receiving, handler: &Arc<dyn ParcelHandler>) -> bool {
+        let mut busy = false;
+        for &s in &self.local {
+            let i = s.index();
+            let Ok(peer) = self.peer(s) else { continue };
+            if peer.lost.get().is_some() || rx.dead[i] {
+                continue;
+            }
+            let (state, reason) = peer.state();
+            if state == ABORTED && !rx.aborted_seen[i] {
+                rx.aborted_seen[i] = true;
+                self.peer_lost(s, format!("it aborted: {reason}"));
+                continue;
+            }
+            if rx.rings[i].is_none() {
+                match self.open_ring(s) {
+                    Ok(ring) => rx.rings[i] = ring,
                     Err(e) => {
                         self.read_failed(s, &e);
-                        dead[s.index()] = true;
+                        rx.dead[i] = true;
+                        continue;
                     }
                 }
             }
-            if busy {
-                last_activity = Instant::now();
+            let Some(ring) = &rx.rings[i] else {
                 continue;
-            }
-            if last_activity.elapsed() < self.spin {
-                if self.polite {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
-            let waiting_for_budget = parked.iter().any(Option::is_some);
-            let ready = || {
-                local.iter().any(|s| {
-                    let Ok(peer) = self.peer(*s) else {
-                        return false;
-                    };
-                    peer.lost.get().is_none()
-                        && !dead[s.index()]
-                        && (rings[s.index()].as_ref().map_or_else(
-                            || {
-                                self.inbox
-                                    .u32_at(I_SLOTS + 4 * s.index())
-                                    .load(Ordering::Acquire)
-                                    != 0
-                            },
-                            Ring::has_data,
-                        ) || (peer.inbox.u32_at(I_STATE).load(Ordering::Acquire) == ABORTED
-                            && !aborted_seen[s.index()]))
-                })
             };
-            self.sleep(ready, waiting_for_budget.then_some(BUDGET_RETRY));
+            match self.take(s, ring, &mut rx.parked[i], handler) {
+                Ok(took) => busy |= took,
+                Err(e) => {
+                    self.read_failed(s, &e);
+                    rx.dead[i] = true;
+                }
+            }
+        }
+        busy
+    }
+
+    /// Whether a pass would find something: a parcel, a new ring, an abort.
+    fn has_work(&self, rx: &Receiving) -> bool {
+        self.local.iter().any(|s| {
+            let i = s.index();
+            let Ok(peer) = self.peer(*s) else {
+                return false;
+            };
+            peer.lost.get().is_none()
+                && !rx.dead[i]
+                && (rx.rings[i].as_ref().map_or_else(
+                    || self.inbox.u32_at(I_SLOTS + 4 * i).load(Ordering::Acquire) != 0,
+                    Ring::has_data,
+                ) || (peer.inbox.u32_at(I_STATE).load(Ordering::Acquire) == ABORTED
+                    && !rx.aborted_seen[i]))
+        })
+    }
+
+    /// A pass on the calling thread, unless another runs one now.
+    fn progress(&self) -> bool {
+        let Some(handler) = self.handler.get() else {
+            return false;
+        };
+        match self.rx.try_lock() {
+            Some(mut rx) => self.pass(&mut rx, handler),
+            None => false,
+        }
+    }
+
+    /// Someone on this locality polls the rings ([`Inner::progress`]) from
+    /// now on (`true`) or no longer (`false`): while one does, senders need
+    /// not ring the doorbell. At the end, what arrived meanwhile wakes the
+    /// receiver thread.
+    fn awake(&self, on: bool) {
+        let awake = self.inbox.u32_at(I_AWAKE);
+        if on {
+            awake.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        awake.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let pending = self.rx.try_lock().map_or(true, |rx| self.has_work(&rx));
+        if pending {
+            ring_bell(&self.inbox, true);
         }
     }
 
