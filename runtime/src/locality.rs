@@ -68,6 +68,12 @@ enum Control {
     Failed {
         reason: String,
     },
+    /// A locality found another one lost (to the root, which may not see
+    /// it yet: a peer of the same host notices at once).
+    Lost {
+        locality: LocalityId,
+        reason: String,
+    },
 }
 
 /// How long an aborting locality tries to deliver what it queued (the
@@ -556,6 +562,15 @@ impl Locality {
                 reason: reason.to_owned(),
             });
         } else {
+            if !locality.is_root() {
+                self.control(
+                    LocalityId::ROOT,
+                    &Control::Lost {
+                        locality,
+                        reason: reason.to_owned(),
+                    },
+                );
+            }
             self.abort_with(
                 format!("locality {locality} was lost: {reason}"),
                 Some(locality),
@@ -715,6 +730,9 @@ impl Locality {
             }
             Control::Failed { reason } if self.here.is_root() => {
                 self.root_event(Event::Failed { from, reason });
+            }
+            Control::Lost { locality, reason } if self.here.is_root() && locality != self.here => {
+                self.declare_lost(locality, format!("{reason} (seen by locality {from})"));
             }
             Control::Shutdown if from.is_root() => self.set_phase(Phase::Shutdown),
             Control::Abort { reason, culprit } if from.is_root() => {

@@ -423,3 +423,21 @@ pub fn done(test: &str) {
 pub fn done_as(test: &str, l: u32) {
     println!("BODY DONE {test} {l}");
 }
+
+impl RawJob {
+    /// A job of no processes yet, for processes that the test starts itself
+    /// (with a command prefix such as `ip netns exec`, or variables of their
+    /// own) and hands over with [`RawJob::adopt`]: they are waited for and
+    /// killed like [`RawJob::spawn`]'s.
+    pub fn empty() -> RawJob {
+        RawJob {
+            children: Vec::new(),
+        }
+    }
+
+    /// Adds a process started by the test (with piped stdout and stderr);
+    /// it is killed with the others if the job is dropped.
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(Some(child));
+    }
+}
