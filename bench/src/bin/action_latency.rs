@@ -13,7 +13,8 @@
 //! - **round trip**: an action with an 8-byte argument and result on locality
 //!   1, awaited before the next one (median and 99th percentile of
 //!   `ROUND_TRIPS`, default 20 000, after a warm-up), against a raw tokio TCP
-//!   ping-pong of 8 bytes on 127.0.0.1 between the same two processes
+//!   ping-pong of 8 bytes between the same two processes (on their
+//!   addresses: 127.0.0.1 on one host)
 //!   (`TCP_NODELAY`, an echo task on locality 1). The echo action runs once
 //!   as a plain action (on a task of its own) and once declared
 //!   `#[hpx::action(direct)]` (run where its parcel is read). The kinds
@@ -111,10 +112,18 @@ async fn ticks_reached(target: u64) -> u64 {
     }
 }
 
-/// Starts a TCP echo server for one connection on 127.0.0.1 and returns its port.
+/// This locality's address (127.0.0.1 on one host, its own between hosts).
+fn my_ip() -> std::net::IpAddr {
+    hpx::locality_addresses()
+        .get(hpx::get_locality_id() as usize)
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip())
+}
+
+/// Starts a TCP echo server for one connection on this locality's address
+/// and returns its port.
 #[hpx::action]
 async fn tcp_echo_port() -> Result<u16, std::io::Error> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let listener = TcpListener::bind((my_ip(), 0)).await?;
     let port = listener.local_addr()?.port();
     tokio::spawn(serve_echo(listener));
     Ok(port)
@@ -219,7 +228,10 @@ struct RoundTrips {
 /// Measures `count` round trips of each kind to `peer`, alternating in blocks.
 async fn round_trips(peer: LocalityId, count: usize) -> Result<RoundTrips, String> {
     let port = hpx::async_at(peer, tcp_echo_port, ()).await.map_err(text)?;
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+    let ip = hpx::locality_addresses()
+        .get(peer.0 as usize)
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+    let mut stream = TcpStream::connect((ip, port))
         .await
         .map_err(|e| format!("cannot connect to the echo server on port {port}: {e}"))?;
     stream.set_nodelay(true).map_err(text)?;
