@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{done, ensure, in_locality, launch, spmd};
+use common::{done, ensure, in_locality, launch, spmd, spmd_with};
 use hpx::prelude::*;
 use hpx::Error;
 
@@ -421,4 +421,78 @@ fn a_long_action_does_not_delay_other_parcels() {
     out.assert_success();
     out.assert_all_done("a_long_action_does_not_delay_other_parcels", 2);
     assert_eq!(out.tagged_by(0, "RESULT slowest").len(), 1, "{out}");
+}
+
+/// [`still_computing`], answered where its parcel is read.
+#[hpx::action(direct)]
+async fn still_computing_here() -> bool {
+    COMPUTING.load(Ordering::SeqCst)
+}
+
+/// [`stop_computing`], answered where its parcel is read.
+#[hpx::action(direct)]
+async fn stop_computing_here() {
+    STOP_COMPUTING.store(true, Ordering::SeqCst);
+}
+
+/// Adds one, where its parcel is read.
+#[hpx::action(direct)]
+async fn plus_one_here(x: u64) -> u64 {
+    x + 1
+}
+
+#[test]
+fn a_computing_worker_does_not_hold_up_shared_memory() {
+    const TEST: &str = "a_computing_worker_does_not_hold_up_shared_memory";
+    if in_locality() {
+        // One worker: while it computes, only shared memory's receiver
+        // thread can read parcels (and run direct actions).
+        return spmd_with(1, || async {
+            if hpx::get_locality_id() != 0 {
+                done(TEST);
+                return Ok(());
+            }
+            let peer = LocalityId(1);
+            let long = hpx::async_at(peer, compute_until_stopped, 30_000);
+            let asked = std::time::Instant::now();
+            while !hpx::async_at(peer, still_computing_here, ())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                ensure(
+                    asked.elapsed() < Duration::from_secs(20),
+                    "the long action never started",
+                )?;
+            }
+            let mut worst = Duration::ZERO;
+            for i in 0..50u64 {
+                let start = std::time::Instant::now();
+                let got = hpx::async_at(peer, plus_one_here, i)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                worst = worst.max(start.elapsed());
+                ensure(got == i + 1, "round trip answer")?;
+            }
+            hpx::async_at(peer, stop_computing_here, ())
+                .await
+                .map_err(|e| e.to_string())?;
+            let (_, stopped) = long.await.map_err(|e| e.to_string())?;
+            ensure(stopped, "the long action ran out before it was stopped")?;
+            ensure(
+                worst < Duration::from_millis(100),
+                format!("slowest round trip {worst:?} while the only worker computed"),
+            )?;
+            println!("RESULT slowest {} us", worst.as_micros());
+            done(TEST);
+            Ok(())
+        });
+    }
+    let parcelports = std::env::var("HPX_PARCELPORT").unwrap_or_else(|_| "shm".into());
+    if !parcelports.split(',').any(|p| p.trim() == "shm") {
+        // Over the network the transport runs on the workers (no core is
+        // left for a network thread here): nothing reads while they compute.
+        println!("SKIPPED: {TEST}: shared memory is off (HPX_PARCELPORT={parcelports})");
+        return;
+    }
+    launch(TEST, 2).assert_success().assert_all_done(TEST, 2);
 }

@@ -188,6 +188,20 @@ fn warmth(config: &Config, port: &Arc<dyn Parcelport>, workers: Handle, net: boo
     Warmth::new(window, polite, workers, port.clone())
 }
 
+/// How long a locality that the launcher says ended with the job's abort
+/// ([`crate::EXIT_ABORTED`]) leaves the abort to arrive before it takes
+/// that end as the loss.
+const CONSEQUENCE_GRACE: Duration = Duration::from_secs(1);
+
+/// Whether the launcher's `reason` for a locality's end says it ended
+/// because the job was aborted (`exited with code 3`, maybe with its words).
+fn ended_with_the_job(reason: &str) -> bool {
+    let code = format!("exited with code {}", crate::EXIT_ABORTED);
+    reason
+        .strip_prefix(&code)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+}
+
 /// Runs this locality's main (if `runs_main`) and waits for the job's end.
 async fn drive<T, E, F, Fut>(
     locality: &Arc<Locality>,
@@ -300,11 +314,29 @@ where
         let _ = slot.set(locality.clone());
         locality.start_receiving();
         let weak = Arc::downgrade(&locality);
+        let here = Handle::current();
         let _told = supervisor::subscribe(move |notice| {
             let Some(locality) = weak.upgrade() else {
                 return;
             };
             match notice {
+                // It ended because the job was aborted: the abort, with its
+                // cause, is on its way from the root (the exit may be heard
+                // first). Its exit is news only if the abort does not come.
+                Notice::Lost {
+                    locality: l,
+                    reason,
+                } if ended_with_the_job(reason) => {
+                    let (l, reason) = (*l, reason.clone());
+                    here.spawn(async move {
+                        tokio::select! {
+                            _ = locality.until_end() => {}
+                            () = tokio::time::sleep(CONSEQUENCE_GRACE) => {
+                                locality.declare_lost(l, reason);
+                            }
+                        }
+                    });
+                }
                 Notice::Lost {
                     locality: l,
                     reason,
@@ -321,4 +353,26 @@ where
         net.shutdown_timeout(Duration::from_millis(200));
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ended_with_the_job;
+
+    #[test]
+    fn an_exit_with_the_abort_code_is_a_consequence() {
+        assert!(ended_with_the_job("exited with code 3"));
+        assert!(ended_with_the_job(
+            "exited with code 3: job aborted: locality 2 failed"
+        ));
+        for cause in [
+            "exited with code 1",
+            "exited with code 30",
+            "exited with code 31: x",
+            "killed by signal 9 (SIGKILL)",
+            "",
+        ] {
+            assert!(!ended_with_the_job(cause), "{cause}");
+        }
+    }
 }

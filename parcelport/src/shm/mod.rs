@@ -81,9 +81,10 @@ const RING_BYTES_PER_HOST: usize = 4 << 20;
 const TURN: usize = 64;
 /// How long a flush waits for the peers to read what was sent.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the receiver retries a ring whose next parcel waits for the
-/// incoming budget (nothing rings the doorbell when budget comes back).
-const BUDGET_RETRY: Duration = Duration::from_millis(1);
+/// How often the receiver looks at the rings when nothing rings the
+/// doorbell: while a parcel waits for incoming budget (returning budget
+/// rings nothing), or while a worker claims to poll (it may be computing).
+const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 fn inbox_len(n: u32) -> usize {
     (I_SLOTS + 4 * n as usize + 7) & !7
@@ -713,17 +714,16 @@ impl Inner {
     fn receive(self: Arc<Self>) {
         while !self.stopping.load(Ordering::Relaxed) {
             let Some(handler) = self.handler.get().cloned() else {
-                self.sleep(|| self.handler.get().is_some(), None);
+                self.sleep(|| self.handler.get().is_some(), false);
                 continue;
             };
             if self.pass(&mut self.rx.lock(), &handler) {
                 continue;
             }
             let waiting_for_budget = self.rx.lock().parked.iter().any(Option::is_some);
-            self.sleep(
-                || self.has_work(&self.rx.lock()),
-                waiting_for_budget.then_some(BUDGET_RETRY),
-            );
+            // While a worker claims to poll, senders do not ring: should that
+            // worker compute instead of polling, the sleep is short.
+            self.sleep(|| self.has_work(&self.rx.lock()), waiting_for_budget);
         }
     }
 
@@ -803,6 +803,12 @@ impl Inner {
         let awake = self.inbox.u32_at(I_AWAKE);
         if on {
             awake.fetch_add(1, Ordering::SeqCst);
+            // A receiver asleep without a time limit would hear no more
+            // doorbells: wake it to take a short sleep instead.
+            fence(Ordering::SeqCst);
+            if self.inbox.u32_at(I_SLEEPING).load(Ordering::SeqCst) != 0 {
+                ring_bell(&self.inbox, true);
+            }
             return;
         }
         awake.fetch_sub(1, Ordering::SeqCst);
@@ -815,14 +821,19 @@ impl Inner {
 
     /// Sleeps on the doorbell unless `ready` (or a stop) holds once the
     /// senders are sure to ring it.
-    fn sleep(&self, ready: impl Fn() -> bool, timeout: Option<Duration>) {
+    /// A worker that starts to poll meanwhile rings it too (see
+    /// [`Inner::awake`]): while one claims to poll, the sleep is
+    /// [`LOOK_AGAIN`] at most, and so it is with `budget` (a parcel waits for
+    /// budget).
+    fn sleep(&self, ready: impl Fn() -> bool, budget: bool) {
         let sleeping = self.inbox.u32_at(I_SLEEPING);
         let bell = self.inbox.u32_at(I_BELL);
         let seq = bell.load(Ordering::Acquire);
         sleeping.store(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        let polled = self.inbox.u32_at(I_AWAKE).load(Ordering::SeqCst) != 0;
         if !ready() && !self.stopping.load(Ordering::SeqCst) {
-            futex_wait(bell, seq, timeout);
+            futex_wait(bell, seq, (budget || polled).then_some(LOOK_AGAIN));
         }
         sleeping.store(0, Ordering::Relaxed);
     }
