@@ -2,32 +2,19 @@
 //! their own: ordering, large payloads, all-to-all, back-pressure on a full
 //! ring, abort reasons, orderly ends and the files left behind (none).
 
+// The network parcelports' harness: its handler, parcels and waits (its
+// tests and job are theirs).
+#[allow(dead_code, unused_macros)]
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hpx_parcelport::{
-    Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader, Parcelport, ShmConfig, ShmInbox,
-    ShmParcelport,
-};
+use common::{attach, next_loss, next_parcel, parcel, within, Event};
+use hpx_parcelport::{LocalityId, Parcelport, ShmConfig, ShmInbox, ShmParcelport};
 use tokio::sync::mpsc;
-
-enum Event {
-    Parcel(Parcel, Credit),
-    Lost(LocalityId, String),
-}
-
-struct Collect(mpsc::UnboundedSender<Event>);
-
-impl ParcelHandler for Collect {
-    fn on_parcel(&self, parcel: Parcel, credit: Credit) {
-        let _ = self.0.send(Event::Parcel(parcel, credit));
-    }
-    fn on_peer_lost(&self, locality: LocalityId, reason: &str) {
-        let _ = self.0.send(Event::Lost(locality, reason.to_owned()));
-    }
-}
 
 /// A directory of the test's own, removed at the end.
 struct Dir(PathBuf);
@@ -78,45 +65,10 @@ fn job(dir: &Dir, n: u32, budget: usize) -> Vec<(Port, mpsc::UnboundedReceiver<E
         .into_iter()
         .map(|inbox| {
             let port = inbox.start().expect("start").expect("peers on this host");
-            let (tx, rx) = mpsc::unbounded_channel();
-            port.attach(Arc::new(Collect(tx)));
+            let (_, rx) = attach(port.clone());
             (port, rx)
         })
         .collect()
-}
-
-fn parcel(source: u32, dest: u32, seq: u64, payload: Bytes) -> Parcel {
-    Parcel {
-        header: ParcelHeader {
-            kind: 7,
-            flags: 0,
-            source: LocalityId(source),
-            dest: LocalityId(dest),
-            tag: 1,
-            seq,
-        },
-        payload,
-    }
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
-    tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("an event in time")
-        .expect("the channel is open")
-}
-
-async fn next_parcel(rx: &mut mpsc::UnboundedReceiver<Event>) -> (Parcel, Credit) {
-    match next(rx).await {
-        Event::Parcel(p, c) => (p, c),
-        Event::Lost(l, why) => panic!("unexpected loss of {l}: {why}"),
-    }
-}
-
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .expect("the test's deadline")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,13 +204,9 @@ async fn an_abort_reaches_the_peers_with_its_reason_and_a_close_is_no_loss() {
         assert_eq!(p.payload.as_ref(), b"hi");
         job[1].0.abort("locality 1 gave up");
         for i in [0, 2] {
-            match next(&mut job[i].1).await {
-                Event::Lost(l, why) => {
-                    assert_eq!(l, LocalityId(1));
-                    assert!(why.contains("it aborted: locality 1 gave up"), "{why}");
-                }
-                Event::Parcel(p, _) => panic!("parcel {p:?} instead of the loss"),
-            }
+            let (l, why) = next_loss(&mut job[i].1, Duration::from_secs(20)).await;
+            assert_eq!(l, LocalityId(1));
+            assert!(why.contains("it aborted: locality 1 gave up"), "{why}");
         }
         let err = job[0]
             .0
