@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | `HPX_LOCALITY` | `i` |
 //! | `HPX_NUM_LOCALITIES` | `N` |
-//! | `HPX_AGAS` | `HOST0:PORT`, the UDP (QUIC) address where locality 0 listens and every other locality registers (`[ADDR]:PORT` for IPv6 literals). `hpxrun` picks a free port on the host of locality 0 by binding port 0 and closing the socket again. If `HPX_AGAS` is already set in `hpxrun`'s environment, that value is passed on unchanged. |
+//! | `HPX_AGAS` | `HOST0:PORT`, the address where locality 0 listens (UDP under QUIC, TCP under TCP) and every other locality registers (`[ADDR]:PORT` for IPv6 literals). `hpxrun` picks a port free for both UDP and TCP on the host of locality 0 by binding it and closing the sockets again. If `HPX_AGAS` is already set in `hpxrun`'s environment, that value is passed on unchanged. |
 //! | `HPX_HOST` | the host locality `i` runs on, where it should bind its own endpoint |
 //! | `HPX_LOCALITIES_ON_HOST` | how many localities of the job run on that host (the runtime shares the host's cores among them) |
 //! | `HPX_CONTROL_FD` | `3`: the descriptor of `hpxrun`'s channel, a pipe. Its first line is `secret HEX`, the job secret (64 lowercase hex characters, 32 random bytes, one per job), so the secret is in no environment and no command line; later lines `lost ID HOW` tell that locality `ID` ended with a failure (`exited with code 1`, `killed by signal 9 (SIGKILL)`), so the others end at once instead of waiting for a timeout; end of file means `hpxrun` is gone and the job is aborted. |

@@ -367,8 +367,8 @@ pub(crate) fn generate_secret() -> Result<String, getrandom::Error> {
     Ok(hex)
 }
 
-/// Picks a UDP port that is currently free on `host` (see
-/// [`hpx_parcelport::free_udp_port`]); the check's socket is closed again
+/// Picks a port that is currently free for UDP and TCP on `host` (see
+/// [`hpx_parcelport::free_port`]); the check's socket is closed again
 /// before the localities start.
 ///
 /// A host that is not an address of this machine (a remote `ssh` host) cannot be bound here:
@@ -378,11 +378,11 @@ pub(crate) fn pick_agas_port(host: &str) -> std::io::Result<u16> {
     if let Ok(addrs) = (host, 0).to_socket_addrs() {
         for addr in addrs {
             if UdpSocket::bind(addr).is_ok() {
-                return hpx_parcelport::free_udp_port(addr.ip());
+                return hpx_parcelport::free_port(addr.ip());
             }
         }
     }
-    hpx_parcelport::free_udp_port(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    hpx_parcelport::free_port(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 #[cfg(test)]

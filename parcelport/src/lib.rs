@@ -49,7 +49,7 @@ pub use error::TransportError;
 pub use locality::LocalityId;
 pub use loopback::LoopbackParcelport;
 pub use parcel::{Parcel, ParcelHeader};
-pub use port::free_udp_port;
+pub use port::free_port;
 pub use quic::QuicParcelport;
 pub use routed::Routed;
 pub use shm::{ShmConfig, ShmInbox, ShmParcelport};

@@ -1,7 +1,7 @@
 //! Choosing a free port for a job's rendezvous before any locality binds it.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, UdpSocket};
+use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::sync::Mutex;
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -18,11 +18,12 @@ const QUIET_PORTS: std::ops::Range<u16> = 20_000..32_768;
 /// Random candidates tried before falling back to a port the kernel assigns.
 const TRIES: usize = 64;
 
-/// A UDP port that is free on `ip` now. The socket used to check is closed
-/// again, so a race remains possible, but only with programs that pick
-/// explicit ports in the same range (another job's launcher), not with the
-/// many sockets that bind port 0.
-pub fn free_udp_port(ip: IpAddr) -> std::io::Result<u16> {
+/// A port that is free on `ip` now for both UDP and TCP: the rendezvous is a
+/// UDP socket under QUIC and a TCP listener under TCP. The sockets used to
+/// check are closed again, so a race remains possible, but only with programs
+/// that pick explicit ports in the same range (another job's launcher), not
+/// with the many sockets that bind port 0.
+pub fn free_port(ip: IpAddr) -> std::io::Result<u16> {
     let random = SystemRandom::new();
     for _ in 0..TRIES {
         let mut bytes = [0u8; 2];
@@ -33,12 +34,26 @@ pub fn free_udp_port(ip: IpAddr) -> std::io::Result<u16> {
         let port = QUIET_PORTS.start + u16::from_le_bytes(bytes) % span;
         let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
         let taken = handed_out.get_or_insert_with(HashSet::new);
-        if !taken.contains(&port) && UdpSocket::bind((ip, port)).is_ok() {
+        if !taken.contains(&port) && is_free(ip, port) {
             taken.insert(port);
             return Ok(port);
         }
     }
-    Ok(UdpSocket::bind((ip, 0))?.local_addr()?.port())
+    for _ in 0..TRIES {
+        let port = UdpSocket::bind((ip, 0))?.local_addr()?.port();
+        if is_free(ip, port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no port free for both UDP and TCP on {ip}"),
+    ))
+}
+
+/// Whether `port` on `ip` can be bound now by a UDP socket and a TCP listener.
+fn is_free(ip: IpAddr, port: u16) -> bool {
+    UdpSocket::bind((ip, port)).is_ok() && TcpListener::bind((ip, port)).is_ok()
 }
 
 #[cfg(test)]
@@ -47,10 +62,11 @@ mod tests {
     use std::net::Ipv4Addr;
 
     #[test]
-    fn a_free_port_is_free_and_outside_the_automatic_range() {
+    fn a_free_port_is_free_for_udp_and_tcp_and_outside_the_automatic_range() {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let port = free_udp_port(ip).unwrap();
+        let port = free_port(ip).unwrap();
         assert!(QUIET_PORTS.contains(&port), "{port}");
         UdpSocket::bind((ip, port)).unwrap();
+        TcpListener::bind((ip, port)).unwrap();
     }
 }

@@ -11,11 +11,9 @@ use hpx_parcelport::LocalityId;
 use crate::config::{Config, ExecutionMode};
 use crate::{Error, Result};
 
-/// A free UDP port on 127.0.0.1 for the job's rendezvous.
+/// A port free for UDP and TCP on 127.0.0.1 for the job's rendezvous.
 fn free_port() -> Result<u16> {
-    Ok(hpx_parcelport::free_udp_port(IpAddr::V4(
-        Ipv4Addr::LOCALHOST,
-    ))?)
+    Ok(hpx_parcelport::free_port(IpAddr::V4(Ipv4Addr::LOCALHOST))?)
 }
 
 fn job_secret() -> Result<Vec<u8>> {

@@ -322,9 +322,9 @@ fn launcher_deadline() -> Duration {
     Duration::from_secs(u64::from(JOB_TIMEOUT_SECS)) + LAUNCHER_GRACE
 }
 
-/// A free UDP port on 127.0.0.1 for a rendezvous.
+/// A port free for UDP and TCP on 127.0.0.1 for a rendezvous.
 pub fn free_port() -> u16 {
-    hpx_parcelport::free_udp_port(std::net::Ipv4Addr::LOCALHOST.into()).expect("a free port")
+    hpx_parcelport::free_port(std::net::Ipv4Addr::LOCALHOST.into()).expect("a free port")
 }
 
 /// A random-enough job secret for hand-started jobs.
