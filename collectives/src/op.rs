@@ -308,7 +308,7 @@ impl<C: CustomOp> Combine<C::Value> for Custom<C> {
     }
 
     fn encode(&self, value: &C::Value) -> Result<Payload> {
-        Ok(Payload::single(codec::encode(value)?))
+        Ok(Payload::single(codec::encode_to_vec(value)?))
     }
 
     fn decode(&self, payload: Payload) -> Result<C::Value> {

@@ -361,8 +361,8 @@ impl<T: Numeric> ErasedVec for Vec<T> {
             .get(start..end)
             .ok_or_else(|| range_error(start, end, self.len()))?;
         let bytes: &[u8] = bytemuck::cast_slice(slice);
-        let mut out = hpx_runtime::memory::fresh::<u8>(bytes.len());
-        out.copy_from_slice(bytes);
+        let mut out = hpx_runtime::memory::buffer(bytes.len());
+        out.extend_from_slice(bytes);
         Ok(out)
     }
 

@@ -5,7 +5,9 @@ use std::any::Any;
 
 use hpx_runtime::agas::{component_exclusive, component_shared};
 use hpx_runtime::element::ReduceOp;
-use hpx_runtime::{Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result};
+use hpx_runtime::{
+    Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result, SharedBytes,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::{self, push_span, ErasedVec, Span};
@@ -346,8 +348,10 @@ pub(crate) async fn part_send(
 }
 
 #[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_read(p: &Partition, start: u64, end: u64) -> Result<PodVec<u8>, Error> {
-    Ok(PodVec(p.data.read(to_usize(start)?, to_usize(end)?)?))
+pub(crate) async fn part_read(p: &Partition, start: u64, end: u64) -> Result<SharedBytes, Error> {
+    Ok(SharedBytes::from(
+        p.data.read(to_usize(start)?, to_usize(end)?)?,
+    ))
 }
 
 #[hpx_macros::action(crate = hpx_runtime)]

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use hpx_runtime::element::ReduceOp;
 use hpx_runtime::{
     async_at, Action, Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result,
+    SharedBytes,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
@@ -539,7 +540,7 @@ impl<T: Numeric> PartitionedVector<T> {
     /// Elements `range`, gathered from their owners in parallel as raw bytes.
     pub async fn get_range(&self, range: Range<usize>) -> Result<Vec<T>> {
         self.check_range(&range)?;
-        let mut out = vec![T::zeroed(); range.len()];
+        let mut out = hpx_runtime::memory::fresh::<T>(range.len());
         self.get_range_into(range.start, &mut out).await?;
         Ok(out)
     }
@@ -595,7 +596,7 @@ impl<T: Numeric> PartitionedVector<T> {
                     }
                 })
             });
-        let mut read: Vec<Option<(usize, PodVec<u8>)>> = vec![None; self.num_partitions()];
+        let mut read: Vec<Option<(usize, SharedBytes)>> = vec![None; self.num_partitions()];
         for r in join_all(reads).await {
             let (p, start, bytes) = r?;
             read[p] = Some((start, bytes));

@@ -23,8 +23,8 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 30;
 /// budget (for replies and control traffic, which must never wait behind
 /// requests, or a full budget could deadlock).
 pub const FLAG_UNMETERED: u16 = 1;
-/// Flag bit: the payload is the name of a file in the shared-memory
-/// directory holding the real payload (see [`crate::shared`]).
+/// Flag bit: the payload is a note (id and length) of a shared-memory bulk
+/// segment holding the real payload (only between localities of one host).
 pub const FLAG_SHARED: u16 = 2;
 
 /// The fixed-size header of a parcel.

@@ -11,6 +11,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::sync::OnceLock;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hpx_parcelport::LocalityId;
@@ -80,7 +81,7 @@ pub(crate) async fn run_caught<T>(
 /// `here` with encoded arguments, it gives the encoded result and the credit
 /// that component handles in it minted (to register before the result
 /// leaves, see [`crate::agas`]).
-pub type ActionHandler = fn(LocalityId, &[u8]) -> BoxFuture<'static, Result<(Vec<u8>, Minted)>>;
+pub type ActionHandler = fn(LocalityId, &Bytes) -> BoxFuture<'static, Result<(Bytes, Minted)>>;
 
 /// One registered action.
 #[derive(Debug)]
@@ -111,13 +112,13 @@ inventory::collect!(ActionEntry);
 
 fn run_encoded<A: Action>(
     here: LocalityId,
-    args: &[u8],
-) -> BoxFuture<'static, Result<(Vec<u8>, Minted)>> {
+    args: &Bytes,
+) -> BoxFuture<'static, Result<(Bytes, Minted)>> {
     // Decoding runs before the action's future, outside its panic guard:
     // a panicking `Deserialize` must still become an error, or the caller
     // would wait for a reply that never comes.
     let args = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        codec::decode::<A::Args>(args)
+        codec::decode_shared::<A::Args>(args)
     }))
     .unwrap_or_else(|panic| {
         Err(Error::Codec(format!(

@@ -66,7 +66,7 @@ impl<T: serde::de::DeserializeOwned> Future for ActionFuture<T> {
             )))),
             State::Remote { reply, locality } => match Pin::new(reply).poll(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(Ok(Ok(bytes))) => Poll::Ready(codec::decode::<T>(&bytes)),
+                Poll::Ready(Ok(Ok(bytes))) => Poll::Ready(codec::decode_shared::<T>(&bytes)),
                 Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
                 Poll::Ready(Err(_)) => Poll::Ready(Err(Error::LocalityLost {
                     locality: *locality,
@@ -148,7 +148,7 @@ pub fn async_at<A: Action>(
             state: State::Local(caller.spawn_counted(async move {
                 rt.register_minted(minted).await?;
                 match rt.request(locality, A::ID, A::NAME, payload).await {
-                    Ok(Ok(bytes)) => codec::decode::<A::Output>(&bytes),
+                    Ok(Ok(bytes)) => codec::decode_shared::<A::Output>(&bytes),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(Error::LocalityLost {
                         locality,

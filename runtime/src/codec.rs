@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use bytemuck::Pod;
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -22,9 +23,66 @@ fn config() -> impl bincode::config::Config {
         .with_limit::<DECODE_LIMIT>()
 }
 
-/// Encodes a value.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+/// Encodes a value. Large values are written into a buffer kept for reuse
+/// ([`crate::memory::buffer`]) that goes back once the bytes are dropped.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
+    let mut out = Encoded(Vec::new());
+    bincode::serde::encode_into_writer(value, &mut out, config())
+        .map_err(|e| Error::Codec(e.to_string()))?;
+    Ok(crate::memory::shared(out.0))
+}
+
+/// Encodes a value into a plain vector, for callers that put several
+/// values together into one message.
+pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| Error::Codec(e.to_string()))
+}
+
+/// Where [`encode`] writes: a small vector, moved into a reusable large
+/// buffer when a large block (a bulk buffer's bytes) comes.
+struct Encoded(Vec<u8>);
+
+/// Room left after a large block for what follows it.
+const AFTER_LARGE: usize = 4096;
+
+impl bincode::enc::write::Writer for Encoded {
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), bincode::error::EncodeError> {
+        let need = self.0.len().saturating_add(bytes.len());
+        if bytes.len() >= crate::memory::POOLED_FROM && need > self.0.capacity() {
+            let mut large = crate::memory::buffer(need.saturating_add(AFTER_LARGE));
+            large.extend_from_slice(&self.0);
+            self.0 = large;
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// The received buffer being decoded on this thread by [`decode_shared`]:
+    /// [`SharedBytes`] inside it take slices of it instead of copies.
+    static RECEIVED: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Decodes a value from a received buffer, rejecting trailing bytes, like
+/// [`decode`]; [`SharedBytes`] in the value keep slices of `bytes` (no copy).
+pub fn decode_shared<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
+    let outer = RECEIVED.with(|r| r.borrow_mut().replace(bytes.clone()));
+    let value = decode(bytes);
+    RECEIVED.with(|r| *r.borrow_mut() = outer);
+    value
+}
+
+/// `part` as a slice of the buffer [`decode_shared`] is decoding, if it lies
+/// inside it.
+fn received_slice(part: &[u8]) -> Option<Bytes> {
+    RECEIVED.with(|r| {
+        let r = r.borrow();
+        let whole = r.as_ref()?;
+        let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        (end <= whole.len()).then(|| whole.slice(start..end))
+    })
 }
 
 /// Decodes a value, rejecting trailing bytes. Never panics on malformed input.
@@ -53,7 +111,7 @@ thread_local! {
 /// Encodes a value to send to another locality, returning the credit that
 /// component handles inside it minted (see [`crate::agas`]): the owners must
 /// learn of it before the bytes leave this locality.
-pub(crate) fn encode_minting<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Minted)> {
+pub(crate) fn encode_minting<T: Serialize + ?Sized>(value: &T) -> Result<(Bytes, Minted)> {
     MINTED.with(|m| *m.borrow_mut() = Some(Vec::new()));
     let bytes = encode(value);
     let minted = MINTED.with(|m| m.borrow_mut().take()).unwrap_or_default();
@@ -160,10 +218,115 @@ impl<'de, T: Pod> Deserialize<'de> for PodVec<T> {
     }
 }
 
+/// A block of bytes that travels as one length and a memory copy, like
+/// [`PodVec<u8>`], but is not copied again on arrival: decoded from a parcel
+/// it is a slice of the received buffer (for a large payload between
+/// localities of one host, the memory the sender wrote). Use it for bulk
+/// results that the receiver copies somewhere else anyway.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedBytes(pub Bytes);
+
+impl Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    /// A large vector goes back for reuse once its bytes are dropped
+    /// ([`crate::memory::shared`]).
+    fn from(v: Vec<u8>) -> Self {
+        SharedBytes(crate::memory::shared(v))
+    }
+}
+
+impl Serialize for SharedBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+struct SharedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SharedVisitor {
+    type Value = SharedBytes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a byte buffer")
+    }
+
+    fn visit_borrowed_bytes<E: serde::de::Error>(
+        self,
+        v: &'de [u8],
+    ) -> std::result::Result<Self::Value, E> {
+        Ok(SharedBytes(
+            received_slice(v).unwrap_or_else(|| Bytes::copy_from_slice(v)),
+        ))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<Self::Value, E> {
+        Ok(SharedBytes(Bytes::copy_from_slice(v)))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(
+        self,
+        v: Vec<u8>,
+    ) -> std::result::Result<Self::Value, E> {
+        Ok(SharedBytes::from(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_bytes(SharedVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn shared_bytes_are_slices_of_the_received_buffer() {
+        let sent = SharedBytes::from(vec![7u8; 1000]);
+        let wire = encode(&(5u32, sent.clone())).unwrap();
+        let (n, got): (u32, SharedBytes) = decode_shared(&wire).unwrap();
+        assert_eq!((n, &got), (5, &sent));
+        let at = got.as_ptr() as usize - wire.as_ptr() as usize;
+        assert_eq!(
+            at,
+            4 + 8,
+            "a slice of the received buffer, after the u32 and the length"
+        );
+        // Outside decode_shared, or decoded from a plain slice: a copy.
+        let copied: (u32, SharedBytes) = decode(&wire).unwrap();
+        assert_eq!(copied.1, sent);
+        assert!(!wire.as_ptr_range().contains(&copied.1.as_ptr()));
+        assert_eq!(
+            encode(&sent).unwrap(),
+            encode(&PodVec(vec![7u8; 1000])).unwrap()
+        );
+    }
+
+    #[test]
+    fn large_values_are_encoded_into_reused_buffers() {
+        let big = PodVec(vec![2.5f64; 1 << 18]);
+        let first = encode(&(7u8, &big, 9u16)).unwrap();
+        let at = first.as_ptr();
+        assert_eq!(
+            decode::<(u8, PodVec<f64>, u16)>(&first).unwrap(),
+            (7, big.clone(), 9)
+        );
+        drop(first);
+        let again = encode(&(7u8, &big, 9u16)).unwrap();
+        assert_eq!(again.as_ptr(), at, "the buffer came back and was reused");
+        assert_eq!(
+            decode::<(u8, PodVec<f64>, u16)>(&again).unwrap(),
+            (7, big, 9)
+        );
+    }
 
     #[test]
     fn pod_vec_is_raw_bytes() {
@@ -175,7 +338,7 @@ mod tests {
 
     #[test]
     fn rejects_trailing_and_truncated() {
-        let mut bytes = encode(&(1u32, 2u64)).unwrap();
+        let mut bytes = encode(&(1u32, 2u64)).unwrap().to_vec();
         assert!(decode::<(u32, u64)>(&bytes[..5]).is_err());
         bytes.push(0);
         assert!(decode::<(u32, u64)>(&bytes).is_err());

@@ -45,7 +45,7 @@ pub use agas::{
 };
 pub use call::{async_at, broadcast_action, post, ActionFuture};
 pub use cluster::run_in_process;
-pub use codec::PodVec;
+pub use codec::{PodVec, SharedBytes};
 pub use config::{Config, Network};
 pub use embed::Started;
 pub use error::{panic_message, Error, Result};

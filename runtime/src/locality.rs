@@ -305,13 +305,10 @@ impl Locality {
 
     /// Once the job has been aborted the transport closes; a send that
     /// fails then reports the abort's reason, not the closed transport.
-    fn send(&self, header: ParcelHeader, payload: Vec<u8>) -> Result<()> {
+    fn send(&self, header: ParcelHeader, payload: Bytes) -> Result<()> {
         self.warmth.touch();
         self.port
-            .send(Parcel {
-                header,
-                payload: Bytes::from(payload),
-            })
+            .send(Parcel { header, payload })
             .map_err(|e| match self.aborted() {
                 Some(reason) => Error::Aborted(reason),
                 None => Error::from(e),
@@ -325,7 +322,7 @@ impl Locality {
         dest: LocalityId,
         id: u64,
         action: &'static str,
-        args: Vec<u8>,
+        args: Bytes,
     ) -> oneshot::Receiver<Result<Bytes>> {
         let (tx, rx) = oneshot::channel();
         let seq = self.next_request.fetch_add(1, Ordering::Relaxed);
@@ -361,7 +358,7 @@ impl Locality {
     }
 
     /// Sends a fire-and-forget call of action `id` to `dest`.
-    pub(crate) fn post(&self, dest: LocalityId, id: u64, args: Vec<u8>) -> Result<()> {
+    pub(crate) fn post(&self, dest: LocalityId, id: u64, args: Bytes) -> Result<()> {
         self.send(self.header(kind::POST, dest, id, 0), args)?;
         self.work.sent_one();
         Ok(())
@@ -506,7 +503,7 @@ impl Locality {
         self.work.end();
     }
 
-    fn reply(&self, request: ParcelHeader, outcome: Result<Vec<u8>>) {
+    fn reply(&self, request: ParcelHeader, outcome: Result<Bytes>) {
         let (kind, payload) = match outcome {
             Ok(bytes) => (kind::REPLY, bytes),
             Err(error) => match codec::encode(&error) {

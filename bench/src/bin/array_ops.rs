@@ -14,7 +14,9 @@
 //! - **to_vec of 64 MiB from another locality** (with 2 or more
 //!   localities): an array of 8 Mi f64 held entirely by locality 1, gathered
 //!   to locality 0, in GB/s, against a `memcpy` of 64 MiB into a warm buffer
-//!   and a copy into a freshly allocated one (page faults included);
+//!   and a copy into a freshly allocated one (page faults included); and
+//!   the same read with `get_range_into` a buffer reused between reads (the
+//!   way an MPI receive into a warm buffer is measured);
 //! - **sum across all localities**: the same `LEN` elements in a block
 //!   layout over every locality.
 //! - **a + b into a new array, one partition**: against a plain loop that
@@ -186,6 +188,25 @@ async fn main() -> Result<(), Error> {
             format!("{:.2} GB/s memcpy", gbs(GATHER_BYTES, t_copy)),
             t_copy.as_secs_f64() / t_gather.as_secs_f64(),
             "≥ 2 GB/s",
+        );
+        let mut into = vec![0.0f64; count];
+        let mut t_into = Duration::MAX;
+        for _ in 0..REPEAT {
+            let start = Instant::now();
+            remote.get_range_into(0, &mut into).await?;
+            t_into = t_into.min(start.elapsed());
+        }
+        if into != source {
+            return Err(Error::BadArgument(
+                "get_range_into wrote other values".into(),
+            ));
+        }
+        row(
+            "  the same into a reused buffer (get_range_into)",
+            format!("{:.2} GB/s", gbs(GATHER_BYTES, t_into)),
+            format!("{:.2} GB/s memcpy", gbs(GATHER_BYTES, t_copy)),
+            t_copy.as_secs_f64() / t_into.as_secs_f64(),
+            "",
         );
         row(
             "  (the same against a fresh buffer)",

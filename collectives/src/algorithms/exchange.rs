@@ -77,7 +77,7 @@ pub(crate) async fn all_gather<T: Serialize + DeserializeOwned + Send>(
     let shape = Shape::new(n);
     let mut parts: Vec<Option<Chunk>> = (0..n).map(|_| None).collect();
     if let Some(slot) = parts.get_mut(me as usize) {
-        *slot = Some(Chunk::Owned(codec::encode(&value)?).into_shared());
+        *slot = Some(Chunk::Owned(codec::encode_to_vec(&value)?).into_shared());
     }
     let folded = me < 2 * shape.r;
     let Some(v) = shape.virtual_of(me) else {
@@ -123,7 +123,11 @@ pub(crate) async fn all_to_all<T: Serialize + DeserializeOwned + Send>(
     for i in 1..n {
         let to = (me + i) % n;
         if let Some(value) = values.get_mut(to as usize).and_then(Option::take) {
-            round.send(to, tag::DIRECT, Payload::single(codec::encode(&value)?))?;
+            round.send(
+                to,
+                tag::DIRECT,
+                Payload::single(codec::encode_to_vec(&value)?),
+            )?;
         }
     }
     for i in 1..n {

@@ -63,7 +63,7 @@ pub(crate) async fn broadcast<T: Serialize + DeserializeOwned>(
             Error::BadArgument(format!("broadcast: the root (rank {root}) passed no value"))
         })?;
         (
-            Chunk::Owned(codec::encode(&value)?).into_shared(),
+            Chunk::Owned(codec::encode_to_vec(&value)?).into_shared(),
             Some(value),
         )
     } else {
@@ -99,7 +99,7 @@ enum Item<T> {
 impl<T: Serialize + DeserializeOwned> Item<T> {
     fn into_chunk(self) -> Result<Chunk> {
         match self {
-            Item::Mine(value) => Ok(Chunk::Owned(codec::encode(&value)?)),
+            Item::Mine(value) => Ok(Chunk::Owned(codec::encode_to_vec(&value)?)),
             Item::Theirs(chunk) => Ok(chunk),
         }
     }

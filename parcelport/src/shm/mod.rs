@@ -14,9 +14,9 @@
 //! slot `s` and rings `r`'s doorbell; `r` maps it and unlinks it. A sender
 //! writes small parcels straight into the ring from the calling thread.
 //! Parcels too large for the ring, or sent while the ring is full, queue
-//! behind a drainer thread that keeps their order; large payloads go into a
-//! file of their own that the receiver maps and reads in place
-//! ([`crate::shared`]).
+//! behind a drainer thread that keeps their order; large payloads go into
+//! bulk segments that the receiver maps and reads in place, and that the
+//! sender reuses once the receiver is done ([`bulk`]).
 //!
 //! **Wake-ups.** The runtime's worker, while it spins after activity,
 //! polls the rings itself ([`Parcelport::progress`]): a parcel that arrives
@@ -32,21 +32,21 @@
 //! reason. Files are unlinked as soon as both sides hold them, and the
 //! job's files are removed at the end by whoever ends (or the launcher).
 
+mod bulk;
 mod ring;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::parcel::{FLAG_SHARED, FLAG_UNMETERED};
-use crate::shared::{job_tag, SharedDir};
+use crate::shared::job_tag;
 use crate::{Credit, LocalityId, Parcel, ParcelHandler, Parcelport, TransportError, MIN_CHARGE};
 use ring::{futex_wait, futex_wake, Ring, Segment};
 
@@ -208,6 +208,7 @@ impl ShmInbox {
                 inbox: seg,
                 pid,
                 out: Mutex::new(Out::default()),
+                bulk_out: Mutex::new(bulk::Outgoing::default()),
                 lost: OnceLock::new(),
             });
         }
@@ -221,7 +222,8 @@ impl ShmInbox {
             n,
             dir: cfg.dir.clone(),
             job: job.clone(),
-            shared: SharedDir::new(&cfg.dir, &job, cfg.locality.0),
+            kept_bytes: AtomicUsize::new(0),
+            bulk_in: Mutex::new(bulk::Incoming::default()),
             inbox,
             inbox_path: path,
             peers,
@@ -324,6 +326,8 @@ struct Peer {
     inbox: Segment,
     pid: u32,
     out: Mutex<Out>,
+    /// Bulk segments to it (only the drainer writes them).
+    bulk_out: Mutex<bulk::Outgoing>,
     lost: OnceLock<String>,
 }
 
@@ -354,8 +358,10 @@ struct Inner {
     n: u32,
     dir: PathBuf,
     job: String,
-    /// Large payloads, in files of their own.
-    shared: SharedDir,
+    /// Bytes of bulk segments kept for reuse (see [`bulk`]).
+    kept_bytes: AtomicUsize,
+    /// The bulk segments mapped from senders.
+    bulk_in: Mutex<bulk::Incoming>,
     inbox: Segment,
     inbox_path: PathBuf,
     /// The localities on this host, by id.
@@ -571,7 +577,7 @@ impl Inner {
     }
 
     /// Writes the backlog to `dest` in order, waiting for room as needed;
-    /// large payloads go into files of their own.
+    /// large payloads go into bulk segments.
     fn drain(self: Arc<Self>, dest: LocalityId) {
         let Ok(peer) = self.peer(dest) else { return };
         loop {
@@ -588,9 +594,16 @@ impl Inner {
             };
             let (mut header, mut payload) = (parcel.header, parcel.payload);
             if payload.len() > ring.max_inline() {
-                match self.shared.stash(&payload) {
-                    Ok(name) => {
-                        payload = Bytes::from(name.into_bytes());
+                let place = bulk::Place {
+                    dir: &self.dir,
+                    job: &self.job,
+                    here: self.here,
+                    kept_bytes: &self.kept_bytes,
+                };
+                let put = peer.bulk_out.lock().put(&place, dest, &payload);
+                match put {
+                    Ok(note) => {
+                        payload = note;
                         header.flags |= FLAG_SHARED;
                     }
                     Err(e) => {
@@ -674,7 +687,21 @@ impl Inner {
             let _ = std::fs::remove_file(ring_path(&self.dir, &self.job, self.here, l));
             let _ = std::fs::remove_file(ring_path(&self.dir, &self.job, l, self.here));
         }
-        self.shared.clean_up();
+        for peer in self.peers.iter().flatten() {
+            peer.bulk_out.lock().release(&self.kept_bytes);
+        }
+        // Bulk segments this locality made that nobody mapped.
+        let prefix = bulk::bulk_prefix(&self.job, self.here);
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// What reading from `s` failed with: its abort if it aborted (it
@@ -700,6 +727,8 @@ impl Inner {
             return;
         }
         tracing::warn!(%locality, %reason, "locality lost");
+        self.bulk_in.lock().forget(locality);
+        peer.bulk_out.lock().release(&self.kept_bytes);
         if let Some(ring) = &peer.out.lock().ring {
             ring.wake_producer();
         }
@@ -902,7 +931,14 @@ impl Inner {
             )));
         }
         if parcel.header.flags & FLAG_SHARED != 0 {
-            parcel.payload = self.shared.take(&parcel.payload, self.max_payload)?;
+            parcel.payload = self.bulk_in.lock().take(
+                &self.dir,
+                &self.job,
+                s,
+                self.here,
+                &parcel.payload,
+                self.max_payload,
+            )?;
             parcel.header.flags &= !FLAG_SHARED;
         }
         Ok(parcel)

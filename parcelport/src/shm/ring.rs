@@ -93,8 +93,18 @@ impl Segment {
         unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU32) }
     }
 
+    /// The `len` bytes at `offset`. Only for memory that the protocol gives
+    /// to the reader alone for as long as the slice lives (a bulk payload
+    /// until its receiver frees it).
+    pub(crate) fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset + len <= self.len(), "read outside");
+        // SAFETY: in bounds; the memory lives as long as `self`, and the
+        // protocol keeps the other side from writing it meanwhile.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) }
+    }
+
     /// Copies `bytes` to `offset`.
-    fn write(&self, offset: usize, bytes: &[u8]) {
+    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) {
         assert!(offset + bytes.len() <= self.len(), "write outside");
         // SAFETY: in bounds; the ring protocol gives this range to the
         // writer alone until it publishes it.

@@ -17,7 +17,7 @@ use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, RwLock};
 use super::names::{self, NameTables};
 use super::GlobalId;
 use crate::action::Action;
-use crate::codec::{self, PodVec};
+use crate::codec::{self, SharedBytes};
 use crate::context::current;
 use crate::{async_at, post, ActionFuture, Error, LocalityId, Result};
 
@@ -158,7 +158,7 @@ fn tables_for(gid: GlobalId) -> Result<Arc<crate::locality::Locality>> {
 }
 
 #[hpx_macros::action(crate = crate)]
-async fn agas_create(type_name: String, value: PodVec<u8>) -> Result<GlobalId, Error> {
+async fn agas_create(type_name: String, value: SharedBytes) -> Result<GlobalId, Error> {
     let rt = current()?;
     let entry = component_type(&type_name)
         .ok_or_else(|| Error::BadArgument(format!("no component type {type_name} here")))?;
@@ -404,7 +404,12 @@ pub async fn new_component<T: ComponentType>(
         rt.agas().insert(locality, T::NAME, Box::new(value))
     } else {
         let bytes = codec::encode(&value)?;
-        async_at(locality, agas_create, (T::NAME.to_owned(), PodVec(bytes))).await?
+        async_at(
+            locality,
+            agas_create,
+            (T::NAME.to_owned(), SharedBytes(bytes)),
+        )
+        .await?
     };
     Ok(Component {
         handle: ComponentRef::arrive(gid, INITIAL_CREDIT),
