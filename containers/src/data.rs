@@ -24,8 +24,8 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     /// For downcasting to `Vec<T>`.
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    /// The raw bytes of elements `start..end`.
-    fn read(&self, start: usize, end: usize) -> Result<Vec<u8>>;
+    /// The raw bytes of elements `start..end`, where they lie.
+    fn bytes(&self, start: usize, end: usize) -> Result<&[u8]>;
     /// Overwrites elements from `start` with raw bytes.
     fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()>;
     /// Sets every element to the value in `bytes`.
@@ -356,14 +356,11 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         self
     }
 
-    fn read(&self, start: usize, end: usize) -> Result<Vec<u8>> {
+    fn bytes(&self, start: usize, end: usize) -> Result<&[u8]> {
         let slice = self
             .get(start..end)
             .ok_or_else(|| range_error(start, end, self.len()))?;
-        let bytes: &[u8] = bytemuck::cast_slice(slice);
-        let mut out = hpx_runtime::memory::buffer(bytes.len());
-        out.extend_from_slice(bytes);
-        Ok(out)
+        Ok(bytemuck::cast_slice(slice))
     }
 
     fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()> {
@@ -824,7 +821,7 @@ mod tests {
         assert!(v.write(3, &[0u8; 16]).is_err());
         assert!(v.write(usize::MAX, &[0u8; 8]).is_err());
         assert!(v.fill(&[0u8; 3]).is_err());
-        assert!(v.read(2, 9).is_err());
+        assert!(v.bytes(2, 9).is_err());
         assert!(v.reduce(ReduceOp::BitAnd).is_err());
         assert!(v.dot(&vec![0f32; 4]).is_err());
         assert!(zeros("bool", 3).is_err());

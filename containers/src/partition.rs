@@ -27,9 +27,18 @@ impl Serialize for Partition {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let bytes = self
             .data
-            .read(0, self.data.len())
+            .bytes(0, self.data.len())
             .map_err(serde::ser::Error::custom)?;
-        (self.data.dtype(), PodVec(bytes)).serialize(s)
+        (self.data.dtype(), Raw(bytes)).serialize(s)
+    }
+}
+
+/// Bytes serialized as one block, as [`PodVec<u8>`] is, from where they lie.
+struct Raw<'a>(&'a [u8]);
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
     }
 }
 
@@ -347,11 +356,37 @@ pub(crate) async fn part_send(
     Ok(())
 }
 
+/// Elements `start..end` of partition `gid` as raw bytes, lent from the
+/// partition's memory (it stays readable, and unwritable, until the bytes
+/// are dropped: once encoded, for a caller elsewhere): no copy before the
+/// encoding.
 #[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_read(p: &Partition, start: u64, end: u64) -> Result<SharedBytes, Error> {
-    Ok(SharedBytes::from(
-        p.data.read(to_usize(start)?, to_usize(end)?)?,
-    ))
+pub(crate) async fn part_read(gid: GlobalId, start: u64, end: u64) -> Result<SharedBytes, Error> {
+    let guard = component_shared::<Partition>(gid).await?;
+    let (start, end) = (to_usize(start)?, to_usize(end)?);
+    let len = guard.data.bytes(start, end)?.len();
+    let from = guard.data.bytes(0, start)?.len();
+    Ok(SharedBytes(bytes::Bytes::from_owner(Lent {
+        guard,
+        range: from..from + len,
+    })))
+}
+
+/// A byte range of a partition held for reading.
+struct Lent {
+    guard: tokio::sync::OwnedRwLockReadGuard<Box<dyn Any + Send + Sync>, Partition>,
+    range: std::ops::Range<usize>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        let all = self
+            .guard
+            .data
+            .bytes(0, self.guard.data.len())
+            .unwrap_or(&[]);
+        all.get(self.range.clone()).unwrap_or(&[])
+    }
 }
 
 #[hpx_macros::action(crate = hpx_runtime)]

@@ -474,12 +474,15 @@ impl<T: Numeric> PartitionedVector<T> {
     /// Element `index` (a flat, row-major index).
     pub async fn get(&self, index: usize) -> Result<T> {
         let place = self.meta.layout.locate(index)?;
-        let part = handle(&self.meta.parts[place.partition]);
+        let part = &self.meta.parts[place.partition];
         let local = to_u64(place.local);
-        let bytes = part
-            .call(partition::part_read, (local, local + 1))
-            .await
-            .map_err(|e| self.explain(e))?;
+        let bytes = async_at(
+            owner(part),
+            partition::part_read,
+            (part.gid(), local, local + 1),
+        )
+        .await
+        .map_err(|e| self.explain(e))?;
         element_from_bytes(&bytes)
     }
 
@@ -587,11 +590,11 @@ impl<T: Numeric> PartitionedVector<T> {
             .filter(|(p, _)| !copied[*p])
             .filter_map(|(p, span)| {
                 span.map(|(start, end)| {
-                    let part = handle(&self.meta.parts[p]);
+                    let (gid, at) = (self.meta.parts[p].gid(), owner(&self.meta.parts[p]));
                     async move {
-                        let bytes = part
-                            .call(partition::part_read, (to_u64(start), to_u64(end)))
-                            .await?;
+                        let bytes =
+                            async_at(at, partition::part_read, (gid, to_u64(start), to_u64(end)))
+                                .await?;
                         Ok::<_, Error>((p, start, bytes))
                     }
                 })
