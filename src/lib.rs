@@ -37,6 +37,9 @@
 //!   [`ones`], [`full`], [`from_vec`], [`from_fn`]; work runs where its data
 //!   lives, with functions registered by `#[hpx::element_fn(..)]`.
 //! - Configuration (threads, Slurm, timeouts) is described in [`config`].
+//! - [`counters()`] says what this locality did (parcels, bytes, actions,
+//!   collectives; see [`mod@counters`]); `--hpx:trace=FILE` or
+//!   `hpxrun --trace FILE` records a timeline ([`trace`]).
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -53,13 +56,14 @@ pub use hpx_containers::{
     Numeric, PartitionRef, PartitionedVector, Place, UnaryOp,
 };
 pub use hpx_macros::{action, component, element_fn, main};
+pub use hpx_runtime::trace;
 pub use hpx_runtime::{
-    agas, args, async_at, async_colocated, broadcast_action, colocated, config,
+    agas, args, async_at, async_colocated, broadcast_action, colocated, config, counters,
     find_all_localities, find_here, find_remote_localities, find_root_locality, first_lost,
     get_locality_id, get_num_localities, locality_addresses, locality_lost, new_component,
     panic_message, post, run_in_process, Action, ActionFuture, ActionResult, Component,
-    ComponentAction, ComponentRef, ComponentType, Config, Error, GlobalId, LocalityId, PodVec,
-    Result, Runtime, Started, EXIT_ABORTED,
+    ComponentAction, ComponentRef, ComponentType, Config, Counters, Error, GlobalId, LocalityId,
+    PodVec, Result, Runtime, Started, EXIT_ABORTED,
 };
 
 /// What `use hpx::prelude::*;` brings into scope.

@@ -24,6 +24,8 @@ pub(crate) struct Round {
     sig: Signature,
     gen: u64,
     ended: bool,
+    /// Times the call for the locality's counters (and trace).
+    _timer: hpx_runtime::counters::WaitTimer,
 }
 
 impl Round {
@@ -51,6 +53,7 @@ impl Round {
             sig,
             gen,
             ended: false,
+            _timer: hpx_runtime::counters::time_wait(sig.kind.name()),
         };
         match entered {
             Entry::Open => Ok(round),

@@ -34,7 +34,8 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    /// The operation's name (as counters and traces show it).
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Create => "Communicator::new",
             Kind::Barrier => "barrier",

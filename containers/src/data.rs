@@ -20,6 +20,8 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     fn dtype(&self) -> &'static str;
     /// Number of elements.
     fn len(&self) -> usize;
+    /// Bytes of the elements.
+    fn byte_len(&self) -> usize;
     /// For downcasting to `Vec<T>`.
     fn as_any(&self) -> &dyn Any;
     /// For downcasting to `Vec<T>`.
@@ -346,6 +348,10 @@ impl<T: Numeric> ErasedVec for Vec<T> {
 
     fn len(&self) -> usize {
         Vec::len(self)
+    }
+
+    fn byte_len(&self) -> usize {
+        std::mem::size_of_val(self.as_slice())
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -21,6 +21,16 @@ use hpx_runtime::async_at;
 #[hpx_macros::component(crate = hpx_runtime)]
 pub(crate) struct Partition {
     pub(crate) data: Box<dyn ErasedVec>,
+    /// Counts the elements' bytes as held on this locality.
+    _held: hpx_runtime::counters::HeldBytes,
+}
+
+impl Partition {
+    /// A partition of `data`, counted as held here.
+    pub(crate) fn new(data: Box<dyn ErasedVec>) -> Partition {
+        let _held = hpx_runtime::counters::HeldBytes::new(data.byte_len());
+        Partition { data, _held }
+    }
 }
 
 impl Serialize for Partition {
@@ -46,7 +56,7 @@ impl<'de> Deserialize<'de> for Partition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let (dtype, bytes) = <(String, PodVec<u8>)>::deserialize(d)?;
         let data = data::from_bytes(&dtype, &bytes).map_err(serde::de::Error::custom)?;
-        Ok(Partition { data })
+        Ok(Partition::new(data))
     }
 }
 
@@ -148,7 +158,7 @@ pub(crate) async fn part_create(
 /// Makes a partition of `data` on this locality.
 async fn store(data: Box<dyn ErasedVec>) -> Result<ComponentRef> {
     let here = hpx_runtime::find_here();
-    let component = hpx_runtime::new_component(here, Partition { data }).await?;
+    let component = hpx_runtime::new_component(here, Partition::new(data)).await?;
     Ok(component.as_ref().clone())
 }
 

@@ -72,6 +72,16 @@ pub struct Options {
     #[arg(long)]
     pub no_prefix: bool,
 
+    /// After the job, print a table of every locality's counters and their total
+    /// (parcels, bytes, actions, tasks, collectives, AGAS, array partitions).
+    #[arg(long)]
+    pub counters: bool,
+
+    /// Trace every locality and write the job's timeline to FILE (Chrome trace-event
+    /// JSON, for Perfetto or about://tracing).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
     /// The program to start, followed by its arguments (passed on unchanged).
     #[arg(
         value_name = "PROGRAM",
@@ -124,6 +134,8 @@ mod tests {
         assert_eq!(opts.timeout, None);
         assert_eq!(opts.startup_timeout, None);
         assert!(!opts.no_prefix);
+        assert!(!opts.counters);
+        assert_eq!(opts.trace, None);
         assert_eq!(command(&opts), ["prog"]);
     }
 
@@ -157,6 +169,9 @@ mod tests {
             "--startup-timeout",
             "20",
             "--no-prefix",
+            "--counters",
+            "--trace",
+            "t.json",
             "prog",
         ])
         .expect("valid");
@@ -167,6 +182,8 @@ mod tests {
         assert_eq!(opts.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(opts.startup_timeout, Some(Duration::from_secs(20)));
         assert!(opts.no_prefix);
+        assert!(opts.counters);
+        assert_eq!(opts.trace, Some(PathBuf::from("t.json")));
         let srun = parse(&["-r", "srun", "prog"]).expect("valid");
         assert_eq!(srun.runner, Runner::Srun);
         let none = parse(&["--runner", "none", "prog"]).expect("valid");

@@ -71,6 +71,15 @@ pub enum LaunchError {
         source: io::Error,
     },
 
+    /// A file `hpxrun` is asked to write cannot be created.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
     /// An operating-system facility needed to supervise the job failed.
     #[error("{what}: {source}")]
     Io {
@@ -91,7 +100,8 @@ impl LaunchError {
             | Self::HostfileRead { .. }
             | Self::HostfileSyntax { .. }
             | Self::InvalidHost(_)
-            | Self::RemoteHostWithoutRunner(_) => 2,
+            | Self::RemoteHostWithoutRunner(_)
+            | Self::Output { .. } => 2,
             Self::AgasPort { .. } | Self::Secret(_) | Self::CurrentDir(_) | Self::Io { .. } => 1,
         }
     }

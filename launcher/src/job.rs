@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -184,25 +184,23 @@ fn is_stop_signal(signal: i32) -> bool {
 pub(crate) fn execute<O, E>(
     plan: &LaunchPlan,
     timeout: Option<Duration>,
-    out: O,
-    err: E,
+    out: &Sink<O>,
+    err: &Sink<E>,
 ) -> Result<i32, LaunchError>
 where
     O: Write + Send + 'static,
     E: Write + Send + 'static,
 {
-    let out: Sink<O> = Arc::new(Mutex::new(out));
-    let err: Sink<E> = Arc::new(Mutex::new(err));
     let signals = SignalWatcher::start().map_err(|source| LaunchError::Io {
         what: "cannot install signal handlers",
         source,
     })?;
     let mut children = Children::default();
     let mut forwarders = Forwarders::new();
-    let result = start_all(plan, &mut children, &mut forwarders, &out, &err)
-        .and_then(|()| supervise(&mut children, &signals, timeout, &err));
+    let result = start_all(plan, &mut children, &mut forwarders, out, err)
+        .and_then(|()| supervise(&mut children, &signals, timeout, err));
     stop_all(&mut children, &signals);
-    forwarders.finish(&err);
+    forwarders.finish(err);
     remove_shared_files(plan);
     result
 }

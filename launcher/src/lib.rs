@@ -22,6 +22,8 @@
 //! | `HPX_CONTROL_FD` | `3`: the descriptor of `hpxrun`'s channel, a pipe. Its first line is `secret HEX`, the job secret (64 lowercase hex characters, 32 random bytes, one per job), so the secret is in no environment and no command line; later lines `lost ID HOW` tell that locality `ID` ended with a failure (`exited with code 1`, `killed by signal 9 (SIGKILL)`), so the others end at once instead of waiting for a timeout; end of file means `hpxrun` is gone and the job is aborted. |
 //! | `HPX_THREADS` | worker threads per locality, only with `-t T` |
 //! | `HPX_STARTUP_TIMEOUT` | seconds (decimal, e.g. `30` or `2.5`) to wait for the other localities at startup, only with `--startup-timeout` |
+//! | `HPX_COUNTERS` | `DIR/counters-%l.json`, only with `--counters`: where each locality writes its counters as JSON when it ends (`%l`: its id) |
+//! | `HPX_TRACE` | `DIR/trace-%l.json`, only with `--trace FILE`: each locality records a timeline and writes it there when it ends |
 //!
 //! With `-r srun` a single `srun -n N PROGRAM ARGS` step is started, with `HPX_SECRET` (in its
 //! environment: Slurm passes it on, and it is on no command line),
@@ -31,6 +33,19 @@
 //! (`ssh -o BatchMode=yes HOST 'cd CWD && exec 3<&0 </dev/null && exec env K=V... PROGRAM
 //! ARGS'`) and the channel is ssh's standard input, which the remote shell moves to descriptor
 //! 3: the secret never appears in a process list.
+//!
+//! # Counters and traces
+//!
+//! With `--counters`, `hpxrun` prints after the job one table of every locality's counters
+//! (parcels and bytes sent and received, actions run and their time, tasks spawned, time in
+//! collectives, AGAS lookups and cache hits, bytes in array partitions) with a total row, then
+//! the traffic by parcelport, the actions and the collectives of the whole job. With
+//! `--trace FILE` it writes one Chrome trace-event JSON file of the whole job (open it in
+//! Perfetto or `about://tracing`): a process per locality, a track per thread, actions and
+//! collectives as slices, each parcel as a flow arrow, the localities' clocks aligned by
+//! offsets the root measured at the start. `DIR` is a new directory under the temporary
+//! directory (`TMPDIR`), removed after the job; with `-r ssh` or `srun`, point `TMPDIR` at a
+//! directory that every host shares.
 //!
 //! # Hosts
 //!
@@ -67,6 +82,7 @@ mod cli;
 mod error;
 mod hosts;
 mod job;
+mod observe;
 mod output;
 mod plan;
 
@@ -107,8 +123,8 @@ pub fn run(opts: &Options) -> Result<i32, LaunchError> {
 /// Runs the job described by `opts` and returns its exit code (0 on success, see the
 /// [crate documentation](crate) for the others).
 ///
-/// Children's stdout lines go to `out`; their stderr lines and `hpxrun`'s own `hpxrun: ...`
-/// messages go to `err`. Errors that prevent the job from starting are returned instead; if
+/// Children's stdout lines go to `out`, and after the job the table of `--counters`; their
+/// stderr lines and `hpxrun`'s own `hpxrun: ...` messages go to `err`. Errors that prevent the job from starting are returned instead; if
 /// some children were already running, they are stopped before this returns. Every child is
 /// reaped before this returns, whatever the outcome.
 ///
@@ -121,6 +137,14 @@ where
     O: Write + Send + 'static,
     E: Write + Send + 'static,
 {
-    let plan = plan(opts)?;
-    job::execute(&plan, opts.timeout, out, err)
+    let collection = observe::Collection::create(opts)?;
+    let extra = collection.as_ref().map(|c| c.env()).unwrap_or_default();
+    let plan = plan::plan_with(opts, extra)?;
+    let out = std::sync::Arc::new(std::sync::Mutex::new(out));
+    let err = std::sync::Arc::new(std::sync::Mutex::new(err));
+    let code = job::execute(&plan, opts.timeout, &out, &err)?;
+    if let Some(collection) = collection {
+        collection.finish(&out, &err);
+    }
+    Ok(code)
 }

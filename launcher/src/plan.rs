@@ -75,6 +75,8 @@ pub struct LaunchPlan {
 struct JobContext {
     /// `HPX_AGAS` (unused by `srun`, which lets the runtime find locality 0 itself).
     agas: OsString,
+    /// Variables for every locality beyond those of the options.
+    extra: Vec<(OsString, OsString)>,
 }
 
 /// Works out the processes for `opts`: reads the hostfile, assigns hosts, checks that the
@@ -82,11 +84,19 @@ struct JobContext {
 ///
 /// `HPX_AGAS` from this process's environment, when set, is used instead of a fresh port.
 pub fn plan(opts: &Options) -> Result<LaunchPlan, LaunchError> {
+    plan_with(opts, Vec::new())
+}
+
+/// [`plan`], with the variables `extra` given to every locality.
+pub(crate) fn plan_with(
+    opts: &Options,
+    extra: Vec<(OsString, OsString)>,
+) -> Result<LaunchPlan, LaunchError> {
     validate(opts)?;
     let secret = generate_secret().map_err(LaunchError::Secret)?;
     if opts.runner == Runner::Srun {
         return Ok(LaunchPlan {
-            children: vec![srun_child(opts, &secret)],
+            children: vec![srun_child(opts, &secret, &extra)],
             secret,
         });
     }
@@ -110,7 +120,7 @@ pub fn plan(opts: &Options) -> Result<LaunchPlan, LaunchError> {
             hosts::format_host_port(host0, port).into()
         }
     };
-    let job = JobContext { agas };
+    let job = JobContext { agas, extra };
     let children = if opts.runner == Runner::Ssh {
         let cwd = std::env::current_dir().map_err(LaunchError::CurrentDir)?;
         ssh_children(opts, &assignment, &job, &cwd)
@@ -178,7 +188,7 @@ fn host_entries(opts: &Options) -> Result<Vec<HostEntry>, LaunchError> {
 
 /// The environment variables that are the same for every locality. The secret is not among
 /// them: it travels over the child's channel (or, for `srun`, in its environment).
-fn common_env(opts: &Options) -> Vec<(OsString, OsString)> {
+fn common_env(opts: &Options, extra: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
     let mut env = vec![(
         "HPX_NUM_LOCALITIES".into(),
         opts.localities.to_string().into(),
@@ -189,6 +199,7 @@ fn common_env(opts: &Options) -> Vec<(OsString, OsString)> {
     if let Some(startup) = opts.startup_timeout {
         env.push(("HPX_STARTUP_TIMEOUT".into(), format_seconds(startup).into()));
     }
+    env.extend(extra.iter().cloned());
     env
 }
 
@@ -208,7 +219,7 @@ fn locality_env(
         ("HPX_LOCALITIES_ON_HOST".into(), on_host.to_string().into()),
         ("HPX_CONTROL_FD".into(), CONTROL_FD.to_string().into()),
     ];
-    env.extend(common_env(opts));
+    env.extend(common_env(opts, &job.extra));
     env
 }
 
@@ -273,7 +284,7 @@ fn ssh_children(
 }
 
 /// The single `srun -n N PROGRAM ARGS` child of a Slurm job.
-fn srun_child(opts: &Options, secret: &str) -> ChildSpec {
+fn srun_child(opts: &Options, secret: &str, extra: &[(OsString, OsString)]) -> ChildSpec {
     let mut args: Vec<OsString> = vec!["-n".into(), opts.localities.to_string().into()];
     args.extend(opts.command.iter().cloned());
     ChildSpec {
@@ -286,7 +297,7 @@ fn srun_child(opts: &Options, secret: &str) -> ChildSpec {
         program: "srun".into(),
         args,
         env: {
-            let mut env = common_env(opts);
+            let mut env = common_env(opts, extra);
             env.push(("HPX_SECRET".into(), secret.into()));
             env
         },
@@ -398,6 +409,7 @@ mod tests {
     fn job() -> JobContext {
         JobContext {
             agas: "10.0.0.1:4000".into(),
+            extra: Vec::new(),
         }
     }
 
@@ -598,7 +610,7 @@ mod tests {
     #[test]
     fn srun_command_construction() {
         let o = opts(&["-l", "8", "-r", "srun", "-t", "2", "prog", "-a"]);
-        let child = srun_child(&o, "cd".repeat(32).as_str());
+        let child = srun_child(&o, "cd".repeat(32).as_str(), &[]);
         assert_eq!(child.name, "srun");
         assert_eq!(child.prefix, "[srun] ");
         assert_eq!(child.program, "srun");

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -138,10 +139,32 @@ fn run_encoded<A: Action>(
     })
 }
 
+/// Hashes action ids, FNV-1a hashes already, as themselves: a lookup per
+/// call sent and received costs no further hashing.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The registry of all actions linked into this binary.
 #[derive(Debug)]
 pub struct Registry {
-    by_id: HashMap<u64, &'static ActionEntry>,
+    entries: Vec<&'static ActionEntry>,
+    by_id: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
 }
 
 impl Registry {
@@ -165,13 +188,28 @@ impl Registry {
             for id in collided {
                 by_id.remove(&id);
             }
-            Registry { by_id }
+            let mut entries: Vec<&'static ActionEntry> = by_id.into_values().collect();
+            entries.sort_by_key(|e| e.name);
+            let by_id = entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+            Registry { entries, by_id }
         })
     }
 
     /// Looks an action up by wire id.
     pub fn get(&self, id: u64) -> Option<&'static ActionEntry> {
-        self.by_id.get(&id).copied()
+        self.find(id).map(|(_, entry)| entry)
+    }
+
+    /// Looks an action up by wire id, with its index (`0..len()`, dense:
+    /// per-action tables are arrays).
+    pub(crate) fn find(&self, id: u64) -> Option<(usize, &'static ActionEntry)> {
+        let index = *self.by_id.get(&id)?;
+        self.entries.get(index).map(|entry| (index, *entry))
+    }
+
+    /// The entries, by index.
+    pub(crate) fn entries(&self) -> &[&'static ActionEntry] {
+        &self.entries
     }
 }
 

@@ -2,16 +2,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hpx_parcelport::LocalityId;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::action::{run_caught, Action};
+use crate::action::{run_caught, Action, Registry};
 use crate::context::current;
-use crate::locality::Phase;
+use crate::locality::{Locality, Phase};
+use crate::trace;
 use crate::{codec, Error, Result};
 
 enum State<T> {
@@ -85,9 +88,14 @@ impl<T: serde::de::DeserializeOwned> Future for ActionFuture<T> {
 }
 
 /// Runs action `A` here, catching panics, with errors as a remote call
-/// would report them.
-async fn run_here<A: Action>(here: LocalityId, args: A::Args) -> Result<A::Output> {
-    run_caught(here, A::NAME, A::invoke(args)).await
+/// would report them; counted (and traced) as a run of `A` on `rt`.
+async fn run_here<A: Action>(rt: Arc<Locality>, args: A::Args) -> Result<A::Output> {
+    let started = Instant::now();
+    let (result, waited) = trace::watched(run_caught(rt.here(), A::NAME, A::invoke(args))).await;
+    if let Some((index, _)) = Registry::global().find(A::ID) {
+        rt.action_ran(index, A::NAME, started, waited);
+    }
+    result
 }
 
 /// Calls `action` with `args` on `locality` and returns the future of its
@@ -109,8 +117,9 @@ pub fn async_at<A: Action>(
     if rt.here() == locality {
         // A call here ends with the job like one elsewhere: an abort fails
         // it with the reason (a remote one fails with its request).
+        let here = rt.clone();
         let call = async move {
-            let work = run_here::<A>(locality, args);
+            let work = run_here::<A>(here, args);
             futures::pin_mut!(work);
             // Most local actions are done at their first poll: only one
             // that waits is raced against the end of the job.
@@ -172,8 +181,9 @@ pub fn async_at<A: Action>(
 pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Result<()> {
     let rt = current()?;
     if rt.here() == locality {
+        let here = rt.clone();
         rt.spawn_counted(async move {
-            if let Err(e) = run_here::<A>(locality, args).await {
+            if let Err(e) = run_here::<A>(here, args).await {
                 tracing::error!(%e, "posted action failed");
             }
         });

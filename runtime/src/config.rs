@@ -20,6 +20,9 @@
 //! | `--hpx:network-thread=on\|off` | `HPX_NETWORK_THREAD` | run the transport on a thread of its own (see below) | on when this host has a core beyond the workers of its localities |
 //! | `--hpx:parcelport=LIST` | `HPX_PARCELPORT` | the parcelports to use, comma-separated: `shm` (shared memory between the localities of one host) and one of `quic` or `tcp` (between hosts; `quic` if neither is named) | `shm,quic` |
 //! | `--hpx:print-parcelports` | `HPX_PRINT_PARCELPORTS=1` | print which parcelport reaches each locality | off |
+//! | `--hpx:print-counters` | `HPX_PRINT_COUNTERS=1` | print this locality's counters when it ends (see [`mod@crate::counters`]) | off |
+//! | `--hpx:counters=FILE` | `HPX_COUNTERS` | write this locality's counters to `FILE` as JSON when it ends (`%l` in `FILE` is the locality's id; `hpxrun --counters` sets it) | none |
+//! | `--hpx:trace=FILE` | `HPX_TRACE` | record a timeline and write it to `FILE` (Chrome trace-event JSON, see [`crate::trace`]) when the locality ends (`%l` in `FILE` is the locality's id; `hpxrun --trace` sets it) | off |
 //! | | `HPX_SHM` | the shared-memory directory, or `off` (no shared memory) | `/dev/shm` if it exists |
 //! | | `HPX_SECRET` | 64 hex digits shared by the job (hpxrun makes one and sends it over `HPX_CONTROL_FD`) | required if N > 1 |
 //! | | `HPX_CONTROL_FD` | the launcher's channel (set by hpxrun; see the `supervisor` module) | none |
@@ -140,6 +143,12 @@ pub struct Config {
     pub network: Network,
     /// Print which parcelport reaches each locality once the job starts.
     pub print_parcelports: bool,
+    /// Print this locality's counters when it ends.
+    pub print_counters: bool,
+    /// Write this locality's counters (JSON) to this file when it ends.
+    pub counters_file: Option<std::path::PathBuf>,
+    /// Record a timeline and write it to this file when the locality ends.
+    pub trace_file: Option<std::path::PathBuf>,
     /// Whether the transport runs on a thread of its own (None: when the
     /// host has a core for it, see [`Config::network_thread`]).
     pub network_thread: Option<bool>,
@@ -162,6 +171,9 @@ impl Default for Config {
             shm: true,
             network: Network::Quic,
             print_parcelports: false,
+            print_counters: false,
+            counters_file: None,
+            trace_file: None,
             network_thread: None,
         }
     }
@@ -169,6 +181,23 @@ impl Default for Config {
 
 fn bad(what: &str, value: &str, why: impl std::fmt::Display) -> Error {
     Error::Config(format!("{what}={value:?}: {why}"))
+}
+
+/// A switch: `on`, `1`, `true` or `off`, `0`, `false`.
+fn parse_switch(what: &str, value: &str) -> Result<bool> {
+    match value.trim() {
+        "on" | "1" | "true" => Ok(true),
+        "off" | "0" | "false" => Ok(false),
+        _ => Err(bad(what, value, "must be on or off")),
+    }
+}
+
+/// A file this locality writes when it ends, `%l` replaced by its id.
+fn output_file(what: &str, value: &str, locality: LocalityId) -> Result<std::path::PathBuf> {
+    if value.trim().is_empty() {
+        return Err(bad(what, value, "no file named"));
+    }
+    Ok(value.replace("%l", &locality.0.to_string()).into())
 }
 
 fn parse_num<T: std::str::FromStr>(what: &str, value: &str) -> Result<T>
@@ -310,7 +339,9 @@ impl Config {
                     let (name, value) = match flag.split_once('=') {
                         Some(pair) => pair,
                         // Flags that are switches need no value.
-                        None if flag == "print-parcelports" => (flag, "on"),
+                        None if flag == "print-parcelports" || flag == "print-counters" => {
+                            (flag, "on")
+                        }
                         None => {
                             return Err(Error::Config(format!("{arg}: expected --hpx:NAME=VALUE")))
                         }
@@ -328,9 +359,12 @@ impl Config {
                 .map(|(_, v)| v.clone())
         };
         for (name, _) in &flags {
-            const KNOWN: [&str; 11] = [
+            const KNOWN: [&str; 14] = [
                 "parcelport",
                 "print-parcelports",
+                "print-counters",
+                "counters",
+                "trace",
                 "spin-us",
                 "network-thread",
                 "threads",
@@ -436,11 +470,17 @@ impl Config {
             (cfg.shm, cfg.network) = parse_parcelports(&what, &v)?;
         }
         if let Some((what, v)) = get("print-parcelports", "HPX_PRINT_PARCELPORTS") {
-            cfg.print_parcelports = match v.trim() {
-                "on" | "1" | "true" => true,
-                "off" | "0" | "false" => false,
-                _ => return Err(bad(&what, &v, "must be on or off")),
-            };
+            cfg.print_parcelports = parse_switch(&what, &v)?;
+        }
+        if let Some((what, v)) = get("print-counters", "HPX_PRINT_COUNTERS") {
+            cfg.print_counters = parse_switch(&what, &v)?;
+        }
+        let locality = cfg.locality;
+        if let Some((what, v)) = get("counters", "HPX_COUNTERS") {
+            cfg.counters_file = Some(output_file(&what, &v, locality)?);
+        }
+        if let Some((what, v)) = get("trace", "HPX_TRACE") {
+            cfg.trace_file = Some(output_file(&what, &v, locality)?);
         }
         match env("HPX_SHM").as_deref() {
             None => {}
@@ -669,6 +709,31 @@ mod tests {
         }
         assert!(parse(&[("HPX_PRINT_PARCELPORTS", "maybe")], &["p"]).is_err());
         assert!(parse(&[], &["p", "--hpx:parcelport"]).is_err());
+    }
+
+    #[test]
+    fn counters_and_trace_are_configurable() {
+        let (cfg, _) = parse(&[], &["p"]).unwrap();
+        assert!(!cfg.print_counters);
+        assert_eq!((cfg.counters_file, cfg.trace_file), (None, None));
+        let job = [
+            ("HPX_LOCALITY", "2"),
+            ("HPX_NUM_LOCALITIES", "4"),
+            ("HPX_AGAS", "127.0.0.1:7000"),
+            ("HPX_SECRET", "00112233445566778899aabbccddeeff"),
+            ("HPX_COUNTERS", "/tmp/c-%l.json"),
+            ("HPX_PRINT_COUNTERS", "1"),
+        ];
+        let (cfg, rest) =
+            parse(&job, &["p", "--hpx:trace=t%l.json", "--hpx:print-counters"]).unwrap();
+        assert!(cfg.print_counters);
+        assert_eq!(cfg.counters_file, Some("/tmp/c-2.json".into()));
+        assert_eq!(cfg.trace_file, Some("t2.json".into()));
+        assert_eq!(rest, ["p"]);
+        assert!(parse(&[("HPX_PRINT_COUNTERS", "maybe")], &["p"]).is_err());
+        let e = parse(&[], &["p", "--hpx:trace="]).unwrap_err();
+        assert!(e.to_string().contains("--hpx:trace"), "{e}");
+        assert!(parse(&[], &["p", "--hpx:trace"]).is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - [`Action`] is implemented by `#[hpx::action]` functions, called with
 //!   [`async_at`], [`post`] and [`broadcast_action`];
 //! - [`find_here`], [`find_all_localities`], [`get_locality_id`] and
-//!   [`get_num_localities`] describe the job.
+//!   [`get_num_localities`] describe the job;
+//! - [`counters()`] says what this locality did ([`mod@counters`]), and
+//!   [`trace`] records a timeline of it.
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -22,6 +24,7 @@ mod cluster;
 pub mod codec;
 pub mod config;
 mod context;
+pub mod counters;
 pub mod element;
 mod embed;
 mod error;
@@ -32,6 +35,7 @@ pub mod memory;
 mod runtime;
 mod supervisor;
 mod termination;
+pub mod trace;
 mod warm;
 mod work;
 
@@ -47,6 +51,7 @@ pub use call::{async_at, broadcast_action, post, ActionFuture};
 pub use cluster::run_in_process;
 pub use codec::{PodVec, SharedBytes};
 pub use config::{Config, Network};
+pub use counters::{counters, Counters};
 pub use embed::Started;
 pub use error::{panic_message, Error, Result};
 pub use hpx_parcelport::LocalityId;

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Context;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
@@ -27,7 +28,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::action::{run_caught, Registry};
 use crate::codec::{self, Minted};
+use crate::counters::cells::Cells;
 use crate::termination::{Command, Event, Termination};
+use crate::trace::{self, Tracer};
 use crate::warm::Warmth;
 use crate::work::Work;
 use crate::{Error, Result};
@@ -74,7 +77,21 @@ enum Control {
         locality: LocalityId,
         reason: String,
     },
+    /// The root's clock (Unix nanoseconds) when it sent this, to measure
+    /// the offset of the receiver's clock (while tracing).
+    ClockPing {
+        t0: i64,
+    },
+    /// The answer to a [`Control::ClockPing`]: its `t0`, and the answering
+    /// locality's clock when it answered.
+    ClockPong {
+        t0: i64,
+        t1: i64,
+    },
 }
+
+/// How long the root waits for the clock offsets of a traced job.
+const CLOCK_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long an aborting locality tries to deliver what it queued (the
 /// root's abort notices, say) before it closes its connections anyway.
@@ -140,6 +157,10 @@ pub(crate) struct Locality {
     /// Registers credit minted for component handles with their owners.
     register_minted: RegisterMinted,
     extensions: RwLock<Extensions>,
+    /// Performance counters.
+    counters: Arc<Cells>,
+    /// The timeline, while tracing.
+    tracer: Option<Arc<Tracer>>,
 }
 
 /// How a locality registers credit minted for component handles (given by
@@ -181,8 +202,12 @@ impl Locality {
         workers: Handle,
         warmth: Arc<Warmth>,
         register_minted: RegisterMinted,
+        tracing: bool,
     ) -> Arc<Locality> {
         let n = port.num_localities();
+        let routes = (0..n).map(|l| port.route(LocalityId(l))).collect();
+        let counters = Arc::new(Cells::new(port.here(), routes));
+        let tracer = tracing.then(|| Arc::new(Tracer::new(port.here(), n)));
         let (phase, _) = watch::channel(Phase::Running);
         let (lost, _) = watch::channel(vec![None; n as usize]);
         let max_drainers = workers.metrics().num_workers().max(1);
@@ -205,7 +230,66 @@ impl Locality {
             lost,
             register_minted,
             extensions: RwLock::new(HashMap::new()),
+            counters,
+            tracer,
         })
+    }
+
+    /// This locality's counters.
+    pub(crate) fn counters(&self) -> &Arc<Cells> {
+        &self.counters
+    }
+
+    /// This locality's timeline, while tracing.
+    pub(crate) fn tracer(&self) -> Option<&Arc<Tracer>> {
+        self.tracer.as_ref()
+    }
+
+    /// Action `name` (registry index `index`) ran here from `started` until
+    /// now, and `waited` on the way or not.
+    pub(crate) fn action_ran(
+        &self,
+        index: usize,
+        name: &'static str,
+        started: Instant,
+        waited: bool,
+    ) {
+        self.counters.ran(index, started.elapsed());
+        match &self.tracer {
+            Some(tracer) if waited => tracer.span("action", name, started),
+            Some(tracer) => tracer.slice("action", name, started),
+            None => {}
+        }
+    }
+
+    /// A sequence number for a post or control parcel: one of its own while
+    /// tracing (its flow id), 0 otherwise.
+    fn trace_seq(&self) -> u64 {
+        match self.tracer {
+            Some(_) => self.next_request.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        }
+    }
+
+    /// On the root of a traced job: measures every locality's clock offset
+    /// (rounds of pings; the best round trip wins), for the trace's merge.
+    /// Waits at most [`CLOCK_LIMIT`].
+    pub(crate) async fn measure_clocks(&self) {
+        let Some(tracer) = &self.tracer else {
+            return;
+        };
+        if !self.here.is_root() || self.n == 1 {
+            return;
+        }
+        for i in 1..self.n {
+            self.control(
+                LocalityId(i),
+                &Control::ClockPing {
+                    t0: tracer.now_ns(),
+                },
+            );
+        }
+        tracer.clocks_measured(CLOCK_LIMIT).await;
     }
 
     /// Starts handling what arrives. Call it once the locality's threads
@@ -270,6 +354,7 @@ impl Locality {
         F::Output: Send + 'static,
     {
         self.work.begin();
+        self.counters.spawned();
         let this = self.clone();
         self.workers.spawn(async move {
             let out = work.await;
@@ -284,6 +369,7 @@ impl Locality {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.counters.spawned();
         self.workers.spawn(work)
     }
 
@@ -303,16 +389,30 @@ impl Locality {
         }
     }
 
+    /// Sends a parcel (`name`: its action, or what it is, for the trace).
+    ///
     /// Once the job has been aborted the transport closes; a send that
     /// fails then reports the abort's reason, not the closed transport.
-    fn send(&self, header: ParcelHeader, payload: Bytes) -> Result<()> {
+    fn send(&self, header: ParcelHeader, payload: Bytes, name: &'static str) -> Result<()> {
         self.warmth.touch();
-        self.port
-            .send(Parcel { header, payload })
-            .map_err(|e| match self.aborted() {
-                Some(reason) => Error::Aborted(reason),
-                None => Error::from(e),
-            })
+        let started = self.tracer.as_ref().map(|_| Instant::now());
+        let parcel = Parcel { header, payload };
+        let bytes = parcel.wire_len();
+        let sent = self.port.send(parcel).map_err(|e| match self.aborted() {
+            Some(reason) => Error::Aborted(reason),
+            None => Error::from(e),
+        });
+        if sent.is_ok() {
+            self.counters.sent(header.dest, bytes);
+            if let (Some(tracer), Some(started)) = (&self.tracer, started) {
+                tracer.sent(
+                    name,
+                    trace::flow_of(&header, is_reply(header.kind)),
+                    started,
+                );
+            }
+        }
+        sent
     }
 
     /// Sends a request for action `id` to `dest`; the receiver gets the
@@ -350,8 +450,12 @@ impl Locality {
             self.complete(seq, Err(Error::Aborted(reason)));
             return rx;
         }
-        match self.send(self.header(kind::REQUEST, dest, id, seq), args) {
-            Ok(()) => self.work.sent_one(),
+        match self.send(self.header(kind::REQUEST, dest, id, seq), args, action) {
+            Ok(()) => {
+                self.work.sent_one();
+                self.counters
+                    .call_sent(Registry::global().find(id).map(|(i, _)| i));
+            }
             Err(e) => self.complete(seq, Err(e)),
         }
         rx
@@ -359,13 +463,45 @@ impl Locality {
 
     /// Sends a fire-and-forget call of action `id` to `dest`.
     pub(crate) fn post(&self, dest: LocalityId, id: u64, args: Bytes) -> Result<()> {
-        self.send(self.header(kind::POST, dest, id, 0), args)?;
+        let found = Registry::global().find(id);
+        let name = found.map_or("unknown action", |(_, e)| e.name);
+        self.send(
+            self.header(kind::POST, dest, id, self.trace_seq()),
+            args,
+            name,
+        )?;
         self.work.sent_one();
+        self.counters.call_sent(found.map(|(i, _)| i));
         Ok(())
     }
 
     fn on_parcel(self: Arc<Self>, parcel: Parcel, credit: Credit) {
         self.warmth.touch();
+        self.counters
+            .received(parcel.header.source, parcel.wire_len());
+        let traced = self.tracer.clone().map(|tracer| {
+            let header = &parcel.header;
+            let name = match header.kind {
+                kind::REQUEST | kind::POST => Registry::global()
+                    .get(header.tag)
+                    .map_or("unknown action", |e| e.name),
+                kind::REPLY => "reply",
+                kind::FAILURE => "failure",
+                _ => "control",
+            };
+            let started = Instant::now();
+            if let Some(flow) = trace::flow_of(header, is_reply(header.kind)) {
+                tracer.arrived(flow, started);
+            }
+            (tracer, name, started)
+        });
+        self.handle(parcel, credit);
+        if let Some((tracer, name, started)) = traced {
+            tracer.slice("receive", name, started);
+        }
+    }
+
+    fn handle(self: Arc<Self>, parcel: Parcel, credit: Credit) {
         let Parcel { header, payload } = parcel;
         match header.kind {
             kind::REQUEST | kind::POST => self.on_call(header, payload, credit),
@@ -404,10 +540,16 @@ impl Locality {
             payload,
             credit,
         };
-        let direct = Registry::global().get(header.tag).is_some_and(|e| e.direct);
-        if direct {
+        let found = Registry::global().find(header.tag);
+        if let Some((index, _)) = found {
+            self.counters.call_received(index);
+        }
+        if found.is_some_and(|(_, e)| e.direct) {
             let workers = self.workers.clone();
-            run_inline_or_spawn(&workers, self.run_call(call));
+            let counters = self.counters.clone();
+            if run_inline_or_spawn(&workers, self.run_call(call)) {
+                counters.spawned();
+            }
         } else {
             self.calls.push(call);
             self.ensure_drainer();
@@ -426,6 +568,7 @@ impl Locality {
                 Ordering::SeqCst,
             ) {
                 Ok(_) => {
+                    self.counters.spawned();
                     self.workers.spawn(self.clone().drain());
                     return;
                 }
@@ -442,7 +585,9 @@ impl Locality {
         let mut ran = 0u32;
         loop {
             while let Some(call) = self.calls.pop() {
-                run_inline_or_spawn(&self.workers, self.clone().run_call(call));
+                if run_inline_or_spawn(&self.workers, self.clone().run_call(call)) {
+                    self.counters.spawned();
+                }
                 ran = ran.wrapping_add(1);
                 if ran % DRAIN_BATCH == 0 {
                     // Let the worker's other tasks run between batches.
@@ -475,13 +620,23 @@ impl Locality {
             credit,
         } = call;
         let here = self.here;
-        let outcome = match Registry::global().get(header.tag) {
+        let outcome = match Registry::global().find(header.tag) {
             None => Err(Error::UnknownAction {
                 locality: here,
                 id: header.tag,
                 action: String::new(),
             }),
-            Some(entry) => run_caught(here, entry.name, (entry.handler)(here, &payload)).await,
+            Some((index, entry)) => {
+                let started = Instant::now();
+                let (outcome, waited) = trace::watched(run_caught(
+                    here,
+                    entry.name,
+                    (entry.handler)(here, &payload),
+                ))
+                .await;
+                self.action_ran(index, entry.name, started, waited);
+                outcome
+            }
         };
         drop(payload);
         let outcome = match outcome {
@@ -515,7 +670,12 @@ impl Locality {
             },
         };
         let header = self.header(kind, request.source, request.tag, request.seq);
-        if let Err(e) = self.send(header, payload) {
+        let name = if kind == kind::REPLY {
+            "reply"
+        } else {
+            "failure"
+        };
+        if let Err(e) = self.send(header, payload, name) {
             tracing::debug!(%e, to = %request.source, "reply not sent");
         }
     }
@@ -692,8 +852,10 @@ impl Locality {
     }
 
     fn control(&self, dest: LocalityId, control: &Control) {
-        let sent = codec::encode(control)
-            .and_then(|payload| self.send(self.header(kind::CONTROL, dest, 0, 0), payload));
+        let sent = codec::encode(control).and_then(|payload| {
+            let header = self.header(kind::CONTROL, dest, 0, self.trace_seq());
+            self.send(header, payload, "control")
+        });
         if let Err(e) = sent {
             tracing::debug!(%e, to = %dest, "control parcel not sent");
         }
@@ -734,6 +896,21 @@ impl Locality {
             Control::Shutdown if from.is_root() => self.set_phase(Phase::Shutdown),
             Control::Abort { reason, culprit } if from.is_root() => {
                 self.abort_with(reason, culprit);
+            }
+            Control::ClockPing { t0 } if from.is_root() => {
+                let t1 = self
+                    .tracer
+                    .as_ref()
+                    .map_or_else(trace::unix_now_ns, |t| t.now_ns());
+                self.control(from, &Control::ClockPong { t0, t1 });
+            }
+            Control::ClockPong { t0, t1 } if self.here.is_root() => {
+                if let Some(tracer) = &self.tracer {
+                    if tracer.clock_sample(from, t0, t1, tracer.now_ns()) {
+                        let t0 = tracer.now_ns();
+                        self.control(from, &Control::ClockPing { t0 });
+                    }
+                }
             }
             other => tracing::warn!(%from, ?other, "unexpected control parcel"),
         }
@@ -845,11 +1022,18 @@ impl Locality {
 /// `workers` only if it is not finished: a direct action that completes in
 /// its first poll costs no task and no hand-off between threads. Moving a
 /// pending future to a new task is sound: the task polls it again, which
-/// registers the task's waker.
-fn run_inline_or_spawn(workers: &Handle, work: impl Future<Output = ()> + Send + 'static) {
+/// registers the task's waker. Returns whether it spawned a task.
+fn run_inline_or_spawn(workers: &Handle, work: impl Future<Output = ()> + Send + 'static) -> bool {
     let mut work = Box::pin(work);
     let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    if work.as_mut().poll(&mut cx).is_pending() {
+    let pending = work.as_mut().poll(&mut cx).is_pending();
+    if pending {
         workers.spawn(work);
     }
+    pending
+}
+
+/// Whether parcels of `kind` answer a request (their flow is the request's).
+fn is_reply(kind: u8) -> bool {
+    kind == kind::REPLY || kind == kind::FAILURE
 }

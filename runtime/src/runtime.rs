@@ -17,7 +17,10 @@
 //! [`crate::locality`]), so with two or more workers a long action never
 //! holds up other parcels either.
 
+use std::fs::File;
 use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -175,6 +178,73 @@ fn print_parcelports(port: &dyn Parcelport) {
     println!("parcelports of locality {}: {ways}", port.here());
 }
 
+/// The files a locality writes when it ends, created when it starts: a
+/// path that cannot be written fails the start, not the end.
+#[derive(Debug)]
+struct Outputs {
+    counters: Option<(PathBuf, File)>,
+    trace: Option<(PathBuf, File)>,
+}
+
+impl Outputs {
+    fn create(config: &Config) -> Result<Outputs> {
+        let create = |what: &str, path: &Option<PathBuf>| -> Result<Option<(PathBuf, File)>> {
+            path.as_ref()
+                .map(|path| match File::create(path) {
+                    Ok(file) => Ok((path.clone(), file)),
+                    Err(e) => Err(Error::Config(format!(
+                        "{what}: cannot create {}: {e}",
+                        path.display()
+                    ))),
+                })
+                .transpose()
+        };
+        Ok(Outputs {
+            counters: create("--hpx:counters (HPX_COUNTERS)", &config.counters_file)?,
+            trace: create("--hpx:trace (HPX_TRACE)", &config.trace_file)?,
+        })
+    }
+
+    /// Prints and writes what the locality counted and traced.
+    fn finish(self, locality: &Locality, print: bool) {
+        let counters = locality.counters().snapshot();
+        if print {
+            print!(
+                "counters of locality {}:\n{}",
+                locality.here(),
+                crate::counters::table(std::slice::from_ref(&counters))
+            );
+        }
+        if let Some((path, file)) = self.counters {
+            written(
+                "counters",
+                &path,
+                write_all(file, |f| f.write_all(counters.to_json().as_bytes())),
+            );
+        }
+        if let (Some((path, file)), Some(tracer)) = (self.trace, locality.tracer()) {
+            written("trace", &path, write_all(file, |f| tracer.write(f)));
+        }
+    }
+}
+
+/// Writes to `file` through a buffer with `write`, and flushes.
+fn write_all(
+    file: File,
+    write: impl FnOnce(&mut std::io::BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(file);
+    write(&mut out)?;
+    out.flush()
+}
+
+/// Reports a failure to write `what` to `path` (the job's outcome stands).
+fn written(what: &str, path: &Path, result: std::io::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("hpx: cannot write the {what} to {}: {e}", path.display());
+    }
+}
+
 /// The spin window of this locality's workers: it depends on how many
 /// threads of the job share this host.
 fn warmth(config: &Config, port: &Arc<dyn Parcelport>, workers: Handle, net: bool) -> Warmth {
@@ -302,14 +372,20 @@ where
         let net_handle = net
             .as_ref()
             .map_or_else(|| handle.clone(), |n| n.handle().clone());
+        let outputs = Outputs::create(&config)?;
         let port = join(&config, &net_handle).await?;
         if config.print_parcelports {
             print_parcelports(port.as_ref());
         }
         let warmth = Arc::new(warmth(&config, &port, handle.clone(), net.is_some()));
-        let locality = Locality::new(port, args, handle, warmth, |minted| {
-            Box::pin(crate::agas::register_minted(minted))
-        });
+        let locality = Locality::new(
+            port,
+            args,
+            handle,
+            warmth,
+            |minted| Box::pin(crate::agas::register_minted(minted)),
+            config.trace_file.is_some(),
+        );
         // Only this function sets the slot, once; before anything arrives.
         let _ = slot.set(locality.clone());
         locality.start_receiving();
@@ -345,7 +421,10 @@ where
                 Notice::Exit => locality.abort_transport("the process was stopped"),
             }
         });
-        drive(&locality, runs_main, main).await
+        locality.measure_clocks().await;
+        let result = drive(&locality, runs_main, main).await;
+        outputs.finish(&locality, config.print_counters);
+        result
     });
     drop(entered);
     workers.shutdown_timeout(Duration::from_millis(200));

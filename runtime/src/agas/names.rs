@@ -156,8 +156,10 @@ pub(crate) async fn connect_component(name: &str) -> Result<Option<ComponentRef>
 /// locality until the name is unregistered.
 pub async fn resolve_name(name: &str) -> Result<Option<GlobalId>> {
     let rt = current()?;
-    if let Some(gid) = rt.agas().names.cache.lock().get(name) {
-        return Ok(Some(*gid));
+    let cached = rt.agas().names.cache.lock().get(name).copied();
+    rt.counters().agas_lookup(cached.is_some());
+    if let Some(gid) = cached {
+        return Ok(Some(gid));
     }
     let found = async_at(home(name)?, agas_resolve, name.to_owned()).await?;
     if let Some(gid) = found {
