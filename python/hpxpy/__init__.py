@@ -18,6 +18,7 @@ every locality, as soon as one raises.
 
 import atexit
 import builtins
+import json
 import os
 import pickle
 import signal
@@ -111,6 +112,16 @@ atexit.register(_at_exit)
 
 get_locality_id = _core.get_locality_id
 get_num_localities = _core.get_num_localities
+
+
+def counters():
+    """This locality's counters as a dict (the Rust runtime's
+    ``hpx::counters()``): parcels and bytes sent and received per peer and
+    per parcelport, actions by name (calls, runs, total and longest time),
+    tasks, time waiting per collective operation, AGAS lookups and cache
+    hits, bytes held in array partitions. ``hpxrun --counters`` prints the
+    whole job's table at its end."""
+    return json.loads(_core._counters_json())
 
 
 def init(**_ignored):
@@ -656,6 +667,7 @@ __all__ = [
     "random",
     "get_locality_id",
     "get_num_localities",
+    "counters",
     "init",
     "finalize",
     "zeros",

@@ -278,6 +278,9 @@ def get_locality_id() -> int:
 def get_num_localities() -> int:
     """The number of localities of the job (1 when run plainly)."""
 
+def counters() -> dict[str, Any]:
+    """This locality's counters as a dict: traffic per peer and parcelport, actions by name, tasks, collective waits, AGAS lookups, partition bytes."""
+
 def init(**_ignored: Any) -> None:
     """Starts the runtime if it has not started (it starts by itself)."""
 
@@ -636,6 +639,7 @@ __all__ = [
     "random",
     "get_locality_id",
     "get_num_localities",
+    "counters",
     "init",
     "finalize",
     "zeros",

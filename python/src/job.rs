@@ -284,6 +284,12 @@ fn get_num_localities(py: Python<'_>) -> PyResult<u32> {
     ids(py).map(|(_, n)| n)
 }
 
+/// This locality's counters as JSON (`hpxpy.counters()` parses it).
+#[pyfunction]
+fn _counters_json(py: Python<'_>) -> PyResult<String> {
+    block(py, async { Ok(hpx::counters()?.to_json()) })
+}
+
 fn ids(py: Python<'_>) -> PyResult<(u32, u32)> {
     if let Some(ids) = IDS.get() {
         return Ok(*ids);
@@ -334,5 +340,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_launch, m)?)?;
     m.add_function(wrap_pyfunction!(get_locality_id, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_localities, m)?)?;
+    m.add_function(wrap_pyfunction!(_counters_json, m)?)?;
     Ok(())
 }
