@@ -227,8 +227,9 @@ impl Tracer {
         let Some(slot) = clocks.get_mut(from.index()) else {
             return false;
         };
-        let rtt = t2 - t0;
-        let offset = t1 - (t0 + rtt / 2);
+        // Numbers from the network: no arithmetic on them may overflow.
+        let rtt = t2.saturating_sub(t0);
+        let offset = t1.saturating_sub(t0.saturating_add(rtt / 2));
         let rounds = slot.map_or(0, |s| s.rounds) + 1;
         let best = match *slot {
             Some(s) if s.rtt <= rtt => ClockSample { rounds, ..s },
@@ -369,13 +370,13 @@ pub fn merge(traces: &[String]) -> Result<String, String> {
                 .and_then(|l| offsets.get(l))
                 .copied()
                 .unwrap_or(0);
-            origin - offset
+            origin.saturating_sub(offset)
         })
         .collect();
     let start = origins.iter().copied().min().unwrap_or(0);
     let mut events = Vec::new();
     for ((_, _, v), origin) in parsed.iter_mut().zip(origins) {
-        let shift = (origin - start) as f64 / 1e3;
+        let shift = origin.saturating_sub(start) as f64 / 1e3;
         if let Some(list) = v["traceEvents"].as_array_mut() {
             for mut e in list.drain(..) {
                 if let Some(ts) = e["ts"].as_f64() {
@@ -428,6 +429,24 @@ mod tests {
         assert_ne!(a, flow_id(LocalityId(1), 8, false));
         assert_ne!(a, flow_id(LocalityId(1), 7, true));
         assert!(flow_id(LocalityId(4095), u64::MAX, true) < 1 << 53);
+    }
+
+    #[test]
+    fn clock_samples_from_the_network_never_overflow() {
+        let root = Tracer::new(LocalityId(0), 2);
+        for (t0, t1, t2) in [
+            (i64::MIN, i64::MAX, i64::MAX),
+            (i64::MAX, i64::MIN, i64::MIN),
+            (0, i64::MIN, i64::MAX),
+        ] {
+            root.clock_sample(LocalityId(1), t0, t1, t2);
+        }
+        assert!(
+            !root.clock_sample(LocalityId(7), 0, 0, 0),
+            "no such locality"
+        );
+        let json = [root.to_json().to_string()];
+        assert!(merge(&json).is_ok());
     }
 
     #[test]
