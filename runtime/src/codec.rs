@@ -67,10 +67,17 @@ thread_local! {
 /// Decodes a value from a received buffer, rejecting trailing bytes, like
 /// [`decode`]; [`SharedBytes`] in the value keep slices of `bytes` (no copy).
 pub fn decode_shared<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
-    let outer = RECEIVED.with(|r| r.borrow_mut().replace(bytes.clone()));
-    let value = decode(bytes);
-    RECEIVED.with(|r| *r.borrow_mut() = outer);
-    value
+    /// Puts the outer buffer back, also when a `Deserialize` panics: the
+    /// thread must not keep the payload (and the memory it pins).
+    struct Restore(Option<Bytes>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            RECEIVED.with(|r| *r.borrow_mut() = outer);
+        }
+    }
+    let _restore = Restore(RECEIVED.with(|r| r.borrow_mut().replace(bytes.clone())));
+    decode(bytes)
 }
 
 /// `part` as a slice of the buffer [`decode_shared`] is decoding, if it lies
@@ -112,9 +119,19 @@ thread_local! {
 /// component handles inside it minted (see [`crate::agas`]): the owners must
 /// learn of it before the bytes leave this locality.
 pub(crate) fn encode_minting<T: Serialize + ?Sized>(value: &T) -> Result<(Bytes, Minted)> {
+    /// Ends the recording, also when a `Serialize` panics: the thread must
+    /// not go on recording credit into a message it no longer encodes.
+    struct Recording;
+    impl Drop for Recording {
+        fn drop(&mut self) {
+            MINTED.with(|m| m.borrow_mut().take());
+        }
+    }
     MINTED.with(|m| *m.borrow_mut() = Some(Vec::new()));
+    let recording = Recording;
     let bytes = encode(value);
     let minted = MINTED.with(|m| m.borrow_mut().take()).unwrap_or_default();
+    drop(recording);
     bytes.map(|b| (b, minted))
 }
 
@@ -287,6 +304,35 @@ impl<'de> Deserialize<'de> for SharedBytes {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_panicking_encode_ends_the_recording_of_credit() {
+        struct Panics;
+        impl Serialize for Panics {
+            fn serialize<S: Serializer>(&self, _: S) -> std::result::Result<S::Ok, S::Error> {
+                panic!("a bad Serialize")
+            }
+        }
+        assert!(std::panic::catch_unwind(|| encode_minting(&Panics)).is_err());
+        assert!(!sending(), "still recording after the panic");
+    }
+
+    #[test]
+    fn a_panicking_decode_does_not_keep_the_buffer() {
+        struct Panics;
+        impl<'de> Deserialize<'de> for Panics {
+            fn deserialize<D: Deserializer<'de>>(_: D) -> std::result::Result<Self, D::Error> {
+                panic!("a bad Deserialize")
+            }
+        }
+        let wire = encode(&1u32).unwrap();
+        let caught = std::panic::catch_unwind(|| decode_shared::<Panics>(&wire));
+        assert!(caught.is_err());
+        assert!(
+            RECEIVED.with(|r| r.borrow().is_none()),
+            "the buffer was kept"
+        );
+    }
 
     #[test]
     fn shared_bytes_are_slices_of_the_received_buffer() {
