@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
-use crate::action::{run_caught, Registry};
+use crate::action::{run_caught, ActionEntry, Registry};
 use crate::codec::{self, Minted};
 use crate::counters::cells::Cells;
 use crate::termination::{Command, Event, Termination};
@@ -117,6 +117,9 @@ struct Call {
     header: ParcelHeader,
     payload: Bytes,
     credit: Credit,
+    /// The action called (its registry index and entry), if this binary
+    /// has it: looked up once, on arrival.
+    action: Option<(usize, &'static ActionEntry)>,
 }
 
 /// A request waiting for its answer.
@@ -535,15 +538,16 @@ impl Locality {
     /// direct, on a task of its own otherwise) and answers a request.
     fn on_call(self: Arc<Self>, header: ParcelHeader, payload: Bytes, credit: Credit) {
         self.work.begin();
-        let call = Call {
-            header,
-            payload,
-            credit,
-        };
         let found = Registry::global().find(header.tag);
         if let Some((index, _)) = found {
             self.counters.call_received(index);
         }
+        let call = Call {
+            header,
+            payload,
+            credit,
+            action: found,
+        };
         if found.is_some_and(|(_, e)| e.direct) {
             let workers = self.workers.clone();
             let counters = self.counters.clone();
@@ -618,9 +622,10 @@ impl Locality {
             header,
             payload,
             credit,
+            action,
         } = call;
         let here = self.here;
-        let outcome = match Registry::global().find(header.tag) {
+        let outcome = match action {
             None => Err(Error::UnknownAction {
                 locality: here,
                 id: header.tag,
