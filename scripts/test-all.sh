@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project: the Rust workspace (nextest), then HPXPy's
-# pytest suites, run as real jobs of 1-5 localities. Python's tools
+# pytest suites, run as real jobs of 1-5 localities, then every example (Rust,
+# Python and the READMEs' runnable blocks) through the launcher on 1, 3 and
+# 4 localities. Python's tools
 # (maturin, numpy, pytest) go into a virtualenv under target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +21,5 @@ fi
 # installs hpxpy into the virtualenv.
 (cd python && VIRTUAL_ENV="$PWD/../$venv" PATH="$PWD/../$venv/bin:$PATH" maturin develop --quiet)
 "$venv/bin/python" -m pytest python/tests -q
+# The examples, as a user runs them (the binaries nextest built above).
+bash scripts/run-examples.sh target/debug "$venv/bin/python"

@@ -42,7 +42,7 @@ assert np.isclose(total, x.sum()), (total, x.sum())
 assert hpx.all_reduce(a, op='max') == x.max()
 job_fact("all_reduce(a, op='sum') =", total)
 
-same = hpx.broadcast(a, root=0)  # already shared by all: returned as it is
+same = hpx.broadcast(a, root=0)  # already shared by all: each locality gets its own a back
 assert same is a
 
 full = hpx.gather(a, root=0)  # the root gets every element, others None

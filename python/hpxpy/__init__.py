@@ -476,7 +476,9 @@ class Communicator:
         if isinstance(got, _SharedArray):
             # Every member gets the root's array (a handle; no data moves).
             core = self._comm.broadcast_array(value._core if self.rank == root else None, root)
-            return value if self.rank == root else DistributedArray._wrap(core, got.is_bool)
+            if self.rank == root or (_is_shared(value) and value._core.same_array(core)):
+                return value  # this member already holds the root's array
+            return DistributedArray._wrap(core, got.is_bool)
         return got
 
     def gather(self, value, root=0):
@@ -630,8 +632,11 @@ def exclusive_scan(value, op="sum", comm=None):
 
 def broadcast(value=None, root=0, comm=None):
     """The root's ``value`` (any picklable object; NumPy arrays travel as raw
-    buffers) on every locality. A DistributedArray is already shared: it is
-    returned as it is."""
+    buffers) on every locality: an equal object, as mpi4py's ``bcast``. A
+    DistributedArray is already shared, so no data moves: a locality that
+    passed the same array gets its own ``value`` back (``same is a``); one
+    that passed anything else (or None) gets a new handle to the root's
+    array."""
     return _comm(comm).broadcast(value, root)
 
 

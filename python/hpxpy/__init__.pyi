@@ -613,7 +613,7 @@ def inclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None
 def exclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any:
     """Locality i gets ``value`` of localities 0..i-1 combined (locality 0: 0 for sum, 1 for prod, else None)."""
 def broadcast(value: _T | None = None, root: int = 0, comm: Communicator | None = None) -> _T:
-    """The root's ``value`` (any picklable object; a DistributedArray: the same array, as a handle) on every locality."""
+    """The root's ``value`` (any picklable object) on every locality; a DistributedArray: the same array, no data moved (a locality that passed it gets its own object back, others a new handle)."""
 @overload
 def gather(value: DistributedArray, root: int = 0, comm: Communicator | None = None) -> NDArray[Any] | None:  # type: ignore[overload-overlap]
     """The list of every locality's ``value`` on ``root``, None elsewhere (a DistributedArray: its elements)."""

@@ -310,6 +310,14 @@ impl Array {
         with_array!(&*self.inner, a, _T => PyTuple::new(py, a.shape()))
     }
 
+    /// Whether `other` is a handle to the same distributed array (the same
+    /// partitions, element type and shape), wherever each handle was made.
+    fn same_array(&self, other: &Array) -> bool {
+        let key =
+            |any: &AnyArray| with_array!(any, a, _T => (a.shape().to_vec(), a.partition_ids()));
+        self.inner.dtype() == other.inner.dtype() && key(&self.inner) == key(&other.inner)
+    }
+
     /// The NumPy name of the element type.
     #[getter]
     fn dtype(&self) -> &'static str {

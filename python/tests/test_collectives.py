@@ -118,6 +118,15 @@ for root in sorted({0, last, n // 2}):
 shared = hpx.broadcast(arr if me == last else None, root=last)
 check("broadcast of the root's DistributedArray", shared.to_numpy(), arr.to_numpy())
 equal("the root gets its own object back", shared is arr if me == last else True, True)
+truth("the others get a handle to the same array", shared.is_distributed == arr.is_distributed
+      and shared.partition_sizes == arr.partition_sizes, repr(shared))
+same = hpx.broadcast(arr, root=last)
+equal("every locality that passes the array gets its own object back", same is arr, True)
+other = hpx.arange(7, dtype="int64")
+got = hpx.broadcast(other if me == last else arr, root=last)
+equal("a locality that passed another array gets the root's", got is (other if me == last else arr),
+      me == last)
+check("... with the root's elements", got.to_numpy(), np.arange(7))
 
 # --- gather / all_gather -----------------------------------------------------------
 for root in sorted({0, last}):
