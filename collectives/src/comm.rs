@@ -2,10 +2,12 @@
 //! and the world communicator of all localities.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
+use hpx_runtime::hash::fnv1a_parts as fnv1a;
 use hpx_runtime::{Error, LocalityId, Result};
 
+use crate::host::HostSegment;
 use crate::session::{session, Session};
 
 /// The shared state of a communicator.
@@ -21,6 +23,9 @@ pub(crate) struct CommInner {
     /// The generation of the next call.
     next_gen: AtomicU64,
     session: Weak<Session>,
+    /// The shared region of the members, once opened (`None` when they are
+    /// not all on this host).
+    host: OnceLock<Option<HostSegment>>,
 }
 
 impl CommInner {
@@ -39,6 +44,7 @@ impl CommInner {
             rank,
             next_gen: AtomicU64::new(0),
             session,
+            host: OnceLock::new(),
         }
     }
 
@@ -56,6 +62,22 @@ impl CommInner {
     /// The session this communicator belongs to.
     pub(crate) fn session(&self) -> Result<Arc<Session>> {
         self.session.upgrade().ok_or(Error::NotRunning)
+    }
+
+    /// The members' shared region, opened on first use; `None` where they
+    /// are not all on this host.
+    pub(crate) fn host(&self) -> Result<Option<&HostSegment>> {
+        if let Some(host) = self.host.get() {
+            return Ok(host.as_ref());
+        }
+        let ids: Vec<u8> = self
+            .members
+            .iter()
+            .flat_map(|m| m.0.to_le_bytes())
+            .collect();
+        let key = format!("coll-{:016x}-{:016x}", self.id, fnv1a(&[&ids]));
+        let opened = HostSegment::open(&key, &self.members, self.rank)?;
+        Ok(self.host.get_or_init(|| opened).as_ref())
     }
 
     /// Takes the generation of the next call.

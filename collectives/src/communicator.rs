@@ -9,10 +9,13 @@ use serde::Serialize;
 
 use crate::algorithms::{agree, doubling, exchange, rooted, scan};
 use crate::comm::{world, CommInner};
+use crate::host::Contributions;
 use crate::op::ReduceOperation;
+use crate::payload::Payload;
 use crate::round::Round;
 use crate::session::session;
 use crate::signature::{Kind, Signature};
+use crate::tree::combine_canonical;
 use hpx_runtime::hash::fnv1a_parts as fnv1a;
 
 /// A group of localities that run collectives together: the world (every
@@ -178,7 +181,10 @@ impl Communicator {
     pub async fn barrier(&self) -> Result<()> {
         let what = described::<()>("");
         let round = self.begin(Signature::bare(Kind::Barrier), what)?;
-        let result = agree::agree(&round).await;
+        let result = match round.host() {
+            Some(_) => round.host_exchange(Some(&[])).await.map(drop),
+            None => agree::agree(&round).await,
+        };
         round.end(result)
     }
 
@@ -202,10 +208,30 @@ impl Communicator {
         let round = self.begin(sig, what)?;
         let result = async {
             reduction.check()?;
-            match reduction.all_reduce_large(&round, value) {
-                Ok(large) => large.await,
-                Err(value) => doubling::all_reduce(&round, reduction.as_ref(), value).await,
+            let value = match reduction.all_reduce_large(&round, value) {
+                Ok(large) => {
+                    if round.host().is_some() {
+                        // Agree on the call, then reduce through messages.
+                        if let Contributions::Inline(_) = round.host_exchange(None).await? {
+                            return Err(Error::Codec("a member's large value came inline".into()));
+                        }
+                    }
+                    return large.await;
+                }
+                Err(value) => value,
+            };
+            if round.host().is_some() {
+                let mine = reduction.encode(&value)?.into_single()?;
+                if let Contributions::Inline(all) = round.host_exchange(Some(&mine)).await? {
+                    let values = all
+                        .into_iter()
+                        .map(|bytes| reduction.decode(Payload::single(bytes)))
+                        .collect::<Result<Vec<T>>>()?;
+                    return combine_canonical(values, |a, b| reduction.combine(a, b))?
+                        .ok_or_else(|| Error::Codec("an all_reduce of no values".into()));
+                }
             }
+            doubling::all_reduce(&round, reduction.as_ref(), value).await
         }
         .await;
         round.end(result)

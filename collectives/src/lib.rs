@@ -106,6 +106,7 @@
 mod algorithms;
 mod comm;
 mod communicator;
+mod host;
 mod mailbox;
 mod op;
 mod payload;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use hpx_runtime::{Error, LocalityId, Result};
 
+use crate::algorithms::tag;
 use crate::comm::CommInner;
+use crate::host::{CallInfo, Contributions, HostSegment};
 use crate::mailbox::{Alarm, Entry, Envelope, Expected, Wait};
 use crate::payload::Payload;
 use crate::session::{send, Session};
@@ -24,6 +26,8 @@ pub(crate) struct Round {
     sig: Signature,
     gen: u64,
     ended: bool,
+    type_name: &'static str,
+    op_name: &'static str,
     /// Times the call for the locality's counters (and trace).
     _timer: hpx_runtime::counters::WaitTimer,
 }
@@ -53,8 +57,15 @@ impl Round {
             sig,
             gen,
             ended: false,
+            type_name,
+            op_name,
             _timer: hpx_runtime::counters::time_wait(sig.kind.name()),
         };
+        match comm.host() {
+            Ok(Some(host)) => host.announce(gen, sig.kind),
+            Ok(None) => {}
+            Err(error) => return round.end(Err(error)),
+        }
         match entered {
             Entry::Open => Ok(round),
             Entry::Failed(error) => round.end(Err(error)),
@@ -117,6 +128,56 @@ impl Round {
             ))),
             error = lost => Err(error),
         }
+    }
+
+    /// The members' shared region, where they all share this host.
+    pub(crate) fn host(&self) -> Option<&HostSegment> {
+        self.comm.host().ok().flatten()
+    }
+
+    /// Exchanges every member's contribution to this call through the
+    /// shared region (`None`: this member's is too large for it, and the
+    /// call goes through messages). Call only where [`Round::host`] is some.
+    pub(crate) async fn host_exchange(&self, data: Option<&[u8]>) -> Result<Contributions> {
+        let host = self.host().ok_or_else(|| {
+            Error::BadArgument("a shared-memory exchange on a communicator that spans hosts".into())
+        })?;
+        // Resolves only when the call fails (nothing is ever sent with this tag).
+        let failed = match self.session.mailbox.lock().take(
+            self.comm.id,
+            self.gen,
+            tag::HOST,
+            self.comm.rank,
+        ) {
+            Wait::Ready(Err(error)) => return Err(error),
+            Wait::Ready(Ok(_)) => {
+                return Err(Error::Codec(
+                    "a collective message arrived with the shared-memory tag".into(),
+                ))
+            }
+            Wait::Pending(rx) => rx,
+        };
+        let failed = Box::pin(async move {
+            match failed.await {
+                Ok(Err(error)) => error,
+                Ok(Ok(_)) => {
+                    Error::Codec("a collective message arrived with the shared-memory tag".into())
+                }
+                Err(_) => Error::Aborted(
+                    "the collectives' mailbox was dropped while a call waited".into(),
+                ),
+            }
+        });
+        let call = CallInfo {
+            gen: self.gen,
+            sig: self.sig,
+            members: self.comm.members.clone(),
+            here: self.session.here,
+            comm_name: &self.comm.name,
+            type_name: self.type_name,
+            op_name: self.op_name,
+        };
+        host.exchange(&call, data, failed).await
     }
 
     /// Ends the call with `result`. A failure detected here is announced to

@@ -169,6 +169,39 @@ pub(crate) fn rooted_steps(shape: Shape, root: u32, me: u32) -> Vec<TreeStep> {
     steps
 }
 
+/// Combines the contributions `xs` of all ranks, in rank order, along the
+/// canonical tree (see the module documentation): the same order, so the
+/// same bits, as every algorithm that combines over messages.
+pub(crate) fn combine_canonical<T>(
+    xs: Vec<T>,
+    mut combine: impl FnMut(T, T) -> hpx_runtime::Result<T>,
+) -> hpx_runtime::Result<Option<T>> {
+    let shape = Shape::new(xs.len() as u32);
+    if xs.is_empty() {
+        return Ok(None);
+    }
+    let mut ys = Vec::with_capacity(shape.p as usize);
+    let mut xs = xs.into_iter();
+    for _ in 0..shape.r {
+        if let (Some(lower), Some(upper)) = (xs.next(), xs.next()) {
+            ys.push(combine(lower, upper)?);
+        }
+    }
+    ys.extend(xs);
+    while ys.len() > 1 {
+        let mut next = Vec::with_capacity(ys.len() / 2);
+        let mut level = ys.into_iter();
+        while let Some(lower) = level.next() {
+            next.push(match level.next() {
+                Some(upper) => combine(lower, upper)?,
+                None => lower,
+            });
+        }
+        ys = next;
+    }
+    Ok(ys.pop())
+}
+
 /// The rounds of a dissemination pattern over `n` ranks: in round `k` rank
 /// `me` sends to the first rank and receives from the second.
 pub(crate) fn dissemination(n: u32, me: u32) -> Vec<(u32, u32)> {
@@ -192,6 +225,30 @@ pub(crate) fn block_range(len: usize, blocks: u32, b: u32) -> Range<usize> {
 mod tests {
     use super::*;
     use std::collections::{BTreeSet, HashMap};
+
+    #[test]
+    fn canonical_combination_follows_the_folded_tree() {
+        let join = |a: String, b: String| Ok(format!("({a}+{b})"));
+        let xs = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(combine_canonical(xs(0), join).unwrap(), None);
+        assert_eq!(combine_canonical(xs(1), join).unwrap().unwrap(), "0");
+        assert_eq!(
+            combine_canonical(xs(4), join).unwrap().unwrap(),
+            "((0+1)+(2+3))"
+        );
+        assert_eq!(
+            combine_canonical(xs(5), join).unwrap().unwrap(),
+            "(((0+1)+2)+(3+4))"
+        );
+        assert_eq!(
+            combine_canonical(xs(7), join).unwrap().unwrap(),
+            "(((0+1)+(2+3))+((4+5)+6))"
+        );
+        for n in 1..40 {
+            let got = combine_canonical(xs(n), join).unwrap().unwrap();
+            assert_eq!(got, canonical(n as u32), "n = {n}");
+        }
+    }
 
     /// The canonical bracketing of `0..n` as a string, computed directly.
     pub(crate) fn canonical(n: u32) -> String {

@@ -52,7 +52,7 @@ pub use parcel::{Parcel, ParcelHeader};
 pub use port::free_port;
 pub use quic::QuicParcelport;
 pub use routed::Routed;
-pub use shm::{ShmConfig, ShmInbox, ShmParcelport};
+pub use shm::{SharedRegion, ShmConfig, ShmInbox, ShmParcelport};
 pub use tcp::TcpParcelport;
 
 /// Receives what arrives from the network. Implemented by the runtime.
@@ -139,6 +139,19 @@ pub trait Parcelport: Send + Sync + 'static {
     /// A thread of the runtime polls with [`Parcelport::progress`] from now
     /// on (`true`), or no longer (`false`); calls pair up.
     fn awake(&self, _on: bool) {}
+
+    /// A region of memory named `key` (letters, digits, '-'), `len` bytes,
+    /// shared with `members` (this locality among them) through this host's
+    /// memory; `None` where some member is not on this host or the
+    /// parcelport has no shared memory.
+    fn shared_region(
+        &self,
+        _key: &str,
+        _len: usize,
+        _members: &[LocalityId],
+    ) -> Option<Result<SharedRegion, TransportError>> {
+        None
+    }
 
     /// The name of the parcelport that carries parcels to `dest`: `"self"`
     /// for this locality, else `"quic"`, `"tcp"` or `"shm"`.

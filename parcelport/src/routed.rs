@@ -85,6 +85,15 @@ impl Parcelport for Routed {
         self.shm.progress()
     }
 
+    fn shared_region(
+        &self,
+        key: &str,
+        len: usize,
+        members: &[LocalityId],
+    ) -> Option<Result<crate::SharedRegion, TransportError>> {
+        self.shm.shared_region(key, len, members)
+    }
+
     fn awake(&self, on: bool) {
         self.shm.awake(on);
     }

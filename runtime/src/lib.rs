@@ -54,7 +54,7 @@ pub use config::{Config, Network};
 pub use counters::{counters, Counters};
 pub use embed::Started;
 pub use error::{panic_message, Error, Result};
-pub use hpx_parcelport::LocalityId;
+pub use hpx_parcelport::{LocalityId, SharedRegion};
 
 use config::ExecutionMode;
 
@@ -208,6 +208,27 @@ pub fn first_lost(
             Ok(lost) => lost.await,
             Err(e) => e,
         }
+    }
+}
+
+/// A region of `len` bytes of memory shared with `members` (this locality
+/// among them), named `key` within the job (letters, digits and '-'; every
+/// member passes the same key, length and members), or `None` where some
+/// member is on another host or shared memory is off. Made zero-filled by
+/// the first member to ask; a file of the job, so it is gone after any end.
+/// Layers above build same-host fast paths on it (the collectives' segment
+/// per communicator); what they write there is their own protocol.
+///
+/// Errors: [`Error::NotRunning`] outside a running runtime, or
+/// [`Error::Transport`] if the region cannot be made or mapped.
+pub fn shared_region(
+    key: &str,
+    len: usize,
+    members: &[LocalityId],
+) -> Result<Option<SharedRegion>> {
+    match context::current()?.shared_region(key, len, members) {
+        None => Ok(None),
+        Some(made) => Ok(Some(made?)),
     }
 }
 

@@ -330,6 +330,18 @@ impl Locality {
         self.port.addresses()
     }
 
+    /// The region of shared memory `key` for `members` of this host (see
+    /// [`crate::shared_region`]).
+    pub(crate) fn shared_region(
+        &self,
+        key: &str,
+        len: usize,
+        members: &[LocalityId],
+    ) -> Option<std::result::Result<hpx_parcelport::SharedRegion, hpx_parcelport::TransportError>>
+    {
+        self.port.shared_region(key, len, members)
+    }
+
     /// The extension of type `T`, made with `init` on first use.
     pub(crate) fn extension<T: Send + Sync + 'static>(&self, init: impl FnOnce() -> T) -> Arc<T> {
         let key = TypeId::of::<T>();

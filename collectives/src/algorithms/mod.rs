@@ -30,4 +30,7 @@ pub(crate) mod tag {
     pub(crate) const AGREE: u32 = 0x600;
     /// All-to-all: one message from every rank to every other.
     pub(crate) const DIRECT: u32 = 0x700;
+    /// Never sent: a call through the shared region waits on it to hear of
+    /// the call's failure.
+    pub(crate) const HOST: u32 = 0x800;
 }

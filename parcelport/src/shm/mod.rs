@@ -33,7 +33,10 @@
 //! job's files are removed at the end by whoever ends (or the launcher).
 
 mod bulk;
+mod region;
 mod ring;
+
+pub use region::SharedRegion;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -494,6 +497,23 @@ impl Parcelport for ShmParcelport {
 
     fn progress(&self) -> bool {
         self.inner.progress()
+    }
+
+    fn shared_region(
+        &self,
+        key: &str,
+        len: usize,
+        members: &[LocalityId],
+    ) -> Option<Result<SharedRegion, TransportError>> {
+        let here = self.inner.here;
+        if !members.iter().all(|m| *m == here || self.reaches(*m)) {
+            return None;
+        }
+        let n = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        Some(
+            SharedRegion::open(&self.inner.dir, &self.inner.job, key, len, n)
+                .map_err(TransportError::Io),
+        )
     }
 
     fn awake(&self, on: bool) {

@@ -46,7 +46,7 @@ impl Segment {
             .open(path)?;
         let made = file
             .set_len(len as u64)
-            .and_then(|()| Segment::map(&file, len));
+            .and_then(|()| Segment::from_file(&file, len));
         if made.is_err() {
             let _ = std::fs::remove_file(path);
         }
@@ -64,10 +64,11 @@ impl Segment {
                 path.display()
             )));
         }
-        Segment::map(&file, len as usize)
+        Segment::from_file(&file, len as usize)
     }
 
-    fn map(file: &File, len: usize) -> std::io::Result<Segment> {
+    /// Maps the first `len` bytes of `file`.
+    pub(crate) fn from_file(file: &File, len: usize) -> std::io::Result<Segment> {
         let map = memmap2::MmapOptions::new().len(len).map_raw(file)?;
         Ok(Segment { map })
     }
