@@ -114,23 +114,26 @@ fn op_f64(op: ReduceOp, a: f64, b: f64) -> f64 {
 
 /// The documented order of combination: fold the first `n - p` pairs, then
 /// a balanced tree (see the crate documentation of hpx-collectives).
-fn canonical<T: Copy>(xs: &[T], f: impl Fn(T, T) -> T) -> T {
+fn canonical<T: Clone>(xs: &[T], f: impl Fn(T, T) -> T) -> T {
     let n = xs.len();
     let p = 1usize << (usize::BITS - 1 - n.leading_zeros());
     let r = n - p;
     let mut ys: Vec<T> = (0..p)
         .map(|i| {
             if i < r {
-                f(xs[2 * i], xs[2 * i + 1])
+                f(xs[2 * i].clone(), xs[2 * i + 1].clone())
             } else {
-                xs[i + r]
+                xs[i + r].clone()
             }
         })
         .collect();
     while ys.len() > 1 {
-        ys = ys.chunks(2).map(|c| f(c[0], c[1])).collect();
+        ys = ys
+            .chunks(2)
+            .map(|c| f(c[0].clone(), c[1].clone()))
+            .collect();
     }
-    ys[0]
+    ys.swap_remove(0)
 }
 
 /// A rank's integer contribution: mixed signs and bit patterns.
@@ -578,6 +581,23 @@ async fn mismatches() -> Result<(), String> {
             .map(|v| v.to_string())
     };
     expect_mismatch("barrier vs all_reduce", got)?;
+    // An operation through shared memory against one through messages.
+    let got = if me == odd_one {
+        hpx::gather(7u32, 0).await.map(|v| format!("{v:?}"))
+    } else {
+        hpx::barrier().await.map(|()| "barrier".to_owned())
+    };
+    expect_mismatch("barrier vs gather", got)?;
+    let got = if me == odd_one {
+        hpx::all_reduce(1u64, ReduceOp::Sum)
+            .await
+            .map(|v| v.to_string())
+    } else {
+        hpx::all_to_all(vec![me; n as usize])
+            .await
+            .map(|v| format!("{v:?}"))
+    };
+    expect_mismatch("all_reduce vs all_to_all", got)?;
     // Operations that send one way only: broadcast against gather.
     let got = if me == 0 {
         hpx::broadcast(Some(7u32), 0).await.map(|v| v.to_string())
@@ -619,6 +639,21 @@ async fn mismatches() -> Result<(), String> {
     // The world is still usable afterwards.
     let got = hpx::all_reduce(1u32, ReduceOp::Sum).await.map_err(s)?;
     same(got, n, "all_reduce after the mismatches")?;
+    // Values of one call may differ in size (a string): one too large for
+    // the shared slot sends the whole call through messages, same result.
+    let word = |l: u32| {
+        if l == odd_one {
+            "x".repeat(5_000)
+        } else {
+            l.to_string()
+        }
+    };
+    let got = hpx::all_reduce(word(me), Join).await.map_err(s)?;
+    let want = canonical(&(0..n).map(word).collect::<Vec<_>>(), |a, b| {
+        format!("{a}.{b}")
+    });
+    same(got, want, "all_reduce of one long and some short strings")?;
+    hpx::barrier().await.map_err(s)?;
     println!("RESULT ok {me}");
     Ok(())
 }
@@ -631,7 +666,7 @@ fn mismatched_calls_fail_on_every_locality() {
     for n in [2, 3, 4] {
         let out = launch("mismatched_calls_fail_on_every_locality", n);
         assert_all_ok(&out, n);
-        assert_eq!(out.tagged("MISMATCH").len(), 7 * n as usize, "{out}");
+        assert_eq!(out.tagged("MISMATCH").len(), 9 * n as usize, "{out}");
     }
 }
 
