@@ -74,6 +74,8 @@ const SPIN: Duration = Duration::from_millis(2);
 const NAP: Duration = Duration::from_micros(500);
 /// Polls between two looks at the clock and the loss signal.
 const LOOK_EVERY: u32 = 64;
+/// Polls between two turns given to the worker's other tasks.
+const TASK_YIELD_EVERY: u32 = 16;
 
 /// The shared region of one communicator, as seen by one member.
 pub(crate) struct HostSegment {
@@ -177,14 +179,18 @@ impl HostSegment {
     /// Call `gen` of every member: writes this member's `data` (with `sig`;
     /// `None` or more than [`INLINE`] bytes: too large) into its slot, waits
     /// for every other member's, and returns them all, by rank. `call` names
-    /// the call in errors; `failed` resolves if another member reports the
-    /// call failed.
-    pub(crate) async fn exchange(
+    /// the call in errors; `failed` makes a future that resolves if another
+    /// member reports the call failed (made only if the wait is not over at
+    /// once).
+    pub(crate) async fn exchange<F>(
         &self,
         call: &CallInfo<'_>,
         data: Option<&[u8]>,
-        failed: impl std::future::Future<Output = Error> + Unpin,
-    ) -> Result<Contributions> {
+        failed: impl FnOnce() -> Result<F>,
+    ) -> Result<Contributions>
+    where
+        F: std::future::Future<Output = Error> + Unpin,
+    {
         let gen = call.gen;
         let mut waiter = Waiter::new(self, call.members.clone(), failed);
         if gen >= 2 {
@@ -314,19 +320,46 @@ impl CallInfo<'_> {
 }
 
 /// Polls a condition of the region until it holds, the call fails
-/// elsewhere, or a member is lost.
-struct Waiter<'a, F> {
+/// elsewhere, or a member is lost. The loss signal and the mailbox are
+/// only asked once the wait is not over at once (most are).
+struct Waiter<'a, G, F> {
     seg: &'a HostSegment,
-    lost: std::pin::Pin<Box<dyn std::future::Future<Output = Error> + Send>>,
-    failed: F,
+    members: Arc<[LocalityId]>,
+    lost: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Error> + Send>>>,
+    make_failed: Option<G>,
+    failed: Option<F>,
 }
 
-impl<'a, F: std::future::Future<Output = Error> + Unpin> Waiter<'a, F> {
-    fn new(seg: &'a HostSegment, members: Arc<[LocalityId]>, failed: F) -> Self {
+impl<'a, G, F> Waiter<'a, G, F>
+where
+    G: FnOnce() -> Result<F>,
+    F: std::future::Future<Output = Error> + Unpin,
+{
+    fn new(seg: &'a HostSegment, members: Arc<[LocalityId]>, make_failed: G) -> Self {
         Waiter {
             seg,
-            lost: Box::pin(hpx_runtime::first_lost(members)),
-            failed,
+            members,
+            lost: None,
+            make_failed: Some(make_failed),
+            failed: None,
+        }
+    }
+
+    /// The failure of the call or the loss of a member, if either came.
+    fn look(&mut self) -> Result<()> {
+        if let Some(make) = self.make_failed.take() {
+            self.failed = Some(make()?);
+        }
+        let members = &self.members;
+        let lost = self
+            .lost
+            .get_or_insert_with(|| Box::pin(hpx_runtime::first_lost(members.clone())));
+        if let Some(error) = lost.now_or_never() {
+            return Err(error);
+        }
+        match self.failed.as_mut().and_then(FutureExt::now_or_never) {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
     }
 
@@ -345,24 +378,24 @@ impl<'a, F: std::future::Future<Output = Error> + Unpin> Waiter<'a, F> {
                 } else {
                     std::hint::spin_loop();
                 }
-                tokio::task::yield_now().await;
+                if polls % TASK_YIELD_EVERY == 0 {
+                    tokio::task::yield_now().await;
+                }
                 continue;
             }
-            if let Some(error) = (&mut self.lost).now_or_never() {
-                return Err(error);
-            }
-            if let Some(error) = (&mut self.failed).now_or_never() {
-                return Err(error);
-            }
+            self.look()?;
             let since = *started.get_or_insert_with(Instant::now);
             if since.elapsed() < SPIN {
                 tokio::task::yield_now().await;
                 continue;
             }
+            let (Some(lost), Some(failed)) = (self.lost.as_mut(), self.failed.as_mut()) else {
+                continue;
+            };
             tokio::select! {
                 biased;
-                error = &mut self.lost => return Err(error),
-                error = &mut self.failed => return Err(error),
+                error = lost => return Err(error),
+                error = failed => return Err(error),
                 () = tokio::time::sleep(NAP) => {}
             }
         }

@@ -61,6 +61,19 @@
 //! (`p` is the largest power of two `≤ n`.) A non-power of two `n` first
 //! folds the first `n - p` pairs of ranks into one.
 //!
+//! **Members on one host.** A communicator whose members all share this
+//! host (the shared-memory parcelport reaches each) has a region of shared
+//! memory (`hpx_runtime::shared_region`). `barrier` and `all_reduce` of
+//! values up to 448 bytes go through it without a message: each member
+//! writes its contribution into its own slot, polls the others' (spinning,
+//! giving the core away at every turn when the host has more localities
+//! than cores, napping after 2 ms), and combines them all itself in the
+//! canonical order below, so the bits are those of the message algorithms.
+//! Every call on such a communicator also says in the region which
+//! operation it is in, so a member in another operation, through messages
+//! or not, is a mismatch on every member. Larger values, and communicators
+//! that span hosts, use the algorithms of the table.
+//!
 //! # Order of combination: reproducible results
 //!
 //! `all_reduce` and `reduce` (with any root, small or large values) combine

@@ -13,6 +13,11 @@ use crate::payload::Payload;
 use crate::session::{send, Session};
 use crate::signature::Signature;
 
+/// A message that came with the tag that nothing sends.
+fn stray() -> Error {
+    Error::Codec("a collective message arrived with the shared-memory tag".into())
+}
+
 /// A collective call in progress on this locality.
 ///
 /// Made by [`Round::begin`], which takes the communicator's next generation,
@@ -143,31 +148,27 @@ impl Round {
             Error::BadArgument("a shared-memory exchange on a communicator that spans hosts".into())
         })?;
         // Resolves only when the call fails (nothing is ever sent with this tag).
-        let failed = match self.session.mailbox.lock().take(
-            self.comm.id,
-            self.gen,
-            tag::HOST,
-            self.comm.rank,
-        ) {
-            Wait::Ready(Err(error)) => return Err(error),
-            Wait::Ready(Ok(_)) => {
-                return Err(Error::Codec(
-                    "a collective message arrived with the shared-memory tag".into(),
-                ))
-            }
-            Wait::Pending(rx) => rx,
-        };
-        let failed = Box::pin(async move {
-            match failed.await {
-                Ok(Err(error)) => error,
-                Ok(Ok(_)) => {
-                    Error::Codec("a collective message arrived with the shared-memory tag".into())
+        let failed = || {
+            let rx = match self.session.mailbox.lock().take(
+                self.comm.id,
+                self.gen,
+                tag::HOST,
+                self.comm.rank,
+            ) {
+                Wait::Ready(Err(error)) => return Err(error),
+                Wait::Ready(Ok(_)) => return Err(stray()),
+                Wait::Pending(rx) => rx,
+            };
+            Ok(Box::pin(async move {
+                match rx.await {
+                    Ok(Err(error)) => error,
+                    Ok(Ok(_)) => stray(),
+                    Err(_) => Error::Aborted(
+                        "the collectives' mailbox was dropped while a call waited".into(),
+                    ),
                 }
-                Err(_) => Error::Aborted(
-                    "the collectives' mailbox was dropped while a call waited".into(),
-                ),
-            }
-        });
+            }))
+        };
         let call = CallInfo {
             gen: self.gen,
             sig: self.sig,
