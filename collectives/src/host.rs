@@ -35,7 +35,9 @@
 //!
 //! A member waiting for the others polls: it spins (giving the thread away
 //! at every turn when the host has more localities than cores, so that the
-//! member it waits for can run), and after [`SPIN`] it sleeps between polls.
+//! member it waits for can run), and after [`SPIN`] it sleeps between polls,
+//! a tenth of the time waited so far (at most 20 ms): a member that waits
+//! seconds for a slow one costs a few milliseconds of CPU.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -70,8 +72,11 @@ const S_DATA_LEN: usize = 40;
 
 /// How long a waiting member polls without sleeping.
 const SPIN: Duration = Duration::from_millis(2);
-/// The sleep between polls after that.
-const NAP: Duration = Duration::from_micros(500);
+/// The shortest and the longest sleep between polls after that: a tenth
+/// of the time waited so far, so a long wait costs next to no CPU and ends
+/// at most about a tenth late.
+const NAP_MIN: Duration = Duration::from_micros(500);
+const NAP_MAX: Duration = Duration::from_millis(20);
 /// Polls between two looks at the clock and the loss signal.
 const LOOK_EVERY: u32 = 64;
 /// Polls between two turns given to the worker's other tasks.
@@ -384,8 +389,8 @@ where
                 continue;
             }
             self.look()?;
-            let since = *started.get_or_insert_with(Instant::now);
-            if since.elapsed() < SPIN {
+            let waited = started.get_or_insert_with(Instant::now).elapsed();
+            if waited < SPIN {
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -396,7 +401,7 @@ where
                 biased;
                 error = lost => return Err(error),
                 error = failed => return Err(error),
-                () = tokio::time::sleep(NAP) => {}
+                () = tokio::time::sleep((waited / 10).clamp(NAP_MIN, NAP_MAX)) => {}
             }
         }
     }
