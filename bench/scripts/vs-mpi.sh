@@ -56,6 +56,7 @@ for c in $CASES; do
 done
 want() { [[ " $CASES " == *" $1 "* ]]; }
 [ -f "$MPIBENCH_SRC" ] || die "no mpibench.c at $MPIBENCH_SRC (set MPIBENCH_SRC)"
+MPIBENCH_SRC=$(cd "$(dirname "$MPIBENCH_SRC")" && pwd)/$(basename "$MPIBENCH_SRC")
 
 mkdir -p "$WORK" "$LOGS"
 : >"$ROWS"
@@ -146,46 +147,46 @@ hpx_only() {
 
 if want pingpong; then
     case_run pingpong 2
-    row "round trip 8 B 0→1→0 (pingpong), µs" 2 us \
+    row "round trip 8 B 0→1→0 (pingpong)" 2 us \
         "$LOGS/hpx-pingpong-np2.log" pingpong "$LOGS/mpi-pingpong-np2.log" pingpong le 1.2
 fi
 if want bw; then
     case_run bw 2
     hpx_only bwget 2
-    row "bandwidth 64 MiB 0→1: action argument (bw), GB/s" 2 GB/s \
+    row "bandwidth 64 MiB 0→1: action argument (bw)" 2 GB/s \
         "$LOGS/hpx-bw-np2.log" bw "$LOGS/mpi-bw-np2.log" bw ge 1.0
-    row "bandwidth 64 MiB 1→0: array to_vec (bwget) vs MPI bw, GB/s" 2 GB/s \
+    row "bandwidth 64 MiB 1→0: array to_vec (bwget) vs MPI bw" 2 GB/s \
         "$LOGS/hpx-bwget-np2.log" bwget "$LOGS/mpi-bw-np2.log" bw ge 1.0
 fi
 if want allreduce1; then
     for np in 2 4 8; do
         case_run allreduce1 "$np"
-        row "all_reduce 1 f64 (allreduce1), µs" "$np" us \
+        row "all_reduce 1 f64 (allreduce1)" "$np" us \
             "$LOGS/hpx-allreduce1-np$np.log" allreduce1 "$LOGS/mpi-allreduce1-np$np.log" allreduce1 le 1.5
     done
 fi
 if want barrier; then
     for np in 2 4 8; do
         case_run barrier "$np"
-        row "barrier, µs" "$np" us \
+        row "barrier" "$np" us \
             "$LOGS/hpx-barrier-np$np.log" barrier "$LOGS/mpi-barrier-np$np.log" barrier le 1.5
     done
 fi
 if want allreduceM; then
     for np in 2 4; do
         case_run allreduceM "$np"
-        row "all_reduce 2^20 f64 = 8 MiB (allreduceM), ms" "$np" ms \
+        row "all_reduce 2^20 f64 = 8 MiB (allreduceM)" "$np" ms \
             "$LOGS/hpx-allreduceM-np$np.log" allreduceM "$LOGS/mpi-allreduceM-np$np.log" allreduceM le 1.0
     done
 fi
 if want bcast; then
     case_run bcast 4
-    row "broadcast 8 MiB from 0 (bcast), ms" 4 ms \
+    row "broadcast 8 MiB from 0 (bcast)" 4 ms \
         "$LOGS/hpx-bcast-np4.log" bcast "$LOGS/mpi-bcast-np4.log" bcast le 1.0
 fi
 if want gather; then
     case_run gather 4
-    row "gather 2^20 f64 per locality to 0 (gather), ms" 4 ms \
+    row "gather 2^20 f64 per locality to 0 (gather)" 4 ms \
         "$LOGS/hpx-gather-np4.log" gather "$LOGS/mpi-gather-np4.log" gather le 1.0
 fi
 
@@ -197,7 +198,7 @@ fi
 
 {
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
-    echo "Open MPI $(mpirun --version 2>/dev/null | head -n 1 | awk '{ print $NF }'); $REPS launches per program and case, each one warm-up + 1 timed repetition; medians over the launches"
+    echo "Open MPI $(mpirun --version 2>/dev/null | head -n 1 | awk '{ print $NF }'); launches per program and case: $REPS, each one warm-up + 1 timed repetition; medians over the launches"
     echo
     echo "| measure | np | hpx-rs (median of launches) | MPI shm (median) | hpx-rs / MPI | goal |"
     echo "|---|---:|---:|---:|---:|---|"
@@ -210,6 +211,7 @@ fi
             if (a >= 10) return sprintf("%.2f", v)
             return sprintf("%.3f", v)
         }
+        function cell(v, unit) { return (v == "NA") ? v : num(v) " " unit }
         {
             measure = $1; np = $2; unit = $3; h = $4; m = $5; op = $6; goal = $7
             if (h == "NA" || m == "NA" || m + 0 == 0) { ratio = "NA"; verdict = "no result" }
@@ -219,14 +221,14 @@ fi
                 verdict = met ? "met" : "MISSED"
             }
             g = (op == "le") ? sprintf("≤ %.1f× (lower is better)", goal) : sprintf("≥ %.1f× (higher is better)", goal)
-            printf "| %s | %s | %s %s | %s %s | %s | %s: %s |\n", measure, np, num(h), unit, num(m), unit, ratio, g, verdict
+            printf "| %s | %s | %s | %s | %s | %s: %s |\n", measure, np, cell(h, unit), cell(m, unit), ratio, g, verdict
         }' "$ROWS"
     echo
-    echo "hpx-rs / MPI is hpx-rs's figure divided by MPI's: for times (µs, ms) lower is"
+    echo "hpx-rs / MPI is hpx-rs's figure divided by MPI's: for times (us, ms) lower is"
     echo "better and the goal is an upper bound; for bandwidths (GB/s = 1e9 bytes/s) it is"
     echo "hpx-rs's bandwidth over MPI's, higher is better and the goal is a lower bound."
     echo
-    echo "Commands (run from $ROOT, each $REPS times):"
+    echo "Commands (run from $ROOT; each launched $REPS time(s)):"
     echo
     echo '```text'
     cat "$CMDS"

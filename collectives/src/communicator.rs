@@ -7,15 +7,12 @@ use hpx_runtime::{Error, LocalityId, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::algorithms::{agree, doubling, exchange, rooted, scan};
+use crate::algorithms::{agree, doubling, exchange, rooted, scan, shared};
 use crate::comm::{world, CommInner};
-use crate::host::Contributions;
 use crate::op::ReduceOperation;
-use crate::payload::Payload;
 use crate::round::Round;
 use crate::session::session;
 use crate::signature::{Kind, Signature};
-use crate::tree::combine_canonical;
 use hpx_runtime::hash::fnv1a_parts as fnv1a;
 
 /// A group of localities that run collectives together: the world (every
@@ -181,8 +178,8 @@ impl Communicator {
     pub async fn barrier(&self) -> Result<()> {
         let what = described::<()>("");
         let round = self.begin(Signature::bare(Kind::Barrier), what)?;
-        let result = match round.host() {
-            Some(_) => round.host_exchange(Some(&[])).await.map(drop),
+        let result = match round.host_call() {
+            Some(mut host) => shared::barrier(&mut host).await,
             None => agree::agree(&round).await,
         };
         round.end(result)
@@ -208,30 +205,16 @@ impl Communicator {
         let round = self.begin(sig, what)?;
         let result = async {
             reduction.check()?;
-            let value = match reduction.all_reduce_large(&round, value) {
-                Ok(large) => {
-                    if round.host().is_some() {
-                        // Agree on the call, then reduce through messages.
-                        if let Contributions::Inline(_) = round.host_exchange(None).await? {
-                            return Err(Error::Codec("a member's large value came inline".into()));
-                        }
-                    }
-                    return large.await;
-                }
-                Err(value) => value,
-            };
-            if round.host().is_some() {
-                let mine = reduction.encode(&value)?.into_single()?;
-                if let Contributions::Inline(all) = round.host_exchange(Some(&mine)).await? {
-                    let values = all
-                        .into_iter()
-                        .map(|bytes| reduction.decode(Payload::single(bytes)))
-                        .collect::<Result<Vec<T>>>()?;
-                    return combine_canonical(values, |a, b| reduction.combine(a, b))?
-                        .ok_or_else(|| Error::Codec("an all_reduce of no values".into()));
-                }
+            if let Some(mut host) = round.host_call() {
+                return reduction
+                    .reduce_shared(&round, &mut host, value, None)
+                    .await?
+                    .ok_or_else(|| Error::Codec("an all_reduce without a result".into()));
             }
-            doubling::all_reduce(&round, reduction.as_ref(), value).await
+            match reduction.all_reduce_large(&round, value) {
+                Ok(large) => large.await,
+                Err(value) => doubling::all_reduce(&round, reduction.as_ref(), value).await,
+            }
         }
         .await;
         round.end(result)
@@ -255,6 +238,11 @@ impl Communicator {
         let result = async {
             self.check_root(root)?;
             reduction.check()?;
+            if let Some(mut host) = round.host_call() {
+                return reduction
+                    .reduce_shared(&round, &mut host, value, Some(root))
+                    .await;
+            }
             let (result, ()) = tokio::try_join!(
                 rooted::reduce(&round, reduction.as_ref(), value, root),
                 agree::agree(&round)
@@ -278,6 +266,9 @@ impl Communicator {
         let round = self.begin(sig, what)?;
         let result = async {
             self.check_root(root)?;
+            if let Some(mut host) = round.host_call() {
+                return shared::broadcast(&round, &mut host, value, root).await;
+            }
             let (value, ()) =
                 tokio::try_join!(rooted::broadcast(&round, value, root), agree::agree(&round))?;
             Ok(value)
@@ -297,6 +288,9 @@ impl Communicator {
         let round = self.begin(sig, what)?;
         let result = async {
             self.check_root(root)?;
+            if let Some(mut host) = round.host_call() {
+                return shared::gather(&round, &mut host, value, Some(root)).await;
+            }
             let (values, ()) =
                 tokio::try_join!(rooted::gather(&round, value, root), agree::agree(&round))?;
             Ok(values)
@@ -333,7 +327,15 @@ impl Communicator {
         let sig = Signature::of::<T>(Kind::AllGather);
         let what = described::<T>("");
         let round = self.begin(sig, what)?;
-        let result = async { exchange::all_gather(&round, value).await }.await;
+        let result = async {
+            if let Some(mut host) = round.host_call() {
+                return shared::gather(&round, &mut host, value, None)
+                    .await?
+                    .ok_or_else(|| Error::Codec("an all_gather without a result".into()));
+            }
+            exchange::all_gather(&round, value).await
+        }
+        .await;
         round.end(result)
     }
 

@@ -31,6 +31,18 @@
 //! member also stops for the runtime's loss signal and for a failure that
 //! another member reported.
 //!
+//! # Bulk
+//!
+//! A contribution larger than a slot goes through a *bulk region* of the
+//! communicator (one per size class: a power of two of at least 64 KiB,
+//! made when first needed and kept): one input area per member and one
+//! result area. Each member copies its bytes into its input area and says
+//! so through its *phase* word (`(gen + 1) << 8 | step`, beside its announce
+//! word); the readers copy from there once the phase is reached. A call
+//! that uses the bulk region follows an exchange of slots, which every
+//! member passes only once all have entered the call, so all are done with
+//! the bulk region's previous use.
+//!
 //! # Waiting
 //!
 //! A member waiting for the others polls: it spins (giving the thread away
@@ -39,17 +51,22 @@
 //! a tenth of the time waited so far (at most 20 ms): a member that waits
 //! seconds for a slow one costs a few milliseconds of CPU.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use hpx_runtime::{Error, LocalityId, Result, SharedRegion};
+use parking_lot::Mutex;
 
 use crate::signature::{Kind, Signature};
 
-/// Bytes of a member's announce word's cache line.
+/// Bytes of a member's announce and phase words' cache line.
 const ANNOUNCE: usize = 64;
+/// The phase word's offset in it.
+const A_PHASE: usize = 8;
 /// Bytes of a slot: its header and the contribution inline.
 const SLOT: usize = 512;
 /// Bytes of a slot's header.
@@ -69,6 +86,13 @@ const S_LEN: usize = 24;
 const S_ROOT: usize = 32;
 const S_KIND: usize = 36;
 const S_DATA_LEN: usize = 40;
+const S_BULK_LEN: usize = 48;
+
+/// The smallest size class of a bulk region's areas.
+const BULK_MIN: usize = 64 << 10;
+/// The largest bulk region (all its areas); a call that needs more goes
+/// through messages.
+const BULK_MAX: usize = 512 << 20;
 
 /// How long a waiting member polls without sleeping.
 const SPIN: Duration = Duration::from_millis(2);
@@ -89,6 +113,11 @@ pub(crate) struct HostSegment {
     n: u32,
     /// More localities on this host than cores: spinning gives the core away.
     crowded: bool,
+    /// The region's key (bulk regions add their size class).
+    key: String,
+    members: Arc<[LocalityId]>,
+    /// The bulk regions made so far, by size class.
+    bulk: Mutex<Vec<(usize, Arc<SharedRegion>)>>,
 }
 
 impl std::fmt::Debug for HostSegment {
@@ -100,17 +129,16 @@ impl std::fmt::Debug for HostSegment {
     }
 }
 
-/// What the members of one call contributed, by rank, or that one did not
-/// fit its slot (every member then takes the message path).
+/// What the members of one call contributed.
 pub(crate) enum Contributions {
-    /// Every member's bytes, by rank.
+    /// Every member's bytes, by rank: all fit their slots.
     Inline(Vec<Vec<u8>>),
-    /// Some member's contribution is larger than [`INLINE`].
-    TooLarge,
+    /// The byte length of every member's contribution, by rank: some did
+    /// not fit, and they travel through the bulk region (or messages).
+    Large(Vec<usize>),
 }
 
-/// Why a member of a call is not where this one is (the part of a
-/// mismatch error that names it).
+/// A kind's code in announce words and slots.
 fn kind_code(kind: Kind) -> u64 {
     kind as u64 + 1
 }
@@ -154,6 +182,9 @@ impl HostSegment {
             rank,
             n: n as u32,
             crowded: n > cores,
+            key: key.to_owned(),
+            members: members.into(),
+            bulk: Mutex::new(Vec::new()),
         }))
     }
 
@@ -181,32 +212,26 @@ impl HostSegment {
         (word >> 8, word & 0xff)
     }
 
-    /// Call `gen` of every member: writes this member's `data` (with `sig`;
-    /// `None` or more than [`INLINE`] bytes: too large) into its slot, waits
-    /// for every other member's, and returns them all, by rank. `call` names
-    /// the call in errors; `failed` makes a future that resolves if another
-    /// member reports the call failed (made only if the wait is not over at
-    /// once).
-    pub(crate) async fn exchange<F>(
+    /// Call `gen` of every member: writes this member's `data` (with the
+    /// call's signature) into its slot, or only its length if it is larger
+    /// than [`INLINE`], waits for every other member's, and returns them
+    /// all. `call` names the call in errors.
+    pub(crate) async fn exchange(
         &self,
         call: &CallInfo<'_>,
-        data: Option<&[u8]>,
-        failed: impl FnOnce() -> Result<F>,
-    ) -> Result<Contributions>
-    where
-        F: std::future::Future<Output = Error> + Unpin,
-    {
+        waiter: &mut Waiter<'_>,
+        data: &[u8],
+    ) -> Result<Contributions> {
         let gen = call.gen;
-        let mut waiter = Waiter::new(self, call.members.clone(), failed);
         if gen >= 2 {
             // Everyone is done reading this slot's previous use (call gen - 2).
             waiter
-                .until(|| Ok((0..self.n).all(|r| self.announced(r).0 >= gen)))
+                .until(self, || Ok((0..self.n).all(|r| self.announced(r).0 >= gen)))
                 .await?;
         }
         self.publish(gen, call.sig, data);
         waiter
-            .until(|| {
+            .until(self, || {
                 for r in 0..self.n {
                     if !self.arrived(call, r)? {
                         return Ok(false);
@@ -215,31 +240,48 @@ impl HostSegment {
                 Ok(true)
             })
             .await?;
-        let mut all = Vec::with_capacity(self.n as usize);
+        let mut lens = Vec::with_capacity(self.n as usize);
+        let mut large = false;
         for r in 0..self.n {
             let slot = self.slot(r, gen);
             let len = self
                 .region
                 .u64_at(slot + S_DATA_LEN)
                 .load(Ordering::Relaxed);
-            if len == LARGE {
-                return Ok(Contributions::TooLarge);
-            }
-            let len = usize::try_from(len).ok().filter(|l| *l <= INLINE).ok_or_else(|| {
-                Error::Codec(format!(
-                    "rank {r} of communicator {:?} wrote a contribution of {len} bytes into its {INLINE}-byte slot",
+            let len = if len == LARGE {
+                large = true;
+                self.region
+                    .u64_at(slot + S_BULK_LEN)
+                    .load(Ordering::Relaxed)
+            } else if len <= INLINE as u64 {
+                len
+            } else {
+                return Err(Error::Codec(format!(
+                    "rank {r} of communicator {:?} wrote a contribution of {len} bytes into its \
+                     {INLINE}-byte slot",
                     call.comm_name
-                ))
-            })?;
+                )));
+            };
+            lens.push(
+                usize::try_from(len)
+                    .map_err(|_| Error::Codec(format!("rank {r} contributes {len} bytes")))?,
+            );
+        }
+        if large {
+            return Ok(Contributions::Large(lens));
+        }
+        let mut all = Vec::with_capacity(self.n as usize);
+        for (r, len) in (0..self.n).zip(lens) {
             let mut bytes = vec![0; len];
-            self.region.read(slot + SLOT_HEADER, &mut bytes);
+            self.region
+                .read(self.slot(r, gen) + SLOT_HEADER, &mut bytes);
             all.push(bytes);
         }
         Ok(Contributions::Inline(all))
     }
 
     /// Writes this member's slot for call `gen` and publishes it.
-    fn publish(&self, gen: u64, sig: Signature, data: Option<&[u8]>) {
+    fn publish(&self, gen: u64, sig: Signature, data: &[u8]) {
         let slot = self.slot(self.rank, gen);
         let r = &self.region;
         r.u64_at(slot + S_OP).store(sig.op, Ordering::Relaxed);
@@ -248,15 +290,87 @@ impl HostSegment {
         r.u32_at(slot + S_ROOT).store(sig.root, Ordering::Relaxed);
         r.u32_at(slot + S_KIND)
             .store(kind_code(sig.kind) as u32, Ordering::Relaxed);
-        match data.filter(|d| d.len() <= INLINE) {
-            Some(data) => {
-                r.u64_at(slot + S_DATA_LEN)
-                    .store(data.len() as u64, Ordering::Relaxed);
-                r.write(slot + SLOT_HEADER, data);
-            }
-            None => r.u64_at(slot + S_DATA_LEN).store(LARGE, Ordering::Relaxed),
+        if data.len() <= INLINE {
+            r.u64_at(slot + S_DATA_LEN)
+                .store(data.len() as u64, Ordering::Relaxed);
+            r.write(slot + SLOT_HEADER, data);
+        } else {
+            r.u64_at(slot + S_DATA_LEN).store(LARGE, Ordering::Relaxed);
+            r.u64_at(slot + S_BULK_LEN)
+                .store(data.len() as u64, Ordering::Relaxed);
         }
         r.u64_at(slot + S_SEQ).store(gen + 1, Ordering::Release);
+    }
+
+    /// The bulk region whose areas hold `largest` bytes, made on first use;
+    /// `None` if it would be larger than [`BULK_MAX`] (the call then goes
+    /// through messages). Every member asks for the same `largest` in a
+    /// call (all know every contribution's length), so all use one region.
+    pub(crate) fn bulk(&self, largest: usize) -> Result<Option<Bulk<'_>>> {
+        let area = largest.max(BULK_MIN).checked_next_power_of_two();
+        let Some(area) = area.filter(|a| a.saturating_mul(self.n as usize + 1) <= BULK_MAX) else {
+            return Ok(None);
+        };
+        let mut made = self.bulk.lock();
+        let region = match made.iter().find(|(a, _)| *a == area) {
+            Some((_, region)) => region.clone(),
+            None => {
+                let key = format!("{}-bulk-{area:x}", self.key);
+                let len = area * (self.n as usize + 1);
+                let Some(region) = hpx_runtime::shared_region(&key, len, &self.members)? else {
+                    return Ok(None);
+                };
+                let region = Arc::new(region);
+                made.push((area, region.clone()));
+                region
+            }
+        };
+        Ok(Some(Bulk {
+            seg: self,
+            region,
+            area,
+        }))
+    }
+
+    /// Says that this member reached `step` of call `gen`.
+    pub(crate) fn reach(&self, gen: u64, step: u8) {
+        self.region
+            .u64_at(self.area(self.rank) + A_PHASE)
+            .store(((gen + 1) << 8) | u64::from(step), Ordering::Release);
+    }
+
+    /// Whether member `rank` reached `step` of call `gen`.
+    fn reached(&self, rank: u32, gen: u64, step: u8) -> bool {
+        let phase = self
+            .region
+            .u64_at(self.area(rank) + A_PHASE)
+            .load(Ordering::Acquire);
+        phase >= ((gen + 1) << 8) | u64::from(step)
+    }
+
+    /// Waits until every member of `ranks` reached `step` of call `gen`.
+    pub(crate) async fn wait_for(
+        &self,
+        waiter: &mut Waiter<'_>,
+        ranks: std::ops::Range<u32>,
+        gen: u64,
+        step: u8,
+    ) -> Result<()> {
+        waiter
+            .until(self, || {
+                Ok(ranks.clone().all(|r| self.reached(r, gen, step)))
+            })
+            .await
+    }
+
+    /// The number of members.
+    pub(crate) fn size(&self) -> u32 {
+        self.n
+    }
+
+    /// This member's rank.
+    pub(crate) fn rank(&self) -> u32 {
+        self.rank
     }
 
     /// Whether member `rank` published its slot for the call; an error if
@@ -294,6 +408,42 @@ impl HostSegment {
     }
 }
 
+/// One call of this member in the shared region: what it needs to wait
+/// and to name itself in errors.
+pub(crate) struct HostCall<'a> {
+    seg: &'a HostSegment,
+    call: CallInfo<'a>,
+    waiter: Waiter<'a>,
+}
+
+impl<'a> HostCall<'a> {
+    /// The call `call` of segment `seg`, waiting with `waiter`.
+    pub(crate) fn new(seg: &'a HostSegment, call: CallInfo<'a>, waiter: Waiter<'a>) -> Self {
+        HostCall { seg, call, waiter }
+    }
+
+    /// The segment.
+    pub(crate) fn seg(&self) -> &'a HostSegment {
+        self.seg
+    }
+
+    /// See [`HostSegment::exchange`].
+    pub(crate) async fn exchange(&mut self, data: &[u8]) -> Result<Contributions> {
+        self.seg.exchange(&self.call, &mut self.waiter, data).await
+    }
+
+    /// Says that this member reached `step` of the call.
+    pub(crate) fn reach(&self, step: u8) {
+        self.seg.reach(self.call.gen, step);
+    }
+
+    /// Waits until the members `ranks` reached `step` of the call.
+    pub(crate) async fn wait_for(&mut self, ranks: std::ops::Range<u32>, step: u8) -> Result<()> {
+        let gen = self.call.gen;
+        self.seg.wait_for(&mut self.waiter, ranks, gen, step).await
+    }
+}
+
 /// The call a member is in, as [`HostSegment::exchange`] needs it.
 pub(crate) struct CallInfo<'a> {
     pub(crate) gen: u64,
@@ -324,25 +474,101 @@ impl CallInfo<'_> {
     }
 }
 
-/// Polls a condition of the region until it holds, the call fails
-/// elsewhere, or a member is lost. The loss signal and the mailbox are
-/// only asked once the wait is not over at once (most are).
-struct Waiter<'a, G, F> {
+/// A bulk region of the communicator: an input area per member, then one
+/// result area, `area` bytes each.
+pub(crate) struct Bulk<'a> {
     seg: &'a HostSegment,
-    members: Arc<[LocalityId]>,
-    lost: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Error> + Send>>>,
-    make_failed: Option<G>,
-    failed: Option<F>,
+    region: Arc<SharedRegion>,
+    area: usize,
 }
 
-impl<'a, G, F> Waiter<'a, G, F>
-where
-    G: FnOnce() -> Result<F>,
-    F: std::future::Future<Output = Error> + Unpin,
-{
-    fn new(seg: &'a HostSegment, members: Arc<[LocalityId]>, make_failed: G) -> Self {
+impl Bulk<'_> {
+    fn input(&self, rank: u32) -> usize {
+        rank as usize * self.area
+    }
+
+    fn result(&self) -> usize {
+        self.seg.n as usize * self.area
+    }
+
+    /// Copies `bytes` into this member's input area at `offset`.
+    pub(crate) fn write_input(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.check(offset, bytes.len())?;
+        self.region.write(self.input(self.seg.rank) + offset, bytes);
+        Ok(())
+    }
+
+    /// Copies member `rank`'s input bytes at `offset` into `out`.
+    pub(crate) fn read_input(&self, rank: u32, offset: usize, out: &mut [u8]) -> Result<()> {
+        self.check(offset, out.len())?;
+        self.region.read(self.input(rank) + offset, out);
+        Ok(())
+    }
+
+    /// `f` of the first `len` bytes of member `rank`'s input area, in place
+    /// (decoding from there saves a copy). Call only once `rank` reached the
+    /// step at which it wrote them, and before this call's end.
+    pub(crate) fn with_input<R>(
+        &self,
+        rank: u32,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        self.check(0, len)?;
+        // SAFETY: the writer wrote these bytes before the phase this member
+        // waited for (release/acquire), and writes them again only in a
+        // later call, which it enters only after every member ended this
+        // one (the exchange that opens each call), so after `f` returned.
+        f(unsafe { self.region.bytes(self.input(rank), len) })
+    }
+
+    /// Copies `bytes` into the result area at `offset`.
+    pub(crate) fn write_result(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+        self.check(offset, bytes.len())?;
+        self.region.write(self.result() + offset, bytes);
+        Ok(())
+    }
+
+    /// Copies the result area's bytes at `offset` into `out`.
+    pub(crate) fn read_result(&self, offset: usize, out: &mut [u8]) -> Result<()> {
+        self.check(offset, out.len())?;
+        self.region.read(self.result() + offset, out);
+        Ok(())
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<()> {
+        if offset.checked_add(len).is_some_and(|end| end <= self.area) {
+            Ok(())
+        } else {
+            Err(Error::Codec(format!(
+                "{len} bytes at {offset} do not fit a bulk area of {} bytes",
+                self.area
+            )))
+        }
+    }
+}
+
+/// A future that resolves with the error that ends a wait.
+pub(crate) type Failure = Pin<Box<dyn Future<Output = Error> + Send>>;
+
+/// Makes the future that resolves if the call fails elsewhere.
+pub(crate) type MakeFailure<'a> = Box<dyn FnOnce() -> Result<Failure> + Send + 'a>;
+
+/// Polls a condition of the region until it holds, the call fails
+/// elsewhere, or a member is lost. The loss signal and the mailbox are
+/// only asked once a wait is not over at once (most are).
+pub(crate) struct Waiter<'a> {
+    members: Arc<[LocalityId]>,
+    lost: Option<Failure>,
+    make_failed: Option<MakeFailure<'a>>,
+    failed: Option<Failure>,
+}
+
+impl<'a> Waiter<'a> {
+    /// A waiter for a call of `members`; `make_failed` makes the future of
+    /// the call's failure elsewhere.
+    pub(crate) fn new(members: Arc<[LocalityId]>, make_failed: MakeFailure<'a>) -> Self {
         Waiter {
-            seg,
             members,
             lost: None,
             make_failed: Some(make_failed),
@@ -368,8 +594,13 @@ where
         }
     }
 
-    /// Returns once `ready` says so (or fails as it does).
-    async fn until(&mut self, mut ready: impl FnMut() -> Result<bool>) -> Result<()> {
+    /// Returns once `ready` says so (or fails as it does); `seg` says how
+    /// crowded the host is.
+    async fn until(
+        &mut self,
+        seg: &HostSegment,
+        mut ready: impl FnMut() -> Result<bool>,
+    ) -> Result<()> {
         let mut started = None;
         let mut polls = 0u32;
         loop {
@@ -378,7 +609,7 @@ where
             }
             polls = polls.wrapping_add(1);
             if polls % LOOK_EVERY != 0 {
-                if self.seg.crowded {
+                if seg.crowded {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();
@@ -427,6 +658,7 @@ mod tests {
     }
 
     const _: () = assert!(AREA % 64 == 0, "areas start on cache lines");
-    const _: () = assert!(S_DATA_LEN + 8 <= SLOT_HEADER, "the header fits");
+    const _: () = assert!(S_BULK_LEN + 8 <= SLOT_HEADER, "the header fits");
+    const _: () = assert!(A_PHASE + 8 <= ANNOUNCE, "the phase word fits");
     const _: () = assert!(INLINE >= 64, "room for small values");
 }

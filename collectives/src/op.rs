@@ -16,7 +16,8 @@ use serde::Serialize;
 use hpx_runtime::element::elements_from_bytes;
 pub use hpx_runtime::element::{Element, ReduceOp};
 
-use crate::algorithms::large;
+use crate::algorithms::{large, shared};
+use crate::host::HostCall;
 use crate::payload::Payload;
 use crate::round::Round;
 use hpx_runtime::hash::fnv1a_parts as fnv1a;
@@ -198,6 +199,15 @@ pub(crate) trait Combine<T>: Send + Sync {
     fn decode(&self, payload: Payload) -> Result<T>;
     /// `lower ⊕ upper`.
     fn combine(&self, lower: T, upper: T) -> Result<T>;
+    /// `all_reduce` (`root` = `None`) or `reduce` to `root` through the
+    /// members' shared region, where they all share this host.
+    fn reduce_shared<'a, 'h: 'a>(
+        &'a self,
+        round: &'a Round,
+        host: &'a mut HostCall<'h>,
+        value: T,
+        root: Option<u32>,
+    ) -> BoxFuture<'a, Result<Option<T>>>;
     /// The bandwidth-optimal all-reduce for large values, or the value back
     /// if it is small or not splittable.
     fn all_reduce_large<'a>(
@@ -270,6 +280,27 @@ impl<T: Reducible> Combine<T> for Builtin<T> {
         Ok(lower)
     }
 
+    fn reduce_shared<'a, 'h: 'a>(
+        &'a self,
+        round: &'a Round,
+        host: &'a mut HostCall<'h>,
+        value: T,
+        root: Option<u32>,
+    ) -> BoxFuture<'a, Result<Option<T>>> {
+        let op = self.op;
+        Box::pin(async move {
+            let reduced =
+                shared::reduce_elements(round, host, op, value.into_elements(), root).await?;
+            reduced
+                .map(|v| {
+                    T::from_elements(v).ok_or_else(|| {
+                        Error::BadArgument("the reduced vector changed its length".into())
+                    })
+                })
+                .transpose()
+        })
+    }
+
     fn all_reduce_large<'a>(
         &'a self,
         round: &'a Round,
@@ -317,6 +348,16 @@ impl<C: CustomOp> Combine<C::Value> for Custom<C> {
 
     fn combine(&self, lower: C::Value, upper: C::Value) -> Result<C::Value> {
         Ok(C::combine(lower, upper))
+    }
+
+    fn reduce_shared<'a, 'h: 'a>(
+        &'a self,
+        round: &'a Round,
+        host: &'a mut HostCall<'h>,
+        value: C::Value,
+        root: Option<u32>,
+    ) -> BoxFuture<'a, Result<Option<C::Value>>> {
+        Box::pin(shared::reduce_encoded(round, host, self, value, root))
     }
 
     fn all_reduce_large<'a>(

@@ -7,7 +7,7 @@ use hpx_runtime::{Error, LocalityId, Result};
 
 use crate::algorithms::tag;
 use crate::comm::CommInner;
-use crate::host::{CallInfo, Contributions, HostSegment};
+use crate::host::{CallInfo, Failure, HostCall, HostSegment, MakeFailure, Waiter};
 use crate::mailbox::{Alarm, Entry, Envelope, Expected, Wait};
 use crate::payload::Payload;
 use crate::session::{send, Session};
@@ -140,15 +140,12 @@ impl Round {
         self.comm.host().ok().flatten()
     }
 
-    /// Exchanges every member's contribution to this call through the
-    /// shared region (`None`: this member's is too large for it, and the
-    /// call goes through messages). Call only where [`Round::host`] is some.
-    pub(crate) async fn host_exchange(&self, data: Option<&[u8]>) -> Result<Contributions> {
-        let host = self.host().ok_or_else(|| {
-            Error::BadArgument("a shared-memory exchange on a communicator that spans hosts".into())
-        })?;
+    /// This call in the members' shared region, where they all share this
+    /// host (see [`HostCall`]).
+    pub(crate) fn host_call(&self) -> Option<HostCall<'_>> {
+        let seg = self.host()?;
         // Resolves only when the call fails (nothing is ever sent with this tag).
-        let failed = || {
+        let failed: MakeFailure<'_> = Box::new(move || {
             let rx = match self.session.mailbox.lock().take(
                 self.comm.id,
                 self.gen,
@@ -167,8 +164,8 @@ impl Round {
                         "the collectives' mailbox was dropped while a call waited".into(),
                     ),
                 }
-            }))
-        };
+            }) as Failure)
+        });
         let call = CallInfo {
             gen: self.gen,
             sig: self.sig,
@@ -178,7 +175,11 @@ impl Round {
             type_name: self.type_name,
             op_name: self.op_name,
         };
-        host.exchange(&call, data, failed).await
+        Some(HostCall::new(
+            seg,
+            call,
+            Waiter::new(self.comm.members.clone(), failed),
+        ))
     }
 
     /// Ends the call with `result`. A failure detected here is announced to

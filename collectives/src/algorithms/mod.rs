@@ -9,6 +9,7 @@ pub(crate) mod exchange;
 pub(crate) mod large;
 pub(crate) mod rooted;
 pub(crate) mod scan;
+pub(crate) mod shared;
 
 /// Message tags: a base per algorithm plus its step.
 pub(crate) mod tag {

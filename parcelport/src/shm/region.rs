@@ -114,6 +114,20 @@ impl SharedRegion {
         self.seg.write(HEADER + offset, bytes);
     }
 
+    /// The `len` bytes at `offset`, in place.
+    ///
+    /// # Safety
+    /// No member may write these bytes while the slice lives: the caller's
+    /// protocol must give them to the readers alone meanwhile (published
+    /// with a release store that this member loaded with acquire, and not
+    /// written again until every reader said it is done).
+    ///
+    /// # Panics
+    /// If the range is not inside the region.
+    pub unsafe fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        self.seg.bytes(HEADER + offset, len)
+    }
+
     /// Copies the bytes at `offset` into `out`. The caller's protocol must
     /// keep every other member from writing them meanwhile (they were
     /// published with a release store that this member loaded with acquire).
