@@ -336,7 +336,52 @@ async fn every_operation() -> Result<(), String> {
         });
         let got = hpx::scatter(parts, root).await.map_err(s)?;
         same(got, vec![root; me as usize], format!("scatter from {root}"))?;
+        // Values of every size in one call: rank 0's is empty, the others'
+        // grow from a few bytes to far more than a shared slot.
+        let sized = |r: u32| {
+            PodVec(
+                (0..(r as usize).pow(3) * 300)
+                    .map(|j| j as u32 ^ r)
+                    .collect::<Vec<u32>>(),
+            )
+        };
+        let got = hpx::gather(sized(me), root).await.map_err(s)?;
+        let want = (me == root).then(|| ranks.iter().map(|&r| sized(r).0).collect::<Vec<_>>());
+        same(
+            got.map(|g| g.into_iter().map(|v| v.0).collect::<Vec<_>>()),
+            want,
+            format!("gather of uneven sizes to {root}"),
+        )?;
+        let got = hpx::reduce(big(me), ReduceOp::Sum, root).await.map_err(s)?;
+        let want = (me == root).then(|| {
+            let inputs: Vec<Vec<f64>> = ranks.iter().map(|&r| big(r)).collect();
+            (0..len)
+                .map(|j| {
+                    canonical(&inputs.iter().map(|v| v[j]).collect::<Vec<_>>(), |a, b| {
+                        a + b
+                    })
+                })
+                .collect::<Vec<f64>>()
+        });
+        same(
+            got.map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()),
+            want.map(|v| v.iter().map(|x| x.to_bits()).collect()),
+            format!("large reduce to {root}, bit for bit"),
+        )?;
+        let long = |r: u32| format!("{r}:{}", "ab".repeat(100 * r as usize));
+        let got = hpx::reduce(long(me), Join, root).await.map_err(s)?;
+        let want =
+            (me == root).then(|| ranks.iter().map(|&r| long(r)).collect::<Vec<_>>().join("."));
+        same(got, want, format!("reduce of long strings to {root}"))?;
     }
+    let got = hpx::all_gather(PodVec(vec![me; 100 * me as usize]))
+        .await
+        .map_err(s)?;
+    same(
+        got.iter().map(|v| v.len()).collect::<Vec<_>>(),
+        ranks.iter().map(|&r| 100 * r as usize).collect(),
+        "all_gather of uneven sizes",
+    )?;
     let got = hpx::all_gather(format!("L{me}")).await.map_err(s)?;
     same(
         got,
@@ -640,7 +685,8 @@ async fn mismatches() -> Result<(), String> {
     let got = hpx::all_reduce(1u32, ReduceOp::Sum).await.map_err(s)?;
     same(got, n, "all_reduce after the mismatches")?;
     // Values of one call may differ in size (a string): one too large for
-    // the shared slot sends the whole call through messages, same result.
+    // the shared slot sends the whole call through the bulk region, same
+    // result.
     let word = |l: u32| {
         if l == odd_one {
             "x".repeat(5_000)

@@ -307,8 +307,7 @@ impl HostSegment {
     /// through messages). Every member asks for the same `largest` in a
     /// call (all know every contribution's length), so all use one region.
     pub(crate) fn bulk(&self, largest: usize) -> Result<Option<Bulk<'_>>> {
-        let area = largest.max(BULK_MIN).checked_next_power_of_two();
-        let Some(area) = area.filter(|a| a.saturating_mul(self.n as usize + 1) <= BULK_MAX) else {
+        let Some(area) = bulk_area(largest, self.n) else {
             return Ok(None);
         };
         let mut made = self.bulk.lock();
@@ -472,6 +471,16 @@ impl CallInfo<'_> {
             self.comm_name, self.gen, self.here
         ))
     }
+}
+
+/// The size class of the areas of a bulk region for contributions of up to
+/// `largest` bytes from `n` members, or `None` where the region (an area
+/// per member and a result area) would exceed [`BULK_MAX`].
+fn bulk_area(largest: usize, n: u32) -> Option<usize> {
+    largest
+        .max(BULK_MIN)
+        .checked_next_power_of_two()
+        .filter(|a| a.saturating_mul(n as usize + 1) <= BULK_MAX)
 }
 
 /// A bulk region of the communicator: an input area per member, then one
@@ -655,6 +664,20 @@ mod tests {
         }
         assert_eq!(kind_of(0), None);
         assert_eq!(kind_of(200), None);
+    }
+
+    #[test]
+    fn bulk_areas_are_size_classes_within_the_budget() {
+        assert_eq!(bulk_area(0, 2), Some(BULK_MIN));
+        assert_eq!(bulk_area(BULK_MIN + 1, 2), Some(2 * BULK_MIN));
+        assert_eq!(bulk_area(8 << 20, 4), Some(8 << 20));
+        assert_eq!(
+            bulk_area(8 << 20, 63),
+            Some(8 << 20),
+            "64 areas of 8 MiB fit"
+        );
+        assert_eq!(bulk_area(8 << 20, 64), None, "65 do not: messages");
+        assert_eq!(bulk_area(usize::MAX, 2), None);
     }
 
     const _: () = assert!(AREA % 64 == 0, "areas start on cache lines");
