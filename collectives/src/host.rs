@@ -130,12 +130,41 @@ impl std::fmt::Debug for HostSegment {
 }
 
 /// What the members of one call contributed.
-pub(crate) enum Contributions {
-    /// Every member's bytes, by rank: all fit their slots.
-    Inline(Vec<Vec<u8>>),
+pub(crate) enum Contributions<'a> {
+    /// Every member's bytes: all fit their slots.
+    Inline(Inline<'a>),
     /// The byte length of every member's contribution, by rank: some did
     /// not fit, and they travel through the bulk region (or messages).
     Large(Vec<usize>),
+}
+
+/// The members' inline contributions to a call, read in place in their
+/// slots (a slot is written again only two calls later, once this member
+/// has entered the next call).
+pub(crate) struct Inline<'a> {
+    seg: &'a HostSegment,
+    gen: u64,
+    lens: Vec<usize>,
+}
+
+impl Inline<'_> {
+    /// Member `rank`'s bytes (empty for a rank outside the communicator).
+    pub(crate) fn bytes(&self, rank: u32) -> &[u8] {
+        let Some(len) = self.lens.get(rank as usize) else {
+            return &[];
+        };
+        let at = self.seg.slot(rank, self.gen) + SLOT_HEADER;
+        // SAFETY: the member published these bytes for this call (release,
+        // loaded with acquire by the exchange), and rewrites its slot only
+        // for call gen + 2, after this member entered call gen + 1, which it
+        // does only after this call, the only user of `self`, ended.
+        unsafe { self.seg.region.bytes(at, *len) }
+    }
+
+    /// The number of members.
+    pub(crate) fn len(&self) -> usize {
+        self.lens.len()
+    }
 }
 
 /// A kind's code in announce words and slots.
@@ -221,7 +250,7 @@ impl HostSegment {
         call: &CallInfo<'_>,
         waiter: &mut Waiter<'_>,
         data: &[u8],
-    ) -> Result<Contributions> {
+    ) -> Result<Contributions<'_>> {
         let gen = call.gen;
         if gen >= 2 {
             // Everyone is done reading this slot's previous use (call gen - 2).
@@ -270,14 +299,11 @@ impl HostSegment {
         if large {
             return Ok(Contributions::Large(lens));
         }
-        let mut all = Vec::with_capacity(self.n as usize);
-        for (r, len) in (0..self.n).zip(lens) {
-            let mut bytes = vec![0; len];
-            self.region
-                .read(self.slot(r, gen) + SLOT_HEADER, &mut bytes);
-            all.push(bytes);
-        }
-        Ok(Contributions::Inline(all))
+        Ok(Contributions::Inline(Inline {
+            seg: self,
+            gen,
+            lens,
+        }))
     }
 
     /// Writes this member's slot for call `gen` and publishes it.
@@ -427,7 +453,7 @@ impl<'a> HostCall<'a> {
     }
 
     /// See [`HostSegment::exchange`].
-    pub(crate) async fn exchange(&mut self, data: &[u8]) -> Result<Contributions> {
+    pub(crate) async fn exchange(&mut self, data: &[u8]) -> Result<Contributions<'a>> {
         self.seg.exchange(&self.call, &mut self.waiter, data).await
     }
 
@@ -447,7 +473,7 @@ impl<'a> HostCall<'a> {
 pub(crate) struct CallInfo<'a> {
     pub(crate) gen: u64,
     pub(crate) sig: Signature,
-    pub(crate) members: Arc<[LocalityId]>,
+    pub(crate) members: &'a Arc<[LocalityId]>,
     pub(crate) here: LocalityId,
     pub(crate) comm_name: &'a str,
     pub(crate) type_name: &'a str,
@@ -567,7 +593,7 @@ pub(crate) type MakeFailure<'a> = Box<dyn FnOnce() -> Result<Failure> + Send + '
 /// elsewhere, or a member is lost. The loss signal and the mailbox are
 /// only asked once a wait is not over at once (most are).
 pub(crate) struct Waiter<'a> {
-    members: Arc<[LocalityId]>,
+    members: &'a Arc<[LocalityId]>,
     lost: Option<Failure>,
     make_failed: Option<MakeFailure<'a>>,
     failed: Option<Failure>,
@@ -576,7 +602,7 @@ pub(crate) struct Waiter<'a> {
 impl<'a> Waiter<'a> {
     /// A waiter for a call of `members`; `make_failed` makes the future of
     /// the call's failure elsewhere.
-    pub(crate) fn new(members: Arc<[LocalityId]>, make_failed: MakeFailure<'a>) -> Self {
+    pub(crate) fn new(members: &'a Arc<[LocalityId]>, make_failed: MakeFailure<'a>) -> Self {
         Waiter {
             members,
             lost: None,
@@ -590,7 +616,7 @@ impl<'a> Waiter<'a> {
         if let Some(make) = self.make_failed.take() {
             self.failed = Some(make()?);
         }
-        let members = &self.members;
+        let members = self.members;
         let lost = self
             .lost
             .get_or_insert_with(|| Box::pin(hpx_runtime::first_lost(members.clone())));

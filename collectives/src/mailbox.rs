@@ -12,7 +12,9 @@
 //! participants (an [`Alarm`]), so that everyone fails instead of waiting.
 //! A failure announced by another participant fails the call the same way.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use hpx_runtime::{Error, LocalityId, Result};

@@ -169,7 +169,7 @@ impl Round {
         let call = CallInfo {
             gen: self.gen,
             sig: self.sig,
-            members: self.comm.members.clone(),
+            members: &self.comm.members,
             here: self.session.here,
             comm_name: &self.comm.name,
             type_name: self.type_name,
@@ -178,7 +178,7 @@ impl Round {
         Some(HostCall::new(
             seg,
             call,
-            Waiter::new(self.comm.members.clone(), failed),
+            Waiter::new(&self.comm.members, failed),
         ))
     }
 

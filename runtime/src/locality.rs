@@ -9,7 +9,7 @@
 //! delays the parcels behind it.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -221,7 +221,7 @@ impl Locality {
             args,
             workers,
             next_request: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             calls: SegQueue::new(),
             drainers: AtomicUsize::new(0),
             max_drainers,
@@ -232,7 +232,7 @@ impl Locality {
             culprit: std::sync::OnceLock::new(),
             lost,
             register_minted,
-            extensions: RwLock::new(HashMap::new()),
+            extensions: RwLock::new(HashMap::default()),
             counters,
             tracer,
         })

@@ -85,8 +85,8 @@ pub(crate) async fn reduce_encoded<T: Send>(
             if !reads {
                 return Ok(None);
             }
-            all.into_iter()
-                .map(|bytes| combine.decode(Payload::single(bytes)))
+            (0..all.len() as u32)
+                .map(|r| combine.decode(Payload::single(all.bytes(r).to_vec())))
                 .collect::<Result<Vec<T>>>()?
         }
         Contributions::Large(lens) => {
@@ -146,15 +146,25 @@ pub(crate) async fn reduce_elements<E: Element>(
             if root.is_some_and(|r| r != me) {
                 return Ok(None);
             }
-            let values = all
-                .iter()
-                .map(|bytes| elements_of::<E>(bytes, acc.len()))
-                .collect::<Result<Vec<_>>>()?;
-            let reduced = combine_canonical(values, |mut lower, upper| {
-                E::combine_slices(op, &mut lower, &upper, false);
-                Ok(lower)
-            })?;
-            return Ok(reduced);
+            let len = acc.len();
+            let mut flat: Vec<E> = Vec::with_capacity(len * all.len());
+            for r in 0..all.len() as u32 {
+                let bytes = all.bytes(r);
+                if bytes.len() != std::mem::size_of_val(acc.as_slice()) {
+                    return Err(Error::Codec(format!(
+                        "rank {r} contributes {} bytes where {len} elements of {} were expected",
+                        bytes.len(),
+                        E::NAME
+                    )));
+                }
+                match bytemuck::try_cast_slice::<u8, E>(bytes) {
+                    Ok(elements) => flat.extend_from_slice(elements),
+                    Err(_) => flat.extend(bytemuck::pod_collect_to_vec::<u8, E>(bytes)),
+                }
+            }
+            let at = combine_in_place(op, &mut flat, len);
+            acc.copy_from_slice(&flat[at * len..(at + 1) * len]);
+            return Ok(Some(acc));
         }
         Contributions::Large(lens) => lens,
     };
@@ -175,18 +185,21 @@ pub(crate) async fn reduce_elements<E: Element>(
     let n = seg.size();
     let share = block_range(acc.len(), n, me);
     let piece = (PIECE_BYTES / std::mem::size_of::<E>().max(1)).max(1);
-    let mut bufs: Vec<Vec<E>> = (0..n).map(|_| Vec::with_capacity(piece)).collect();
+    let mut flat: Vec<E> = Vec::with_capacity(piece * n as usize);
     let mut start = share.start;
     while start < share.end {
         let end = (start + piece).min(share.end);
-        let offset = start * std::mem::size_of::<E>();
-        for (r, buf) in (0..n).zip(bufs.iter_mut()) {
-            buf.clear();
-            buf.resize(end - start, bytemuck::Zeroable::zeroed());
-            bulk.read_input(r, offset, bytemuck::cast_slice_mut(buf))?;
+        let (count, offset) = (end - start, start * std::mem::size_of::<E>());
+        flat.clear();
+        flat.resize(count * n as usize, bytemuck::Zeroable::zeroed());
+        for (r, part) in (0..n).zip(flat.chunks_exact_mut(count)) {
+            bulk.read_input(r, offset, bytemuck::cast_slice_mut(part))?;
         }
-        let at = combine_in_place(op, &mut bufs);
-        bulk.write_result(offset, bytemuck::cast_slice(&bufs[at]))?;
+        let at = combine_in_place(op, &mut flat, count);
+        bulk.write_result(
+            offset,
+            bytemuck::cast_slice(&flat[at * count..(at + 1) * count]),
+        )?;
         start = end;
     }
     host.reach(RESULT_WRITTEN);
@@ -198,25 +211,30 @@ pub(crate) async fn reduce_elements<E: Element>(
     Ok(Some(acc))
 }
 
-/// Combines `bufs` (one per rank) along the canonical tree, in place;
-/// returns the index of the buffer that holds the result.
-fn combine_in_place<E: Element>(op: ReduceOp, bufs: &mut [Vec<E>]) -> usize {
-    let n = bufs.len();
-    let p = if n == 0 {
-        0
-    } else {
-        1 << (usize::BITS - 1 - n.leading_zeros())
-    };
+/// Combines the contributions in `flat` (one of `len` elements per rank,
+/// in rank order) along the canonical tree, in place; returns the index of
+/// the contribution that holds the result.
+fn combine_in_place<E: Element>(op: ReduceOp, flat: &mut [E], len: usize) -> usize {
+    let n = flat.len().checked_div(len).unwrap_or(0);
+    if n == 0 {
+        return 0;
+    }
+    let p = 1 << (usize::BITS - 1 - n.leading_zeros());
     let r = n - p;
-    let pair = |bufs: &mut [Vec<E>], lower: usize, upper: usize| {
-        let (low, high) = bufs.split_at_mut(upper);
-        E::combine_slices(op, &mut low[lower], &high[0], false);
+    let mut pair = |lower: usize, upper: usize| {
+        let (low, high) = flat.split_at_mut(upper * len);
+        E::combine_slices(
+            op,
+            &mut low[lower * len..(lower + 1) * len],
+            &high[..len],
+            false,
+        );
     };
     // The virtual ranks: the first r pairs folded, then the rest.
     let mut at: Vec<usize> = (0..p)
         .map(|v| {
             if v < r {
-                pair(bufs, 2 * v, 2 * v + 1);
+                pair(2 * v, 2 * v + 1);
                 2 * v
             } else {
                 v + r
@@ -228,25 +246,13 @@ fn combine_in_place<E: Element>(op: ReduceOp, bufs: &mut [Vec<E>]) -> usize {
             .chunks(2)
             .map(|c| {
                 if let [lower, upper] = *c {
-                    pair(bufs, lower, upper);
+                    pair(lower, upper);
                 }
                 c[0]
             })
             .collect();
     }
     at.first().copied().unwrap_or(0)
-}
-
-/// `len` elements of `E` from `bytes` (a member's inline contribution).
-fn elements_of<E: Element>(bytes: &[u8], len: usize) -> Result<Vec<E>> {
-    if bytes.len() != len * std::mem::size_of::<E>() {
-        return Err(Error::Codec(format!(
-            "a member contributes {} bytes where {len} elements of {} were expected",
-            bytes.len(),
-            E::NAME
-        )));
-    }
-    Ok(bytemuck::pod_collect_to_vec(bytes))
 }
 
 /// `broadcast` from `root`.
@@ -267,9 +273,9 @@ pub(crate) async fn broadcast<T: Serialize + DeserializeOwned>(
     };
     let root_index = root as usize;
     match host.exchange(&mine).await? {
-        Contributions::Inline(mut all) => match value {
+        Contributions::Inline(all) => match value {
             Some(value) => Ok(value),
-            None => codec::decode(&all.swap_remove(root_index)),
+            None => codec::decode(all.bytes(root)),
         },
         Contributions::Large(lens) => {
             let len = lens.get(root_index).copied().unwrap_or(0);
@@ -309,9 +315,8 @@ pub(crate) async fn gather<T: Serialize + DeserializeOwned + Send>(
         }
     };
     let all = match host.exchange(&mine).await? {
-        Contributions::Inline(all) if reads => (0..)
-            .zip(&all)
-            .map(|(r, bytes)| decode(r, bytes))
+        Contributions::Inline(all) if reads => (0..all.len() as u32)
+            .map(|r| decode(r, all.bytes(r)))
             .collect::<Result<Vec<_>>>()?,
         Contributions::Inline(_) => return Ok(None),
         Contributions::Large(lens) => {
@@ -352,10 +357,10 @@ mod tests {
     #[test]
     fn pieces_combine_along_the_canonical_tree() {
         for n in 1..12usize {
-            let mut bufs: Vec<Vec<u64>> = (0..n as u64).map(|r| vec![r + 1, 1]).collect();
-            let at = combine_in_place(ReduceOp::Sum, &mut bufs);
+            let mut flat: Vec<u64> = (0..n as u64).flat_map(|r| [r + 1, 1]).collect();
+            let at = combine_in_place(ReduceOp::Sum, &mut flat, 2);
             let total: u64 = (1..=n as u64).sum();
-            assert_eq!(bufs[at], [total, n as u64], "n = {n}");
+            assert_eq!(flat[2 * at..2 * at + 2], [total, n as u64], "n = {n}");
         }
         // Floats whose sum depends on the order: the same bits as the
         // canonical combination of the same values one by one.
@@ -372,13 +377,14 @@ mod tests {
             let want = combine_canonical(xs.clone(), |a, b| Ok(a + b))
                 .unwrap()
                 .unwrap();
-            let mut bufs: Vec<Vec<f64>> = xs.iter().map(|x| vec![*x; 3]).collect();
-            let at = combine_in_place(ReduceOp::Sum, &mut bufs);
-            assert_eq!(
-                bufs[at].iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                [want.to_bits(); 3],
-                "n = {n}"
-            );
+            let mut flat: Vec<f64> = xs.iter().flat_map(|x| [*x; 3]).collect();
+            let at = combine_in_place(ReduceOp::Sum, &mut flat, 3);
+            let got: Vec<u64> = flat[3 * at..3 * at + 3]
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+            assert_eq!(got, [want.to_bits(); 3], "n = {n}");
         }
+        assert_eq!(combine_in_place(ReduceOp::Sum, &mut [0u8; 0], 0), 0);
     }
 }
