@@ -129,6 +129,15 @@ impl std::fmt::Debug for HostSegment {
     }
 }
 
+/// What a member offers to an exchange.
+#[derive(Clone, Copy)]
+pub(crate) enum Offer<'d> {
+    /// These bytes: inline if they fit a slot, else only their length.
+    Bytes(&'d [u8]),
+    /// Only a length: the bytes will go through the bulk region.
+    Large(usize),
+}
+
 /// What the members of one call contributed.
 pub(crate) enum Contributions<'a> {
     /// Every member's bytes: all fit their slots.
@@ -249,7 +258,7 @@ impl HostSegment {
         &self,
         call: &CallInfo<'_>,
         waiter: &mut Waiter<'_>,
-        data: &[u8],
+        data: Offer<'_>,
     ) -> Result<Contributions<'_>> {
         let gen = call.gen;
         if gen >= 2 {
@@ -307,7 +316,7 @@ impl HostSegment {
     }
 
     /// Writes this member's slot for call `gen` and publishes it.
-    fn publish(&self, gen: u64, sig: Signature, data: &[u8]) {
+    fn publish(&self, gen: u64, sig: Signature, data: Offer<'_>) {
         let slot = self.slot(self.rank, gen);
         let r = &self.region;
         r.u64_at(slot + S_OP).store(sig.op, Ordering::Relaxed);
@@ -316,14 +325,14 @@ impl HostSegment {
         r.u32_at(slot + S_ROOT).store(sig.root, Ordering::Relaxed);
         r.u32_at(slot + S_KIND)
             .store(kind_code(sig.kind) as u32, Ordering::Relaxed);
-        if data.len() <= INLINE {
-            r.u64_at(slot + S_DATA_LEN)
-                .store(data.len() as u64, Ordering::Relaxed);
-            r.write(slot + SLOT_HEADER, data);
-        } else {
-            r.u64_at(slot + S_DATA_LEN).store(LARGE, Ordering::Relaxed);
-            r.u64_at(slot + S_BULK_LEN)
-                .store(data.len() as u64, Ordering::Relaxed);
+        match data {
+            Offer::Bytes(data) if data.len() <= INLINE => {
+                r.u64_at(slot + S_DATA_LEN)
+                    .store(data.len() as u64, Ordering::Relaxed);
+                r.write(slot + SLOT_HEADER, data);
+            }
+            Offer::Bytes(data) => self.publish_large(slot, data.len()),
+            Offer::Large(len) => self.publish_large(slot, len),
         }
         r.u64_at(slot + S_SEQ).store(gen + 1, Ordering::Release);
     }
@@ -398,6 +407,13 @@ impl HostSegment {
         self.rank
     }
 
+    fn publish_large(&self, slot: usize, len: usize) {
+        let r = &self.region;
+        r.u64_at(slot + S_DATA_LEN).store(LARGE, Ordering::Relaxed);
+        r.u64_at(slot + S_BULK_LEN)
+            .store(len as u64, Ordering::Relaxed);
+    }
+
     /// Whether member `rank` published its slot for the call; an error if
     /// it made another call.
     fn arrived(&self, call: &CallInfo<'_>, rank: u32) -> Result<bool> {
@@ -453,7 +469,7 @@ impl<'a> HostCall<'a> {
     }
 
     /// See [`HostSegment::exchange`].
-    pub(crate) async fn exchange(&mut self, data: &[u8]) -> Result<Contributions<'a>> {
+    pub(crate) async fn exchange(&mut self, data: Offer<'_>) -> Result<Contributions<'a>> {
         self.seg.exchange(&self.call, &mut self.waiter, data).await
     }
 
@@ -531,6 +547,21 @@ impl Bulk<'_> {
         self.check(offset, bytes.len())?;
         self.region.write(self.input(self.seg.rank) + offset, bytes);
         Ok(())
+    }
+
+    /// Lets `fill` write the first `len` bytes of this member's input area
+    /// in place (encoding there saves a copy).
+    pub(crate) fn fill_input(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.check(0, len)?;
+        // SAFETY: this member's input area is its own to write between the
+        // exchange that opened this call (every member is done with the
+        // area's previous use) and the phase at which it says it wrote it;
+        // nobody reads it before that phase.
+        fill(unsafe { self.region.bytes_mut(self.input(self.seg.rank), len) })
     }
 
     /// Copies member `rank`'s input bytes at `offset` into `out`.

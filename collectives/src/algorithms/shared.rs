@@ -18,7 +18,7 @@ use hpx_runtime::element::{Element, ReduceOp};
 use hpx_runtime::{Error, Result};
 
 use super::{agree, exchange, rooted};
-use crate::host::{Contributions, HostCall};
+use crate::host::{Bulk, Contributions, HostCall, Offer, INLINE};
 use crate::op::{Combine, ReduceOperation};
 use crate::payload::Payload;
 use crate::round::Round;
@@ -34,17 +34,16 @@ const PIECE_BYTES: usize = 32 << 10;
 
 /// Waits until every member has called it.
 pub(crate) async fn barrier(host: &mut HostCall<'_>) -> Result<()> {
-    host.exchange(&[]).await.map(drop)
+    host.exchange(Offer::Bytes(&[])).await.map(drop)
 }
 
 /// Every member's contribution to a large exchange, through the bulk
-/// region: each member writes its own bytes; if `reads`, this one then
-/// decodes every member's in place with `decode(rank, bytes)` (else it
-/// returns none).
-/// `None` if the bulk region would be too large.
+/// region: each member writes its own with `write`; if `reads`, this one
+/// then decodes every member's in place with `decode(rank, bytes)` (else
+/// it returns none). `None` if the bulk region would be too large.
 async fn through_bulk<T>(
     host: &mut HostCall<'_>,
-    mine: &[u8],
+    write: impl FnOnce(&Bulk<'_>) -> Result<()>,
     lens: &[usize],
     reads: bool,
     decode: impl Fn(u32, &[u8]) -> Result<T>,
@@ -54,7 +53,7 @@ async fn through_bulk<T>(
     let Some(bulk) = seg.bulk(largest)? else {
         return Ok(None);
     };
-    bulk.write_input(0, mine)?;
+    write(&bulk)?;
     host.reach(INPUTS_WRITTEN);
     if !reads {
         return Ok(Some(Vec::new()));
@@ -65,6 +64,39 @@ async fn through_bulk<T>(
         all.push(bulk.with_input(r, *len, |bytes| decode(r, bytes))?);
     }
     Ok(Some(all))
+}
+
+/// A value to send through the region: encoded now if it fits a slot,
+/// else encoded later straight into the bulk region (one copy less).
+struct Outgoing<'v, T: ?Sized> {
+    value: &'v T,
+    len: usize,
+    small: Option<Vec<u8>>,
+}
+
+impl<'v, T: Serialize + ?Sized> Outgoing<'v, T> {
+    fn new(value: &'v T) -> Result<Self> {
+        let len = codec::encoded_len(value)?;
+        let small = (len <= INLINE)
+            .then(|| codec::encode_to_vec(value))
+            .transpose()?;
+        Ok(Outgoing { value, len, small })
+    }
+
+    fn offer(&self) -> Offer<'_> {
+        match &self.small {
+            Some(bytes) => Offer::Bytes(bytes),
+            None => Offer::Large(self.len),
+        }
+    }
+
+    /// Writes the encoded value into this member's input area.
+    fn write(&self, bulk: &Bulk<'_>) -> Result<()> {
+        match &self.small {
+            Some(bytes) => bulk.write_input(0, bytes),
+            None => bulk.fill_input(self.len, |out| codec::encode_into(self.value, out)),
+        }
+    }
 }
 
 /// `all_reduce` (`root` = `None`) or `reduce` to `root` of any value,
@@ -80,7 +112,7 @@ pub(crate) async fn reduce_encoded<T: Send>(
     let me = host.seg().rank();
     let reads = root.map_or(true, |r| r == me);
     let decode = |_, bytes: &[u8]| combine.decode(Payload::single(bytes.to_vec()));
-    let values = match host.exchange(&mine).await? {
+    let values = match host.exchange(Offer::Bytes(&mine)).await? {
         Contributions::Inline(all) => {
             if !reads {
                 return Ok(None);
@@ -90,7 +122,15 @@ pub(crate) async fn reduce_encoded<T: Send>(
                 .collect::<Result<Vec<T>>>()?
         }
         Contributions::Large(lens) => {
-            match through_bulk(host, &mine, &lens, reads, decode).await? {
+            match through_bulk(
+                host,
+                |bulk| bulk.write_input(0, &mine),
+                &lens,
+                reads,
+                decode,
+            )
+            .await?
+            {
                 Some(values) => values,
                 None => return by_messages(round, combine, value, root).await,
             }
@@ -141,7 +181,10 @@ pub(crate) async fn reduce_elements<E: Element>(
 ) -> Result<Option<Vec<E>>> {
     let seg = host.seg();
     let me = seg.rank();
-    let lens = match host.exchange(bytemuck::cast_slice(&acc)).await? {
+    let lens = match host
+        .exchange(Offer::Bytes(bytemuck::cast_slice(&acc)))
+        .await?
+    {
         Contributions::Inline(all) => {
             if root.is_some_and(|r| r != me) {
                 return Ok(None);
@@ -263,16 +306,19 @@ pub(crate) async fn broadcast<T: Serialize + DeserializeOwned>(
     root: u32,
 ) -> Result<T> {
     let me = host.seg().rank();
-    let (mine, value) = if me == root {
-        let value = value.ok_or_else(|| {
-            Error::BadArgument(format!("broadcast: the root (rank {root}) passed no value"))
-        })?;
-        (codec::encode(&value)?, Some(value))
-    } else {
-        (Default::default(), None)
+    let value = match value {
+        Some(value) if me == root => Some(value),
+        _ if me == root => {
+            return Err(Error::BadArgument(format!(
+                "broadcast: the root (rank {root}) passed no value"
+            )))
+        }
+        _ => None,
     };
+    let mine = value.as_ref().map(Outgoing::new).transpose()?;
+    let offer = mine.as_ref().map_or(Offer::Bytes(&[]), Outgoing::offer);
     let root_index = root as usize;
-    match host.exchange(&mine).await? {
+    match host.exchange(offer).await? {
         Contributions::Inline(all) => match value {
             Some(value) => Ok(value),
             None => codec::decode(all.bytes(root)),
@@ -280,17 +326,22 @@ pub(crate) async fn broadcast<T: Serialize + DeserializeOwned>(
         Contributions::Large(lens) => {
             let len = lens.get(root_index).copied().unwrap_or(0);
             let Some(bulk) = host.seg().bulk(len)? else {
+                drop(mine);
                 let (value, ()) =
                     tokio::try_join!(rooted::broadcast(round, value, root), agree::agree(round))?;
                 return Ok(value);
             };
-            if let Some(value) = value {
-                bulk.write_input(0, &mine)?;
+            if let Some(mine) = &mine {
+                mine.write(&bulk)?;
                 host.reach(INPUTS_WRITTEN);
-                return Ok(value);
             }
-            host.wait_for(root..root + 1, INPUTS_WRITTEN).await?;
-            bulk.with_input(root, len, codec::decode)
+            match value {
+                Some(value) => Ok(value),
+                None => {
+                    host.wait_for(root..root + 1, INPUTS_WRITTEN).await?;
+                    bulk.with_input(root, len, codec::decode)
+                }
+            }
         }
     }
 }
@@ -303,10 +354,7 @@ pub(crate) async fn gather<T: Serialize + DeserializeOwned + Send>(
     root: Option<u32>,
 ) -> Result<Option<Vec<T>>> {
     let me = host.seg().rank();
-    let mine = codec::encode(&value)?;
     let reads = root.map_or(true, |r| r == me);
-    // This member's own value is kept, not decoded back.
-    let mut own = Some(value);
     let decode = |r: u32, bytes: &[u8]| -> Result<Option<T>> {
         if r == me {
             Ok(None)
@@ -314,16 +362,18 @@ pub(crate) async fn gather<T: Serialize + DeserializeOwned + Send>(
             codec::decode(bytes).map(Some)
         }
     };
-    let all = match host.exchange(&mine).await? {
+    let mine = Outgoing::new(&value)?;
+    let contributions = host.exchange(mine.offer()).await?;
+    let all = match contributions {
         Contributions::Inline(all) if reads => (0..all.len() as u32)
             .map(|r| decode(r, all.bytes(r)))
             .collect::<Result<Vec<_>>>()?,
         Contributions::Inline(_) => return Ok(None),
         Contributions::Large(lens) => {
-            match through_bulk(host, &mine, &lens, reads, decode).await? {
+            match through_bulk(host, |bulk| mine.write(bulk), &lens, reads, decode).await? {
                 Some(all) => all,
                 None => {
-                    let value = own.take().ok_or_else(|| Error::Codec("no value".into()))?;
+                    drop(mine);
                     return match root {
                         Some(root) => {
                             let (values, ()) = tokio::try_join!(
@@ -338,9 +388,12 @@ pub(crate) async fn gather<T: Serialize + DeserializeOwned + Send>(
             }
         }
     };
+    drop(mine);
     if !reads {
         return Ok(None);
     }
+    // This member's own value is kept, not decoded back.
+    let mut own = Some(value);
     all.into_iter()
         .map(|v| {
             v.or_else(|| own.take())

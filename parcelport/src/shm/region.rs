@@ -128,6 +128,21 @@ impl SharedRegion {
         self.seg.bytes(HEADER + offset, len)
     }
 
+    /// The `len` bytes at `offset`, in place, to write.
+    ///
+    /// # Safety
+    /// No other member may read or write these bytes while the slice lives
+    /// (publish them afterwards with a release store), and the caller holds
+    /// no other slice of them.
+    ///
+    /// # Panics
+    /// If the range is not inside the region.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn bytes_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { self.seg.bytes_mut(HEADER + offset, len) }
+    }
+
     /// Copies the bytes at `offset` into `out`. The caller's protocol must
     /// keep every other member from writing them meanwhile (they were
     /// published with a release store that this member loaded with acquire).

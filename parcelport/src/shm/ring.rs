@@ -104,6 +104,18 @@ impl Segment {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) }
     }
 
+    /// The `len` bytes at `offset`, to write in place.
+    ///
+    /// # Safety
+    /// The protocol gives this range to the caller alone while the slice
+    /// lives (no other reader or writer, here or in another process).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn bytes_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        assert!(offset + len <= self.len(), "write outside");
+        // SAFETY: in bounds; exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(offset), len) }
+    }
+
     /// Copies `bytes` to `offset`.
     pub(crate) fn write(&self, offset: usize, bytes: &[u8]) {
         assert!(offset + bytes.len() <= self.len(), "write outside");
