@@ -69,6 +69,7 @@ impl SharedRegion {
                 path.display()
             )));
         }
+        reserve(&file, total, &path)?;
         let seg = Segment::from_file(&file, total)?;
         let opened = seg.u32_at(0).fetch_add(1, Ordering::AcqRel) + 1;
         if opened >= members {
@@ -154,6 +155,25 @@ impl SharedRegion {
     }
 }
 
+/// Gives the file's `len` bytes their memory now, so that a full shared
+/// directory is an error here rather than a SIGBUS when a page is first
+/// written (a no-op where the pages exist; file systems that cannot
+/// reserve are left to allocate as they go).
+fn reserve(file: &std::fs::File, len: usize, path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a plain system call on an open descriptor.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        code => Err(std::io::Error::other(format!(
+            "cannot reserve {len} bytes of shared memory for {}: {} (is the shared \
+             directory full?)",
+            path.display(),
+            std::io::Error::from_raw_os_error(code)
+        ))),
+    }
+}
+
 /// The file of region `key` of job `job`.
 fn region_path(dir: &Path, job: &str, key: &str) -> PathBuf {
     dir.join(format!("hpx-{job}-region-{key}"))
@@ -191,6 +211,38 @@ mod tests {
         );
         assert_eq!(c.u64_at(0).load(Ordering::Acquire), 7);
         assert_eq!(c.u32_at(96).load(Ordering::Relaxed), 0, "zero-filled");
+    }
+
+    #[test]
+    fn a_full_shared_directory_is_an_error_not_a_crash() {
+        // A tmpfs of 256 KiB of our own (root, as in CI; elsewhere the test
+        // says why it cannot run and fails only where it could).
+        let dir = std::env::temp_dir().join(format!("hpx-region-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            assert_ne!(
+                // SAFETY: a plain system call without arguments.
+                unsafe { libc::geteuid() },
+                0,
+                "root could not mount a tmpfs for the test"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let job = crate::shared::job_tag(b"full directory");
+        let small = SharedRegion::open(&dir, &job, "small", 64 << 10, 1);
+        let big = SharedRegion::open(&dir, &job, "big", 1 << 20, 1);
+        let _ = std::process::Command::new("umount").arg(&dir).status();
+        let _ = std::fs::remove_dir(&dir);
+        assert!(small.is_ok(), "{small:?}");
+        let e = big.expect_err("1 MiB in a 256 KiB directory");
+        assert!(e.to_string().contains("cannot reserve"), "{e}");
     }
 
     #[test]
