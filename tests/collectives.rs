@@ -625,6 +625,12 @@ async fn mismatches() -> Result<(), String> {
             .await
             .map(|v| v.to_string())
     };
+    if let Err(Error::CollectiveMismatch(m)) = &got {
+        ensure(
+            m.contains("barrier") && m.contains("all_reduce"),
+            format!("the message names both calls: {m}"),
+        )?;
+    }
     expect_mismatch("barrier vs all_reduce", got)?;
     // An operation through shared memory against one through messages.
     let got = if me == odd_one {

@@ -24,12 +24,12 @@
 //!
 //! Every member compares every other's signature with its own, so a
 //! mismatch fails every member with [`Error::CollectiveMismatch`]. A member
-//! that is in call `gen` with an operation that does not use the region
-//! (its announce word says which), or that went past `gen` without
-//! publishing a slot for it, made another call: a mismatch too, and the
-//! call's failure reaches it through the mailbox like any other. A waiting
-//! member also stops for the runtime's loss signal and for a failure that
-//! another member reported.
+//! that is in call `gen` with an operation that does not use the slots (its
+//! announce word says which) made another call: a mismatch too, and the
+//! call's failure reaches it through the mailbox like any other. A member
+//! that went past `gen` without a slot for it failed the call, and told
+//! every member so. A waiting member also stops for the runtime's loss
+//! signal and for a failure that another member reported.
 //!
 //! # Bulk
 //!
@@ -268,16 +268,7 @@ impl HostSegment {
                 .await?;
         }
         self.publish(gen, call.sig, data);
-        waiter
-            .until(self, || {
-                for r in 0..self.n {
-                    if !self.arrived(call, r)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            })
-            .await?;
+        waiter.until(self, || self.all_arrived(call)).await?;
         let mut lens = Vec::with_capacity(self.n as usize);
         let mut large = false;
         for r in 0..self.n {
@@ -414,12 +405,9 @@ impl HostSegment {
             .store(len as u64, Ordering::Relaxed);
     }
 
-    /// Whether member `rank` published its slot for the call; an error if
-    /// it made another call.
-    fn arrived(&self, call: &CallInfo<'_>, rank: u32) -> Result<bool> {
+    /// Where member `rank` is in the call.
+    fn arrived(&self, call: &CallInfo<'_>, rank: u32) -> Arrival {
         let gen = call.gen;
-        // The announce first: a member that announced past `gen` had
-        // published its slot for `gen` before, if it made this call.
         let (announced, kind) = self.announced(rank);
         let slot = self.slot(rank, gen);
         let r = &self.region;
@@ -433,20 +421,53 @@ impl HostSegment {
                 len: r.u64_at(slot + S_LEN).load(Ordering::Relaxed),
             };
             return if theirs == call.sig {
-                Ok(true)
+                Arrival::Here
             } else {
-                Err(call.mismatch(rank, &call.describe_theirs(&theirs)))
+                Arrival::Mismatch(call.mismatch(rank, &call.describe_theirs(&theirs)))
             };
         }
         if announced == gen + 1 && kind != kind_code(call.sig.kind) {
             let what = kind_of(kind).map_or("an unknown operation", Kind::name);
-            return Err(call.mismatch(rank, what));
+            return Arrival::Elsewhere(call.mismatch(rank, what));
         }
-        if announced > gen + 1 {
-            return Err(call.mismatch(rank, "another operation"));
-        }
-        Ok(false)
+        // Not yet here, or past this call without a slot for it: it failed
+        // the call (which every member hears of through the mailbox).
+        Arrival::Waiting
     }
+
+    /// Whether every member published its slot for the call; the most
+    /// telling mismatch if some made another call.
+    fn all_arrived(&self, call: &CallInfo<'_>) -> Result<bool> {
+        let mut all = true;
+        let mut elsewhere = None;
+        for rank in 0..self.n {
+            match self.arrived(call, rank) {
+                Arrival::Here => {}
+                // Names both calls in full: the best error there is.
+                Arrival::Mismatch(error) => return Err(error),
+                Arrival::Elsewhere(error) => {
+                    elsewhere.get_or_insert(error);
+                }
+                Arrival::Waiting => all = false,
+            }
+        }
+        match elsewhere {
+            Some(error) => Err(error),
+            None => Ok(all),
+        }
+    }
+}
+
+/// Where a member is in a call (see [`HostSegment::arrived`]).
+enum Arrival {
+    /// It published its slot, with this call's signature.
+    Here,
+    /// It published its slot with another signature.
+    Mismatch(Error),
+    /// It is in another operation that does not use the slots.
+    Elsewhere(Error),
+    /// Not here yet (or gone past after failing the call).
+    Waiting,
 }
 
 /// One call of this member in the shared region: what it needs to wait
