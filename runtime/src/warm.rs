@@ -89,7 +89,7 @@ impl Warmth {
     async fn spin(self: Arc<Self>) {
         self.port.awake(true);
         loop {
-            if self.port.progress() {
+            if self.poll_a_while() {
                 self.last_activity.store(self.now(), Ordering::Relaxed);
             }
             let last = self.last_activity.load(Ordering::Relaxed);
@@ -114,6 +114,26 @@ impl Warmth {
         }
     }
 }
+
+impl Warmth {
+    /// Polls the parcelport until it had work, up to [`POLLS_PER_TURN`]
+    /// times (once when polite): a parcel is seen within tens of
+    /// nanoseconds, and the worker's turn to its other tasks and to the I/O
+    /// driver (an `epoll_wait` each) comes every few microseconds only.
+    fn poll_a_while(&self) -> bool {
+        let polls = if self.polite { 1 } else { POLLS_PER_TURN };
+        for _ in 0..polls {
+            if self.port.progress() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+}
+
+/// Polls of the parcelport between two turns given to the worker's other tasks.
+const POLLS_PER_TURN: u32 = 64;
 
 /// The spin window when `workers` threads of the job's localities share this
 /// host, after `HPX_SPIN_US`, and whether spinning must yield the core:
