@@ -108,12 +108,13 @@ median() {
                   print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-# row MEASURE NP UNIT HPX_LOG HPX_TEST MPI_LOG MPI_TEST GOAL_OP GOAL
-#   GOAL_OP is "le" (hpx/MPI at most GOAL: times) or "ge" (at least GOAL:
-#   bandwidths).
+# row MEASURE NP UNIT HPX_TEST MPI_TEST GOAL_OP GOAL: the medians of the
+#   logs of case_run/hpx_only for those tests at NP. GOAL_OP is "le"
+#   (hpx/MPI at most GOAL: times) or "ge" (at least GOAL: bandwidths).
 row() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
-        "$(median "$4" "$5")" "$(median "$6" "$7")" "$8" "$9" >>"$ROWS"
+        "$(median "$LOGS/hpx-$4-np$2.log" "$4")" "$(median "$LOGS/mpi-$5-np$2.log" "$5")" \
+        "$6" "$7" >>"$ROWS"
 }
 
 # case_run TEST NP: REPS launches of both programs, alternating; logs in
@@ -147,47 +148,39 @@ hpx_only() {
 
 if want pingpong; then
     case_run pingpong 2
-    row "round trip 8 B 0→1→0 (pingpong)" 2 us \
-        "$LOGS/hpx-pingpong-np2.log" pingpong "$LOGS/mpi-pingpong-np2.log" pingpong le 1.2
+    row "round trip 8 B 0→1→0 (pingpong)" 2 us pingpong pingpong le 1.2
 fi
 if want bw; then
     case_run bw 2
     hpx_only bwget 2
-    row "bandwidth 64 MiB 0→1: action argument (bw)" 2 GB/s \
-        "$LOGS/hpx-bw-np2.log" bw "$LOGS/mpi-bw-np2.log" bw ge 1.0
-    row "bandwidth 64 MiB 1→0: array to_vec (bwget) vs MPI bw" 2 GB/s \
-        "$LOGS/hpx-bwget-np2.log" bwget "$LOGS/mpi-bw-np2.log" bw ge 1.0
+    row "bandwidth 64 MiB 0→1: action argument (bw)" 2 GB/s bw bw ge 1.0
+    row "bandwidth 64 MiB 1→0: array to_vec (bwget) vs MPI bw" 2 GB/s bwget bw ge 1.0
 fi
 if want allreduce1; then
     for np in 2 4 8; do
         case_run allreduce1 "$np"
-        row "all_reduce 1 f64 (allreduce1)" "$np" us \
-            "$LOGS/hpx-allreduce1-np$np.log" allreduce1 "$LOGS/mpi-allreduce1-np$np.log" allreduce1 le 1.5
+        row "all_reduce 1 f64 (allreduce1)" "$np" us allreduce1 allreduce1 le 1.5
     done
 fi
 if want barrier; then
     for np in 2 4 8; do
         case_run barrier "$np"
-        row "barrier" "$np" us \
-            "$LOGS/hpx-barrier-np$np.log" barrier "$LOGS/mpi-barrier-np$np.log" barrier le 1.5
+        row "barrier" "$np" us barrier barrier le 1.5
     done
 fi
 if want allreduceM; then
     for np in 2 4; do
         case_run allreduceM "$np"
-        row "all_reduce 2^20 f64 = 8 MiB (allreduceM)" "$np" ms \
-            "$LOGS/hpx-allreduceM-np$np.log" allreduceM "$LOGS/mpi-allreduceM-np$np.log" allreduceM le 1.0
+        row "all_reduce 2^20 f64 = 8 MiB (allreduceM)" "$np" ms allreduceM allreduceM le 1.0
     done
 fi
 if want bcast; then
     case_run bcast 4
-    row "broadcast 8 MiB from 0 (bcast)" 4 ms \
-        "$LOGS/hpx-bcast-np4.log" bcast "$LOGS/mpi-bcast-np4.log" bcast le 1.0
+    row "broadcast 8 MiB from 0 (bcast)" 4 ms bcast bcast le 1.0
 fi
 if want gather; then
     case_run gather 4
-    row "gather 2^20 f64 per locality to 0 (gather)" 4 ms \
-        "$LOGS/hpx-gather-np4.log" gather "$LOGS/mpi-gather-np4.log" gather le 1.0
+    row "gather 2^20 f64 per locality to 0 (gather)" 4 ms gather gather le 1.0
 fi
 
 # -------------------------------------------------------------- table ----
