@@ -47,6 +47,18 @@ pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize> {
     Ok(size.bytes_written)
 }
 
+/// Encodes `value` into the start of `out` if it fits: `Some(length)`, or
+/// `None` (and `out` partly written) if it needs more room. One pass for
+/// the small values of a size-dependent path, where [`encoded_len`] then
+/// [`encode_to_vec`] would serialise twice.
+pub fn encode_if_fits<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<Option<usize>> {
+    match bincode::serde::encode_into_slice(value, out, config()) {
+        Ok(written) => Ok(Some(written)),
+        Err(bincode::error::EncodeError::UnexpectedEnd) => Ok(None),
+        Err(e) => Err(Error::Codec(e.to_string())),
+    }
+}
+
 /// Encodes `value` into `out`, which must hold exactly
 /// [`encoded_len`] bytes: for writing straight into memory that another
 /// locality reads (one copy less than encoding first).
@@ -346,6 +358,14 @@ mod tests {
             encode_into(&value, &mut vec![0u8; len + 1]).is_err(),
             "too long"
         );
+        let mut room = vec![0u8; len];
+        assert_eq!(encode_if_fits(&value, &mut room).unwrap(), Some(len));
+        assert_eq!(room, whole.as_ref());
+        assert_eq!(
+            encode_if_fits(&value, &mut vec![0u8; len - 1]).unwrap(),
+            None
+        );
+        assert_eq!(encode_if_fits(&value, &mut [0u8; 3]).unwrap(), None);
     }
     use proptest::prelude::*;
 

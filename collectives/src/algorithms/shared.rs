@@ -75,12 +75,20 @@ struct Outgoing<'v, T: ?Sized> {
 }
 
 impl<'v, T: Serialize + ?Sized> Outgoing<'v, T> {
+    /// One serialisation for a value that fits a slot; a large one is
+    /// only measured here and encoded by [`Outgoing::write`].
     fn new(value: &'v T) -> Result<Self> {
+        let mut room = [0u8; INLINE];
+        if let Some(len) = codec::encode_if_fits(value, &mut room)? {
+            let small = Some(room[..len].to_vec());
+            return Ok(Outgoing { value, len, small });
+        }
         let len = codec::encoded_len(value)?;
-        let small = (len <= INLINE)
-            .then(|| codec::encode_to_vec(value))
-            .transpose()?;
-        Ok(Outgoing { value, len, small })
+        Ok(Outgoing {
+            value,
+            len,
+            small: None,
+        })
     }
 
     fn offer(&self) -> Offer<'_> {
