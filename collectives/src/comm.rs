@@ -94,14 +94,17 @@ impl Drop for CommInner {
     }
 }
 
-/// The world communicator of this locality (an extension of the locality).
+/// The world communicator of this locality (kept by its session).
 pub(crate) fn world() -> Result<Arc<CommInner>> {
     let session = session()?;
-    hpx_runtime::extension(|| {
-        CommInner::world(
-            Arc::downgrade(&session),
-            session.here,
-            hpx_runtime::get_num_localities(),
-        )
-    })
+    Ok(session
+        .world
+        .get_or_init(|| {
+            Arc::new(CommInner::world(
+                Arc::downgrade(&session),
+                session.here,
+                hpx_runtime::get_num_localities(),
+            ))
+        })
+        .clone())
 }

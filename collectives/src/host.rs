@@ -638,8 +638,12 @@ impl Bulk<'_> {
 /// A future that resolves with the error that ends a wait.
 pub(crate) type Failure = Pin<Box<dyn Future<Output = Error> + Send>>;
 
-/// Makes the future that resolves if the call fails elsewhere.
-pub(crate) type MakeFailure<'a> = Box<dyn FnOnce() -> Result<Failure> + Send + 'a>;
+/// Where a call learns that it failed elsewhere.
+pub(crate) trait FailureSource: Sync {
+    /// The future that resolves if the call fails elsewhere, or the
+    /// failure, if it is known already.
+    fn failure(&self) -> Result<Failure>;
+}
 
 /// Polls a condition of the region until it holds, the call fails
 /// elsewhere, or a member is lost. The loss signal and the mailbox are
@@ -647,26 +651,26 @@ pub(crate) type MakeFailure<'a> = Box<dyn FnOnce() -> Result<Failure> + Send + '
 pub(crate) struct Waiter<'a> {
     members: &'a Arc<[LocalityId]>,
     lost: Option<Failure>,
-    make_failed: Option<MakeFailure<'a>>,
+    source: Option<&'a dyn FailureSource>,
     failed: Option<Failure>,
 }
 
 impl<'a> Waiter<'a> {
-    /// A waiter for a call of `members`; `make_failed` makes the future of
-    /// the call's failure elsewhere.
-    pub(crate) fn new(members: &'a Arc<[LocalityId]>, make_failed: MakeFailure<'a>) -> Self {
+    /// A waiter for a call of `members`; `source` makes the future of the
+    /// call's failure elsewhere, once a wait is not over at once.
+    pub(crate) fn new(members: &'a Arc<[LocalityId]>, source: &'a dyn FailureSource) -> Self {
         Waiter {
             members,
             lost: None,
-            make_failed: Some(make_failed),
+            source: Some(source),
             failed: None,
         }
     }
 
     /// The failure of the call or the loss of a member, if either came.
     fn look(&mut self) -> Result<()> {
-        if let Some(make) = self.make_failed.take() {
-            self.failed = Some(make()?);
+        if let Some(source) = self.source.take() {
+            self.failed = Some(source.failure()?);
         }
         let members = self.members;
         let lost = self

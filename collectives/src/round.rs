@@ -7,7 +7,7 @@ use hpx_runtime::{Error, LocalityId, Result};
 
 use crate::algorithms::tag;
 use crate::comm::CommInner;
-use crate::host::{CallInfo, Failure, HostCall, HostSegment, MakeFailure, Waiter};
+use crate::host::{CallInfo, Failure, FailureSource, HostCall, HostSegment, Waiter};
 use crate::mailbox::{Alarm, Entry, Envelope, Expected, Wait};
 use crate::payload::Payload;
 use crate::session::{send, Session};
@@ -47,7 +47,8 @@ impl Round {
     ) -> Result<Round> {
         let session = comm.session()?;
         let gen = comm.next_generation();
-        let expected = Expected {
+        let host = comm.host();
+        let expected = || Expected {
             sig,
             type_name,
             op_name,
@@ -55,7 +56,12 @@ impl Round {
             members: comm.members.clone(),
             here: session.here,
         };
-        let entered = session.mailbox.lock().enter(comm.id, gen, expected);
+        // A call through shared memory gets no messages, only failures.
+        let messages = !(sig.kind.shared() && matches!(host, Ok(Some(_))));
+        let entered = session
+            .mailbox
+            .lock()
+            .enter(comm.id, gen, expected, messages);
         let round = Round {
             session,
             comm: comm.clone(),
@@ -66,7 +72,7 @@ impl Round {
             op_name,
             _timer: hpx_runtime::counters::time_wait(sig.kind.name()),
         };
-        match comm.host() {
+        match host {
             Ok(Some(host)) => host.announce(gen, sig.kind),
             Ok(None) => {}
             Err(error) => return round.end(Err(error)),
@@ -141,31 +147,12 @@ impl Round {
     }
 
     /// This call in the members' shared region, where they all share this
-    /// host (see [`HostCall`]).
+    /// host and its kind runs there ([`crate::signature::Kind::shared`]; see [`HostCall`]).
     pub(crate) fn host_call(&self) -> Option<HostCall<'_>> {
+        if !self.sig.kind.shared() {
+            return None;
+        }
         let seg = self.host()?;
-        // Resolves only when the call fails (nothing is ever sent with this tag).
-        let failed: MakeFailure<'_> = Box::new(move || {
-            let rx = match self.session.mailbox.lock().take(
-                self.comm.id,
-                self.gen,
-                tag::HOST,
-                self.comm.rank,
-            ) {
-                Wait::Ready(Err(error)) => return Err(error),
-                Wait::Ready(Ok(_)) => return Err(stray()),
-                Wait::Pending(rx) => rx,
-            };
-            Ok(Box::pin(async move {
-                match rx.await {
-                    Ok(Err(error)) => error,
-                    Ok(Ok(_)) => stray(),
-                    Err(_) => Error::Aborted(
-                        "the collectives' mailbox was dropped while a call waited".into(),
-                    ),
-                }
-            }) as Failure)
-        });
         let call = CallInfo {
             gen: self.gen,
             sig: self.sig,
@@ -178,7 +165,7 @@ impl Round {
         Some(HostCall::new(
             seg,
             call,
-            Waiter::new(&self.comm.members, failed),
+            Waiter::new(&self.comm.members, self),
         ))
     }
 
@@ -202,6 +189,32 @@ impl Round {
             error,
             to: self.comm.members.to_vec(),
         });
+    }
+}
+
+impl FailureSource for Round {
+    /// Resolves only when the call fails: nothing is ever sent with the
+    /// shared-memory tag, so only a failure of the call answers it.
+    fn failure(&self) -> Result<Failure> {
+        let rx = match self.session.mailbox.lock().take(
+            self.comm.id,
+            self.gen,
+            tag::HOST,
+            self.comm.rank,
+        ) {
+            Wait::Ready(Err(error)) => return Err(error),
+            Wait::Ready(Ok(_)) => return Err(stray()),
+            Wait::Pending(rx) => rx,
+        };
+        Ok(Box::pin(async move {
+            match rx.await {
+                Ok(Err(error)) => error,
+                Ok(Ok(_)) => stray(),
+                Err(_) => Error::Aborted(
+                    "the collectives' mailbox was dropped while a call waited".into(),
+                ),
+            }
+        }))
     }
 }
 

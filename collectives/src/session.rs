@@ -3,11 +3,12 @@
 //! ([`hpx_runtime::extension`]), made on first use and dropped with it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hpx_runtime::{Error, LocalityId, Result};
 use parking_lot::Mutex;
 
+use crate::comm::CommInner;
 use crate::mailbox::{Alarm, Envelope, Mailbox};
 use crate::payload::Payload;
 
@@ -19,6 +20,8 @@ pub(crate) struct Session {
     pub(crate) mailbox: Mutex<Mailbox>,
     /// How many communicators of each name were created here.
     created: Mutex<HashMap<String, u64>>,
+    /// The world communicator, made on first use.
+    pub(crate) world: OnceLock<Arc<CommInner>>,
 }
 
 /// The session of the locality this thread works for.
@@ -29,6 +32,7 @@ pub(crate) fn session() -> Result<Arc<Session>> {
         here: hpx_runtime::find_here(),
         mailbox: Mutex::new(Mailbox::default()),
         created: Mutex::new(HashMap::new()),
+        world: OnceLock::new(),
     })
 }
 

@@ -34,6 +34,20 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// Whether calls of this kind run in the members' shared region when
+    /// they all share a host; the others always exchange messages.
+    pub(crate) fn shared(self) -> bool {
+        matches!(
+            self,
+            Kind::Barrier
+                | Kind::AllReduce
+                | Kind::Reduce
+                | Kind::Broadcast
+                | Kind::Gather
+                | Kind::AllGather
+        )
+    }
+
     /// The operation's name (as counters and traces show it).
     pub(crate) fn name(self) -> &'static str {
         match self {

@@ -4,7 +4,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use hpx_parcelport::LocalityId;
@@ -22,6 +21,8 @@ enum State<T> {
     Remote {
         reply: oneshot::Receiver<Result<Bytes>>,
         locality: LocalityId,
+        /// The caller's locality, which polls for the answer.
+        rt: Arc<Locality>,
     },
     Local(JoinHandle<Result<T>>),
 }
@@ -67,7 +68,11 @@ impl<T: serde::de::DeserializeOwned> Future for ActionFuture<T> {
             State::Ready(value) => Poll::Ready(value.take().unwrap_or(Err(Error::Transport(
                 "ActionFuture polled after completion".into(),
             )))),
-            State::Remote { reply, locality } => match Pin::new(reply).poll(cx) {
+            State::Remote {
+                reply,
+                locality,
+                rt,
+            } => match poll_answer(rt, reply, cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(Ok(bytes))) => Poll::Ready(codec::decode_shared::<T>(&bytes)),
                 Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
@@ -90,7 +95,7 @@ impl<T: serde::de::DeserializeOwned> Future for ActionFuture<T> {
 /// Runs action `A` here, catching panics, with errors as a remote call
 /// would report them; counted (and traced) as a run of `A` on `rt`.
 async fn run_here<A: Action>(rt: Arc<Locality>, args: A::Args) -> Result<A::Output> {
-    let started = Instant::now();
+    let started = rt.action_start();
     let (result, waited) = trace::watched(run_caught(rt.here(), A::NAME, A::invoke(args))).await;
     if let Some((index, _)) = Registry::global().find(A::ID) {
         rt.action_ran(index, A::NAME, started, waited);
@@ -171,8 +176,27 @@ pub fn async_at<A: Action>(
         state: State::Remote {
             reply: rt.request(locality, A::ID, A::NAME, payload),
             locality,
+            rt,
         },
     }
+}
+
+/// Polls for the answer of a request; if it has not come, the caller's
+/// thread polls the transport a moment for it ([`Locality::wait_inline`]):
+/// a lone round trip then ends right where its answer is read.
+fn poll_answer(
+    rt: &Locality,
+    reply: &mut oneshot::Receiver<Result<Bytes>>,
+    cx: &mut Context<'_>,
+) -> Poll<std::result::Result<Result<Bytes>, oneshot::error::RecvError>> {
+    let mut polled = Pin::new(&mut *reply).poll(cx);
+    if polled.is_pending() {
+        rt.wait_inline(|| {
+            polled = Pin::new(&mut *reply).poll(cx);
+            polled.is_ready()
+        });
+    }
+    polled
 }
 
 /// Calls `action` on `locality` without waiting for, or getting, a result

@@ -60,6 +60,19 @@ pub(crate) fn current() -> Result<Arc<Locality>> {
         .ok_or(Error::NotRunning)
 }
 
+/// `f` of the locality this thread works for, without taking a reference
+/// to it; `None` outside a running runtime.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Locality) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| {
+            c.borrow()
+                .as_ref()
+                .and_then(|slot| slot.get().map(|l| f(l)))
+        })
+        .ok()
+        .flatten()
+}
+
 /// Like [`current`], for functions documented to panic outside a runtime.
 pub(crate) fn expect_current() -> Arc<Locality> {
     match current() {

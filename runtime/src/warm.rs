@@ -13,8 +13,9 @@
 //! core away at every turn (`sched_yield`), so a runnable thread of another
 //! locality goes first; beyond that there is no spinning.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use hpx_parcelport::Parcelport;
@@ -23,18 +24,35 @@ use tokio::runtime::Handle;
 /// Default spin window.
 pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(500);
 
+/// Work the spinner does itself after a poll that had work.
+pub(crate) type AfterPoll = Box<dyn Fn() + Send + Sync>;
+
+thread_local! {
+    /// Set while the spinner of a locality with an [`AfterPoll`] polls the
+    /// parcelport on this thread.
+    static SPINNER_POLLING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is a spinner's, inside its poll of the parcelport,
+/// and the spinner runs its locality's [`AfterPoll`] when the poll returns.
+pub(crate) fn spinner_polling() -> bool {
+    SPINNER_POLLING.with(Cell::get)
+}
+
 /// Spins one task for a window after activity.
 pub(crate) struct Warmth {
     window_nanos: u64,
     /// Give the core away at every turn (more threads than cores on the host).
     polite: bool,
-    base: Instant,
-    last_activity: AtomicU64,
+    /// Activity since the spinner last looked.
+    active: AtomicBool,
     spinning: AtomicBool,
     /// Where the spinning task runs.
     runtime: Handle,
     /// The transport, polled while spinning.
     port: Arc<dyn Parcelport>,
+    /// Run after each poll that had work, if set.
+    after_poll: OnceLock<AfterPoll>,
 }
 
 impl std::fmt::Debug for Warmth {
@@ -58,25 +76,30 @@ impl Warmth {
         Warmth {
             window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
             polite,
-            base: Instant::now(),
-            last_activity: AtomicU64::new(0),
+            active: AtomicBool::new(false),
             spinning: AtomicBool::new(false),
             runtime,
             port,
+            after_poll: OnceLock::new(),
         }
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    /// Makes the spinner run `work` after each of its polls that had work
+    /// (once; later calls change nothing).
+    pub(crate) fn set_after_poll(&self, work: AfterPoll) {
+        let _ = self.after_poll.set(work);
     }
 
-    /// Notes activity; starts the spinning task if none runs.
+    /// Notes activity; starts the spinning task if none runs. Reads no
+    /// clock: the spinner does, only once it finds no activity.
     pub(crate) fn touch(self: &Arc<Self>) {
         if self.window_nanos == 0 {
             return;
         }
-        self.last_activity.store(self.now(), Ordering::Relaxed);
-        if !self.spinning.load(Ordering::Relaxed)
+        if !self.active.load(Ordering::Relaxed) {
+            self.active.store(true, Ordering::SeqCst);
+        }
+        if !self.spinning.load(Ordering::SeqCst)
             && self
                 .spinning
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
@@ -88,15 +111,23 @@ impl Warmth {
 
     async fn spin(self: Arc<Self>) {
         self.port.awake(true);
+        let window = Duration::from_nanos(self.window_nanos);
+        // Since when the spinner has seen no activity.
+        let mut idle_since: Option<Instant> = None;
         loop {
-            if self.poll_a_while() {
-                self.last_activity.store(self.now(), Ordering::Relaxed);
+            let polled = self.poll_a_while();
+            if polled {
+                if let Some(work) = self.after_poll.get() {
+                    work();
+                }
             }
-            let last = self.last_activity.load(Ordering::Relaxed);
-            if self.now().saturating_sub(last) > self.window_nanos {
-                self.spinning.store(false, Ordering::Release);
-                // Activity that raced with the store above restarts us.
-                let again = self.last_activity.load(Ordering::Relaxed) != last
+            if polled || self.active.swap(false, Ordering::SeqCst) {
+                idle_since = None;
+            } else if idle_since.get_or_insert_with(Instant::now).elapsed() > window {
+                self.spinning.store(false, Ordering::SeqCst);
+                // Activity that raced with the store above restarts us: a
+                // `touch` either sees the spinner gone or its mark is seen.
+                let again = self.active.swap(false, Ordering::SeqCst)
                     && self
                         .spinning
                         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
@@ -105,6 +136,7 @@ impl Warmth {
                     self.port.awake(false);
                     return;
                 }
+                idle_since = None;
             }
             if self.polite {
                 // Any other runnable thread of this host gets the core first.
@@ -122,9 +154,35 @@ impl Warmth {
     /// driver (an `epoll_wait` each) comes every few microseconds only.
     fn poll_a_while(&self) -> bool {
         let polls = if self.polite { 1 } else { POLLS_PER_TURN };
+        let flagged = self.after_poll.get().is_some();
+        SPINNER_POLLING.with(|p| p.set(flagged));
+        let mut had_work = false;
         for _ in 0..polls {
             if self.port.progress() {
-                return true;
+                had_work = true;
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        SPINNER_POLLING.with(|p| p.set(false));
+        had_work
+    }
+}
+
+impl Warmth {
+    /// Polls the parcelport on the calling thread, as the spinner would in
+    /// one turn, until it had work; then returns `done()`. For a task that
+    /// waits for one answer: it is taken from the rings and completed right
+    /// here, without a hand-over to the spinner and a wake-up. Never polls
+    /// when spinning is off, once when polite.
+    pub(crate) fn poll_until(&self, done: impl FnOnce() -> bool) -> bool {
+        if self.window_nanos == 0 {
+            return false;
+        }
+        let polls = if self.polite { 1 } else { INLINE_POLLS };
+        for _ in 0..polls {
+            if self.port.progress() {
+                return done();
             }
             std::hint::spin_loop();
         }
@@ -134,6 +192,11 @@ impl Warmth {
 
 /// Polls of the parcelport between two turns given to the worker's other tasks.
 const POLLS_PER_TURN: u32 = 64;
+
+/// Polls of the parcelport by a task that waits for one answer, before it
+/// leaves the wait to the spinner: a few microseconds, about a round trip
+/// between two localities of one host.
+const INLINE_POLLS: u32 = 256;
 
 /// The spin window when `workers` threads of the job's localities share this
 /// host, after `HPX_SPIN_US`, and whether spinning must yield the core:

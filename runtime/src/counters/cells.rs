@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use hpx_parcelport::LocalityId;
 
+use super::clock::{Clock, Rate};
 use super::data::{ActionCounters, Counters, PeerTraffic, Timing, Traffic, WaitCounters};
 use crate::action::Registry;
 
@@ -21,27 +21,26 @@ struct PeerCells {
     bytes_received: AtomicU64,
 }
 
-/// A [`Timing`] being counted.
+/// A [`Timing`] being counted, in ticks of the counters' [`Clock`].
 #[derive(Debug, Default)]
 struct TimingCells {
     count: AtomicU64,
-    total_ns: AtomicU64,
-    max_ns: AtomicU64,
+    total_ticks: AtomicU64,
+    max_ticks: AtomicU64,
 }
 
 impl TimingCells {
-    fn add(&self, took: Duration) {
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+    fn add(&self, ticks: u64) {
         self.count.fetch_add(1, Relaxed);
-        self.total_ns.fetch_add(ns, Relaxed);
-        self.max_ns.fetch_max(ns, Relaxed);
+        self.total_ticks.fetch_add(ticks, Relaxed);
+        self.max_ticks.fetch_max(ticks, Relaxed);
     }
 
-    fn read(&self) -> Timing {
+    fn read(&self, rate: Rate) -> Timing {
         Timing {
             count: self.count.load(Relaxed),
-            total_ns: self.total_ns.load(Relaxed),
-            max_ns: self.max_ns.load(Relaxed),
+            total_ns: rate.nanos(self.total_ticks.load(Relaxed)),
+            max_ns: rate.nanos(self.max_ticks.load(Relaxed)),
         }
     }
 }
@@ -85,10 +84,10 @@ impl Named {
         unreachable!("the last slot takes every name")
     }
 
-    fn read(&self) -> Vec<(&'static str, Timing)> {
+    fn read(&self, rate: Rate) -> Vec<(&'static str, Timing)> {
         self.slots
             .iter()
-            .filter_map(|(slot, cells)| slot.get().map(|name| (*name, cells.read())))
+            .filter_map(|(slot, cells)| slot.get().map(|name| (*name, cells.read(rate))))
             .filter(|(_, timing)| timing.count > 0)
             .collect()
     }
@@ -99,6 +98,8 @@ impl Named {
 #[derive(Debug)]
 pub(crate) struct Cells {
     here: LocalityId,
+    /// What timings are measured with.
+    clock: Clock,
     peers: Box<[PeerCells]>,
     routes: Box<[&'static str]>,
     actions: Box<[ActionCells]>,
@@ -116,6 +117,7 @@ impl Cells {
         let actions = Registry::global().entries().len();
         Cells {
             here,
+            clock: Clock::new(),
             peers: routes.iter().map(|_| PeerCells::default()).collect(),
             routes: routes.into(),
             actions: (0..actions).map(|_| ActionCells::default()).collect(),
@@ -157,10 +159,16 @@ impl Cells {
         }
     }
 
-    /// The action of registry index `action` ran here for `took`.
-    pub(crate) fn ran(&self, action: usize, took: Duration) {
+    /// The ticks of the counters' clock now: a timing's start.
+    pub(crate) fn ticks(&self) -> u64 {
+        self.clock.ticks()
+    }
+
+    /// The action of registry index `action` ran here since `started`
+    /// ([`Cells::ticks`]).
+    pub(crate) fn ran(&self, action: usize, started: u64) {
         if let Some(cells) = self.actions.get(action) {
-            cells.runs.add(took);
+            cells.runs.add(self.ticks().saturating_sub(started));
         }
     }
 
@@ -182,13 +190,17 @@ impl Cells {
         self.held.fetch_add(bytes, Relaxed);
     }
 
-    /// A wait in collective `operation` took `took`.
-    pub(crate) fn waited(&self, operation: &'static str, took: Duration) {
-        self.waits.get(operation).add(took);
+    /// A wait in collective `operation` lasted from `started`
+    /// ([`Cells::ticks`]) until now.
+    pub(crate) fn waited(&self, operation: &'static str, started: u64) {
+        self.waits
+            .get(operation)
+            .add(self.ticks().saturating_sub(started));
     }
 
     /// The counters as plain data.
     pub(crate) fn snapshot(&self) -> Counters {
+        let rate = self.clock.rate();
         let mut peers = Vec::new();
         let mut parcelports: BTreeMap<String, Traffic> = BTreeMap::new();
         for (i, (cells, route)) in self.peers.iter().zip(self.routes.iter()).enumerate() {
@@ -219,13 +231,13 @@ impl Cells {
                 name: entry.name.to_owned(),
                 calls_sent: cells.calls_sent.load(Relaxed),
                 calls_received: cells.calls_received.load(Relaxed),
-                runs: cells.runs.read(),
+                runs: cells.runs.read(rate),
             })
             .filter(|a| a.calls_sent > 0 || a.calls_received > 0 || a.runs.count > 0)
             .collect();
         let mut collectives: Vec<WaitCounters> = self
             .waits
-            .read()
+            .read(rate)
             .into_iter()
             .map(|(operation, wait)| WaitCounters {
                 operation: operation.to_owned(),
@@ -254,10 +266,10 @@ mod tests {
     #[test]
     fn named_slots_take_each_name_once_and_overflow_into_other() {
         let named = Named::new();
-        named.get("a").add(Duration::from_nanos(5));
-        named.get("b").add(Duration::from_nanos(7));
-        named.get("a").add(Duration::from_nanos(9));
-        let read = named.read();
+        named.get("a").add(5);
+        named.get("b").add(7);
+        named.get("a").add(9);
+        let read = named.read(Rate::NANOSECONDS);
         assert_eq!(
             read[0],
             (
@@ -274,9 +286,9 @@ mod tests {
             .map(|i| &*Box::leak(format!("n{i}").into_boxed_str()))
             .collect();
         for name in &names {
-            named.get(name).add(Duration::from_nanos(1));
+            named.get(name).add(1);
         }
-        let read = named.read();
+        let read = named.read(Rate::NANOSECONDS);
         assert_eq!(read.len(), NAMED_SLOTS);
         assert_eq!(read[NAMED_SLOTS - 1].0, "other");
     }

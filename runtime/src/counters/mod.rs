@@ -20,6 +20,7 @@
 //! batching, TLS) is not counted.
 
 pub(crate) mod cells;
+mod clock;
 mod data;
 
 use std::sync::Arc;
@@ -44,14 +45,12 @@ pub fn counters() -> Result<Counters> {
 /// counters (and is a slice of the trace when tracing is on). Outside a
 /// running runtime the guard counts nothing.
 pub fn time_wait(operation: &'static str) -> WaitTimer {
-    let timed = context::current()
-        .ok()
-        .map(|rt| (rt.counters().clone(), rt.tracer().cloned()));
-    WaitTimer {
-        operation,
-        started: Instant::now(),
-        timed,
-    }
+    let timed = context::with_current(|rt| Timed {
+        started: rt.counters().ticks(),
+        cells: rt.counters().clone(),
+        traced: rt.tracer().map(|tracer| (tracer.clone(), Instant::now())),
+    });
+    WaitTimer { operation, timed }
 }
 
 /// Times a wait in a collective operation until dropped: see [`time_wait`].
@@ -59,16 +58,25 @@ pub fn time_wait(operation: &'static str) -> WaitTimer {
 #[must_use = "the wait is timed until the guard is dropped"]
 pub struct WaitTimer {
     operation: &'static str,
-    started: Instant,
-    timed: Option<(Arc<Cells>, Option<Arc<Tracer>>)>,
+    timed: Option<Timed>,
+}
+
+/// A wait timed on a locality.
+#[derive(Debug)]
+struct Timed {
+    /// When it began, in ticks of the counters' clock.
+    started: u64,
+    cells: Arc<Cells>,
+    /// The timeline and the start on its clock, while tracing.
+    traced: Option<(Arc<Tracer>, Instant)>,
 }
 
 impl Drop for WaitTimer {
     fn drop(&mut self) {
-        if let Some((cells, tracer)) = &self.timed {
-            cells.waited(self.operation, self.started.elapsed());
-            if let Some(tracer) = tracer {
-                tracer.span("collective", self.operation, self.started);
+        if let Some(timed) = &self.timed {
+            timed.cells.waited(self.operation, timed.started);
+            if let Some((tracer, started)) = &timed.traced {
+                tracer.span("collective", self.operation, *started);
             }
         }
     }

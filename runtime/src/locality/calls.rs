@@ -12,7 +12,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Context;
-use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
@@ -62,6 +61,11 @@ impl<T> CallQueue<T> {
             drainers: AtomicUsize::new(0),
             max,
         }
+    }
+
+    /// Whether at most one drainer runs (the locality has one worker).
+    fn single_drainer(&self) -> bool {
+        self.max == 1
     }
 
     /// Queues a call.
@@ -133,7 +137,37 @@ impl Locality {
             }
         } else {
             self.calls.push(call);
-            self.ensure_drainer();
+            // The spinner runs what it reads itself, once its poll is over.
+            if !crate::warm::spinner_polling() {
+                self.ensure_drainer();
+            }
+        }
+    }
+
+    /// Where the locality has a single worker thread, its spinner runs the
+    /// calls it reads itself, right after its poll of the transport (which
+    /// then holds no lock): a drainer task would run on the same thread
+    /// anyway, after a spawn and a turn of the scheduler. Elsewhere the
+    /// drainers run them, on every worker.
+    pub(super) fn run_calls_on_spinner(self: &Arc<Self>) {
+        if !self.calls.single_drainer() {
+            return;
+        }
+        let this = Arc::downgrade(self);
+        self.warmth.set_after_poll(Box::new(move || {
+            if let Some(locality) = this.upgrade() {
+                locality.drain_here();
+            }
+        }));
+    }
+
+    /// Runs the queued calls right here, each polled once and moved to a
+    /// task of its own if it must wait.
+    fn drain_here(self: &Arc<Self>) {
+        while let Some(call) = self.calls.pop() {
+            if run_inline_or_spawn(&self.workers, self.clone().run_call(call)) {
+                self.counters.spawned();
+            }
         }
     }
 
@@ -185,7 +219,7 @@ impl Locality {
                 action: String::new(),
             }),
             Some((index, entry)) => {
-                let started = Instant::now();
+                let started = self.action_start();
                 let (outcome, waited) = trace::watched(run_caught(
                     here,
                     entry.name,

@@ -112,6 +112,14 @@ impl std::fmt::Debug for Locality {
     }
 }
 
+/// When a run of an action began: on the counters' clock, and on the
+/// trace's while tracing.
+#[derive(Debug)]
+pub(crate) struct ActionStart {
+    ticks: u64,
+    traced: Option<Instant>,
+}
+
 impl Locality {
     /// A locality of a job that has joined it over `port`. It receives
     /// nothing until [`Locality::start_receiving`].
@@ -161,20 +169,28 @@ impl Locality {
         self.tracer.as_ref()
     }
 
-    /// Action `name` (registry index `index`) ran here from `started` until
+    /// The start of a run of an action here, for [`Locality::action_ran`].
+    pub(crate) fn action_start(&self) -> ActionStart {
+        ActionStart {
+            ticks: self.counters.ticks(),
+            traced: self.tracer.as_ref().map(|_| Instant::now()),
+        }
+    }
+
+    /// Action `name` (registry index `index`) ran here from `start` until
     /// now, and `waited` on the way or not.
     pub(crate) fn action_ran(
         &self,
         index: usize,
         name: &'static str,
-        started: Instant,
+        start: ActionStart,
         waited: bool,
     ) {
-        self.counters.ran(index, started.elapsed());
-        match &self.tracer {
-            Some(tracer) if waited => tracer.span("action", name, started),
-            Some(tracer) => tracer.slice("action", name, started),
-            None => {}
+        self.counters.ran(index, start.ticks);
+        match (&self.tracer, start.traced) {
+            (Some(tracer), Some(started)) if waited => tracer.span("action", name, started),
+            (Some(tracer), Some(started)) => tracer.slice("action", name, started),
+            _ => {}
         }
     }
 

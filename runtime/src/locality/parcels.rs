@@ -79,6 +79,7 @@ impl Locality {
     /// Starts handling what arrives. Call it once the locality's threads
     /// can find it: received actions run at once.
     pub(crate) fn start_receiving(self: &Arc<Self>) {
+        self.run_calls_on_spinner();
         self.port.attach(Arc::new(Dispatcher(Arc::downgrade(self))));
     }
 

@@ -79,6 +79,11 @@ impl Requests {
         (seq, rx)
     }
 
+    /// How many requests wait for their answers.
+    pub(super) fn in_flight(&self) -> usize {
+        self.pending.lock().len()
+    }
+
     /// Answers request `seq` with `result` and forgets it; nothing if no
     /// such request waits (answered, failed, or never sent from here).
     pub(super) fn complete(&self, seq: u64, result: Result<Bytes>) {
@@ -171,6 +176,14 @@ impl Locality {
             Err(e) => self.requests.complete(seq, Err(e)),
         }
         rx
+    }
+
+    /// Waits a moment for the answer of a request on the calling thread,
+    /// polling the transport, if it is the only request in flight here (a
+    /// fan-out of many leaves them to the spinner): `answered` says whether
+    /// the answer came. Returns what `answered` last said.
+    pub(crate) fn wait_inline(&self, answered: impl FnOnce() -> bool) -> bool {
+        self.requests.in_flight() == 1 && self.warmth.poll_until(answered)
     }
 
     /// Sends a fire-and-forget call of action `id` to `dest`.
