@@ -459,8 +459,22 @@ fn hpxrun_fails_fast_when_a_locality_is_killed() {
     );
 }
 
+/// Drives `work` on the calling thread with `Started::poll_for` (as the
+/// Python front does), in slices of a millisecond.
+fn drive<T>(
+    started: &hpx::Started,
+    work: impl std::future::Future<Output = hpx::Result<T>>,
+) -> hpx::Result<T> {
+    let mut work = std::pin::pin!(work);
+    loop {
+        if let Some(done) = started.poll_for(work.as_mut(), Duration::from_millis(1))? {
+            return done;
+        }
+    }
+}
+
 /// A locality driven from a plain thread (as the Python front drives it):
-/// `Runtime::start`, `block_on`, `finish`.
+/// `Runtime::start`, `block_on` and `poll_for`, `finish`.
 fn host_locality() -> i32 {
     let fail = |e: Error| {
         eprintln!("Error: {e}");
@@ -489,7 +503,9 @@ fn host_locality() -> i32 {
         return 1;
     }
     let start = Instant::now();
-    let total = started.block_on(async { hpx::all_reduce(1u64, ReduceOp::Sum).await });
+    // Work polled on this thread waits for the others without a timer of
+    // its own; a slow locality makes it span many budgets.
+    let total = drive(&started, async { hpx::all_reduce(1u64, ReduceOp::Sum).await });
     match (failing, total) {
         (None, Ok(total)) => {
             let n = started.block_on(async { Ok(hpx::get_num_localities()) });
@@ -514,7 +530,12 @@ fn host_locality() -> i32 {
             let mut calls = 0u32;
             loop {
                 calls += 1;
-                match started.block_on(async { hpx::barrier().await }) {
+                let after = if calls % 2 == 0 {
+                    started.block_on(async { hpx::barrier().await })
+                } else {
+                    drive(&started, async { hpx::barrier().await })
+                };
+                match after {
                     Err(Error::Aborted(reason)) if reason.starts_with("the job has ended") => break,
                     Err(Error::Aborted(_)) => {}
                     other => {

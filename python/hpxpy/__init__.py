@@ -563,6 +563,9 @@ def _comm(comm):
     return _world
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _reduce_value(comm, value, op, kind, root):
     if isinstance(value, DistributedArray) and not value.is_view():
         if comm.size != get_num_localities():
@@ -576,6 +579,14 @@ def _reduce_value(comm, value, op, kind, root):
         if what is None:
             raise HPXValueError(f"all_reduce of a DistributedArray takes sum, prod, min or max, not {op!r}")
         return value._reduce(what)
+    number = type(value)
+    if number is float or (number is int and _INT64_MIN <= value <= _INT64_MAX):
+        # A plain number skips NumPy: the same call as an array of one.
+        reduce_number = comm.reduce_float if number is float else comm.reduce_int
+        out = reduce_number(value, op, kind, int(root))
+        if out is None and kind == "exclusive" and op in ("sum", "prod"):
+            out = 0 if op == "sum" else 1
+        return None if out is None else number(out)
     scalar = not isinstance(value, np.ndarray)
     python_type = type(value) if isinstance(value, (bool, int, float)) else None
     a = np.asarray(value)

@@ -96,22 +96,40 @@ impl Comm {
         kind: &str,
         root: u32,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let op = reduce_op(op)?;
-        let kind = kind.to_owned();
-        let c = self.inner.clone();
         with_dtype!(dtype, T => {
             let v: Vec<T> = values(array)?;
-            let out = block(py, async move {
-                match kind.as_str() {
-                    "all" => c.all_reduce(v, op).await.map(Some),
-                    "root" => c.reduce(v, op, root).await,
-                    "inclusive" => c.inclusive_scan(v, op).await.map(Some),
-                    "exclusive" => c.exclusive_scan(v, op).await,
-                    other => Err(hpx::Error::BadArgument(format!("no reduction kind {other}"))),
-                }
-            })?;
+            let out = self.reduce_vec(py, v, op, kind, root)?;
             Ok(out.map(|v| PyArray1::from_vec(py, v).into_any()))
         })
+    }
+
+    /// [`reduce_array`](Self::reduce_array) of one Python `float`, without
+    /// a NumPy array on the way: the same call as a float64 array of one
+    /// element (localities may mix the two).
+    fn reduce_float(
+        &self,
+        py: Python<'_>,
+        value: f64,
+        op: &str,
+        kind: &str,
+        root: u32,
+    ) -> PyResult<Option<f64>> {
+        let out = self.reduce_vec(py, vec![value], op, kind, root)?;
+        Ok(out.and_then(|v| v.first().copied()))
+    }
+
+    /// [`reduce_array`](Self::reduce_array) of one Python `int` that fits
+    /// an int64: the same call as an int64 array of one element.
+    fn reduce_int(
+        &self,
+        py: Python<'_>,
+        value: i64,
+        op: &str,
+        kind: &str,
+        root: u32,
+    ) -> PyResult<Option<i64>> {
+        let out = self.reduce_vec(py, vec![value], op, kind, root)?;
+        Ok(out.and_then(|v| v.first().copied()))
     }
 
     /// The root's distributed array, on every member (a handle each, kept
@@ -206,4 +224,35 @@ impl Comm {
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Comm>()?;
     Ok(())
+}
+
+impl Comm {
+    /// Element-wise reduction of `v` over the members, as `kind` says (see
+    /// [`Comm::reduce_array`]).
+    fn reduce_vec<T>(
+        &self,
+        py: Python<'_>,
+        v: Vec<T>,
+        op: &str,
+        kind: &str,
+        root: u32,
+    ) -> PyResult<Option<Vec<T>>>
+    where
+        Vec<T>: hpx::Reducible + Send + 'static,
+    {
+        let op = reduce_op(op)?;
+        let kind = kind.to_owned();
+        let c = self.inner.clone();
+        block(py, async move {
+            match kind.as_str() {
+                "all" => c.all_reduce(v, op).await.map(Some),
+                "root" => c.reduce(v, op, root).await,
+                "inclusive" => c.inclusive_scan(v, op).await.map(Some),
+                "exclusive" => c.exclusive_scan(v, op).await,
+                other => Err(hpx::Error::BadArgument(format!(
+                    "no reduction kind {other}"
+                ))),
+            }
+        })
+    }
 }

@@ -35,6 +35,17 @@ equal("all_reduce bitwise_xor", hpx.all_reduce(me * 3 + 1, op="bitwise_xor"),
       functools.reduce(operator.xor, [i * 3 + 1 for i in everyone]))
 equal("all_reduce negative ints", hpx.all_reduce(-(me + 1) * 10**12), -10**12 * n * (n + 1) // 2)
 equal("all_reduce of a bool counts", int(hpx.all_reduce(me % 2 == 0)), len(range(0, n, 2)))
+# A plain number and an array of one element are the same call: they mix.
+r = hpx.all_reduce(0.5 * me if me % 2 else np.array([0.5 * me]))
+check("all_reduce float mixed with arrays", float(np.asarray(r).reshape(-1)[0]),
+      sum(0.5 * i for i in everyone))
+r = hpx.all_reduce(me if me % 2 == 0 else np.array(me, dtype=np.int64), op="max")
+equal("all_reduce int mixed with 0-d arrays", int(r), last)
+r = hpx.reduce(float(me), root=last)
+check("reduce float to the last", r if me == last else 0.0, sum(map(float, everyone)) if me == last else 0.0)
+equal("reduce float elsewhere is None", r is None, me != last)
+r = hpx.exclusive_scan(1.5)
+equal("exclusive_scan float", (r, type(r)), (1.5 * me, float))
 
 # --- all_reduce: NumPy arrays, element by element ----------------------------
 def contribution(i, dt, shape=(4,)):

@@ -51,6 +51,11 @@ impl Drop for Entered {
     }
 }
 
+/// Where this thread finds its locality, if it has one.
+pub(crate) fn current_slot() -> Option<Slot> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
 /// The locality this thread works for.
 pub(crate) fn current() -> Result<Arc<Locality>> {
     CURRENT

@@ -4,11 +4,17 @@
 //! its part of the job is done.
 
 use std::future::Future;
-use std::thread::JoinHandle;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::context::{self, Slot};
 use crate::error::panic_message;
 use crate::{Error, Result, Runtime};
 
@@ -21,6 +27,8 @@ use crate::{Error, Result, Runtime};
 #[derive(Debug)]
 pub struct Started {
     workers: Handle,
+    /// Where the locality's threads find it.
+    slot: Slot,
     done: Option<oneshot::Sender<std::result::Result<(), String>>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -32,14 +40,16 @@ impl Runtime {
     /// and then every [`Started::block_on`] in progress or to come returns
     /// the error.
     pub fn start(self) -> Result<Started> {
-        let (ready, joined) = std::sync::mpsc::channel::<Handle>();
+        let (ready, joined) = std::sync::mpsc::channel::<(Handle, Slot)>();
         let (done, finished) = oneshot::channel::<std::result::Result<(), String>>();
         let thread = std::thread::Builder::new()
             .name("hpx-job".into())
             .spawn(move || {
                 self.run(move || async move {
                     // The host learns where to run work once the job is joined.
-                    let _ = ready.send(Handle::current());
+                    if let Some(slot) = context::current_slot() {
+                        let _ = ready.send((Handle::current(), slot));
+                    }
                     match finished.await {
                         Ok(outcome) => outcome,
                         Err(_) => Err("the host ended without finishing the job".to_owned()),
@@ -47,8 +57,9 @@ impl Runtime {
                 })
             })?;
         match joined.recv() {
-            Ok(workers) => Ok(Started {
+            Ok((workers, slot)) => Ok(Started {
                 workers,
+                slot,
                 done: Some(done),
                 thread: Some(thread),
             }),
@@ -82,6 +93,48 @@ impl Started {
                 panic_message(e.into_panic().as_ref())
             ))),
             Err(_) => Err(self.ended()),
+        }
+    }
+
+    /// Polls `work` right on the calling thread, as a worker would (every
+    /// hpx call works in it), until it is done or `budget` has passed:
+    /// `Ok(Some(output))`, or `Ok(None)` if it is not done yet (poll the
+    /// same future again to go on). Work done this way costs no hand-over
+    /// to a worker and no wake-up of the host when it ends: a call that is
+    /// over in a microsecond takes a microsecond. The budget is for a host
+    /// that must do something of its own now and then while it waits (an
+    /// interpreter handling its signals); the calling thread sleeps while
+    /// the work waits for something another thread does.
+    ///
+    /// Errors: the job has ended (work waiting for hpx calls gets the job's
+    /// reason from them first; [`finish`](Self::finish) returns it).
+    pub fn poll_for<F: Future + ?Sized>(
+        &self,
+        mut work: Pin<&mut F>,
+        budget: Duration,
+    ) -> Result<Option<F::Output>> {
+        if self.thread.as_ref().map_or(true, JoinHandle::is_finished) {
+            return Err(self.ended());
+        }
+        let Some(locality) = self.slot.get().cloned() else {
+            return Err(self.ended());
+        };
+        let _locality = context::enter(self.slot.clone());
+        let _runtime = self.workers.enter();
+        let _host = locality.warmth().host_waits();
+        let (signal, waker) = SIGNAL.with(Clone::clone);
+        let mut cx = Context::from_waker(&waker);
+        let deadline = Instant::now() + budget;
+        loop {
+            if let Poll::Ready(output) = work.as_mut().poll(&mut cx) {
+                return Ok(Some(output));
+            }
+            // A wake-up that came during the poll means: poll again now.
+            if !signal.woken.swap(false, Ordering::Acquire)
+                && !locality.warmth().host_wait(&signal.woken, deadline)
+            {
+                return Ok(None);
+            }
         }
     }
 
@@ -120,6 +173,36 @@ impl Started {
                 panic_message(panic.as_ref())
             ))),
             None => Ok(()),
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's [`Signal`] and its waker (a late wake-up of earlier
+    /// work costs one needless poll at most).
+    static SIGNAL: (Arc<Signal>, Waker) = {
+        let signal = Arc::new(Signal {
+            woken: AtomicBool::new(false),
+            thread: std::thread::current(),
+        });
+        (signal.clone(), Waker::from(signal))
+    };
+}
+
+/// Wakes the thread that polls work in [`Started::poll_for`].
+struct Signal {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::Release) {
+            self.thread.unpark();
         }
     }
 }

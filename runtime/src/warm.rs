@@ -14,7 +14,7 @@
 //! locality goes first; beyond that there is no spinning.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ pub(crate) struct Warmth {
     polite: bool,
     /// Activity since the spinner last looked.
     active: AtomicBool,
+    /// Host threads driving work here ([`Warmth::host_waits`]): while any
+    /// does, it polls the transport itself and the spinner stands down.
+    hosts: AtomicUsize,
     spinning: AtomicBool,
     /// Where the spinning task runs.
     runtime: Handle,
@@ -77,6 +80,7 @@ impl Warmth {
             window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
             polite,
             active: AtomicBool::new(false),
+            hosts: AtomicUsize::new(0),
             spinning: AtomicBool::new(false),
             runtime,
             port,
@@ -99,7 +103,8 @@ impl Warmth {
         if !self.active.load(Ordering::Relaxed) {
             self.active.store(true, Ordering::SeqCst);
         }
-        if !self.spinning.load(Ordering::SeqCst)
+        if self.hosts.load(Ordering::Relaxed) == 0
+            && !self.spinning.load(Ordering::SeqCst)
             && self
                 .spinning
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
@@ -121,9 +126,10 @@ impl Warmth {
                     work();
                 }
             }
-            if polled || self.active.swap(false, Ordering::SeqCst) {
+            let host = self.hosts.load(Ordering::Relaxed) > 0;
+            if !host && (polled || self.active.swap(false, Ordering::SeqCst)) {
                 idle_since = None;
-            } else if idle_since.get_or_insert_with(Instant::now).elapsed() > window {
+            } else if host || idle_since.get_or_insert_with(Instant::now).elapsed() > window {
                 self.spinning.store(false, Ordering::SeqCst);
                 // Activity that raced with the store above restarts us: a
                 // `touch` either sees the spinner gone or its mark is seen.
@@ -189,6 +195,72 @@ impl Warmth {
         false
     }
 }
+
+impl Warmth {
+    /// A host thread (not a worker) drives work of this locality from now
+    /// until the guard is dropped, and waits with [`Warmth::host_wait`]:
+    /// the spinner stands down meanwhile, so that the host's thread and a
+    /// worker do not both burn a core polling the same transport.
+    pub(crate) fn host_waits(&self) -> HostWaits<'_> {
+        self.hosts.fetch_add(1, Ordering::SeqCst);
+        HostWaits(self)
+    }
+
+    /// Waits on a host thread until `woken` is set or `deadline` passes;
+    /// whether it was woken. For the spin window (politely when the host is
+    /// crowded) the thread polls the transport as the spinner would, so
+    /// that what arrives is handled at once; then it sleeps until woken.
+    pub(crate) fn host_wait(&self, woken: &AtomicBool, deadline: Instant) -> bool {
+        if self.window_nanos > 0 {
+            let spin_until = deadline.min(Instant::now() + Duration::from_nanos(self.window_nanos));
+            self.port.awake(true);
+            let mut polls = 0u32;
+            let seen = loop {
+                if woken.swap(false, Ordering::Acquire) {
+                    break true;
+                }
+                if self.port.progress() {
+                    continue;
+                }
+                if self.polite {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+                polls = polls.wrapping_add(1);
+                if polls % CLOCK_EVERY == 0 && Instant::now() >= spin_until {
+                    break false;
+                }
+            };
+            self.port.awake(false);
+            if seen {
+                return true;
+            }
+        }
+        loop {
+            if woken.swap(false, Ordering::Acquire) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::park_timeout(left);
+        }
+    }
+}
+
+/// A host thread drives work: see [`Warmth::host_waits`].
+pub(crate) struct HostWaits<'a>(&'a Warmth);
+
+impl Drop for HostWaits<'_> {
+    fn drop(&mut self) {
+        self.0.hosts.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Polls between two reads of the clock in [`Warmth::host_wait`].
+const CLOCK_EVERY: u32 = 16;
 
 /// Polls of the parcelport between two turns given to the worker's other tasks.
 const POLLS_PER_TURN: u32 = 64;

@@ -194,6 +194,11 @@ impl Locality {
         }
     }
 
+    /// What keeps this locality's transport polled.
+    pub(crate) fn warmth(&self) -> &Warmth {
+        &self.warmth
+    }
+
     /// This locality.
     pub(crate) fn here(&self) -> LocalityId {
         self.here
