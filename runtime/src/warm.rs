@@ -207,11 +207,13 @@ impl Warmth {
     }
 
     /// Waits on a host thread until `woken` is set or `deadline` passes;
-    /// whether it was woken. For the spin window (politely when the host is
-    /// crowded) the thread polls the transport as the spinner would, so
-    /// that what arrives is handled at once; then it sleeps until woken.
+    /// whether it was woken. If parcels went or came since the last look
+    /// (an answer may be on its way), the thread first polls the transport
+    /// for the spin window (politely when the host is crowded), as the
+    /// spinner would, so that what arrives is handled at once; then, or
+    /// at once when all was quiet, it sleeps until woken.
     pub(crate) fn host_wait(&self, woken: &AtomicBool, deadline: Instant) -> bool {
-        if self.window_nanos > 0 {
+        if self.window_nanos > 0 && self.active.swap(false, Ordering::SeqCst) {
             let spin_until = deadline.min(Instant::now() + Duration::from_nanos(self.window_nanos));
             self.port.awake(true);
             let mut polls = 0u32;
