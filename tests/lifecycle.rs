@@ -505,7 +505,9 @@ fn host_locality() -> i32 {
     let start = Instant::now();
     // Work polled on this thread waits for the others without a timer of
     // its own; a slow locality makes it span many budgets.
-    let total = drive(&started, async { hpx::all_reduce(1u64, ReduceOp::Sum).await });
+    let total = drive(&started, async {
+        hpx::all_reduce(1u64, ReduceOp::Sum).await
+    });
     match (failing, total) {
         (None, Ok(total)) => {
             let n = started.block_on(async { Ok(hpx::get_num_localities()) });

@@ -104,7 +104,8 @@ impl Started {
     /// over in a microsecond takes a microsecond. The budget is for a host
     /// that must do something of its own now and then while it waits (an
     /// interpreter handling its signals); the calling thread sleeps while
-    /// the work waits for something another thread does.
+    /// the work waits for something another thread does. Call it from the
+    /// host thread, not from inside the runtime (it blocks the thread).
     ///
     /// Errors: the job has ended (work waiting for hpx calls gets the job's
     /// reason from them first; [`finish`](Self::finish) returns it).

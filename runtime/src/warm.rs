@@ -221,14 +221,14 @@ impl Warmth {
                 if woken.swap(false, Ordering::Acquire) {
                     break true;
                 }
-                if self.port.progress() {
-                    continue;
+                if !self.port.progress() {
+                    if self.polite {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
-                if self.polite {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
+                // Parcels for others may keep coming: the window ends anyway.
                 polls = polls.wrapping_add(1);
                 if polls % CLOCK_EVERY == 0 && Instant::now() >= spin_until {
                     break false;
