@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -21,8 +21,9 @@ enum State<T> {
     Remote {
         reply: oneshot::Receiver<Result<Bytes>>,
         locality: LocalityId,
-        /// The caller's locality, which polls for the answer.
-        rt: Arc<Locality>,
+        /// The caller's locality, which polls for the answer (a future
+        /// kept past the job does not keep the locality alive).
+        rt: Weak<Locality>,
     },
     Local(JoinHandle<Result<T>>),
 }
@@ -176,7 +177,7 @@ pub fn async_at<A: Action>(
         state: State::Remote {
             reply: rt.request(locality, A::ID, A::NAME, payload),
             locality,
-            rt,
+            rt: Arc::downgrade(&rt),
         },
     }
 }
@@ -185,12 +186,12 @@ pub fn async_at<A: Action>(
 /// thread polls the transport a moment for it ([`Locality::wait_inline`]):
 /// a lone round trip then ends right where its answer is read.
 fn poll_answer(
-    rt: &Locality,
+    rt: &Weak<Locality>,
     reply: &mut oneshot::Receiver<Result<Bytes>>,
     cx: &mut Context<'_>,
 ) -> Poll<std::result::Result<Result<Bytes>, oneshot::error::RecvError>> {
     let mut polled = Pin::new(&mut *reply).poll(cx);
-    if polled.is_pending() {
+    if let (true, Some(rt)) = (polled.is_pending(), rt.upgrade()) {
         rt.wait_inline(|| {
             polled = Pin::new(&mut *reply).poll(cx);
             polled.is_ready()
