@@ -192,14 +192,13 @@ impl Tracer {
         self.push([event(at, What::Begin(id)), event(end, What::End(id))]);
     }
 
-    /// A parcel (of action `name`, or `reply`, `control`...) was sent from
-    /// `started` until now: a slice, and the start of flow `flow` (if the
-    /// parcel has one) in it.
-    pub(crate) fn sent(&self, name: &'static str, flow: Option<u64>, started: Instant) {
-        self.slice("send", name, started);
-        if let Some(flow) = flow {
-            self.flow(What::FlowStart(flow), started);
-        }
+    /// A parcel with flow `flow` is about to leave; its send began at
+    /// `started`. Recorded before it leaves (as [`Tracer::arrived`] is
+    /// before the parcel is handled): over shared memory the receiver may
+    /// handle it, and the job end, before the sender goes on. The send's
+    /// slice follows ([`Tracer::slice`], `send`), once it is done.
+    pub(crate) fn leaving(&self, flow: u64, started: Instant) {
+        self.flow(What::FlowStart(flow), started);
     }
 
     /// A parcel arrived at `at`: the end of its flow. Recorded before the
@@ -457,7 +456,8 @@ mod tests {
         other.origin_unix_ns += 5_000_000;
         let started = Instant::now();
         other.slice("action", "late", started);
-        other.sent("m::f", Some(flow_id(LocalityId(1), 1, false)), started);
+        other.leaving(flow_id(LocalityId(1), 1, false), started);
+        other.slice("send", "m::f", started);
         root.arrived(flow_id(LocalityId(1), 1, false), started);
         root.slice("receive", "m::f", started);
         let t0 = root.now_ns();

@@ -137,6 +137,15 @@ impl Cells {
         }
     }
 
+    /// A parcel of `bytes` counted by [`Cells::sent`] could not go to
+    /// `peer` after all.
+    pub(crate) fn unsent(&self, peer: LocalityId, bytes: usize) {
+        if let Some(cells) = self.peers.get(peer.index()) {
+            cells.parcels_sent.fetch_sub(1, Relaxed);
+            cells.bytes_sent.fetch_sub(bytes as u64, Relaxed);
+        }
+    }
+
     /// A parcel of `bytes` came from `peer`.
     pub(crate) fn received(&self, peer: LocalityId, bytes: usize) {
         if let Some(cells) = self.peers.get(peer.index()) {

@@ -118,19 +118,24 @@ impl Locality {
         let started = self.tracer.as_ref().map(|_| Instant::now());
         let parcel = Parcel { header, payload };
         let bytes = parcel.wire_len();
+        // Counted (and traced) before it leaves: over shared memory the
+        // receiver may handle it, and the job end, before this thread goes on.
+        self.counters.sent(header.dest, bytes);
+        if let (Some(tracer), Some(started), Some(flow)) = (
+            &self.tracer,
+            started,
+            trace::flow_of(&header, is_reply(header.kind)),
+        ) {
+            tracer.leaving(flow, started);
+        }
         let sent = self.port.send(parcel).map_err(|e| match self.aborted() {
             Some(reason) => Error::Aborted(reason),
             None => Error::from(e),
         });
-        if sent.is_ok() {
-            self.counters.sent(header.dest, bytes);
-            if let (Some(tracer), Some(started)) = (&self.tracer, started) {
-                tracer.sent(
-                    name,
-                    trace::flow_of(&header, is_reply(header.kind)),
-                    started,
-                );
-            }
+        match (&sent, &self.tracer, started) {
+            (Err(_), _, _) => self.counters.unsent(header.dest, bytes),
+            (Ok(()), Some(tracer), Some(started)) => tracer.slice("send", name, started),
+            (Ok(()), _, _) => {}
         }
         sent
     }
