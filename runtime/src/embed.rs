@@ -47,9 +47,10 @@ impl Runtime {
             .spawn(move || {
                 self.run(move || async move {
                     // The host learns where to run work once the job is joined.
-                    if let Some(slot) = context::current_slot() {
-                        let _ = ready.send((Handle::current(), slot));
-                    }
+                    let Some(slot) = context::current_slot() else {
+                        return Err("the job's main runs outside its locality".to_owned());
+                    };
+                    let _ = ready.send((Handle::current(), slot));
                     match finished.await {
                         Ok(outcome) => outcome,
                         Err(_) => Err("the host ended without finishing the job".to_owned()),

@@ -159,36 +159,28 @@ impl Warmth {
     /// nanoseconds, and the worker's turn to its other tasks and to the I/O
     /// driver (an `epoll_wait` each) comes every few microseconds only.
     fn poll_a_while(&self) -> bool {
-        let polls = if self.polite { 1 } else { POLLS_PER_TURN };
-        let flagged = self.after_poll.get().is_some();
-        SPINNER_POLLING.with(|p| p.set(flagged));
-        let mut had_work = false;
-        for _ in 0..polls {
-            if self.port.progress() {
-                had_work = true;
-                break;
-            }
-            std::hint::spin_loop();
-        }
+        SPINNER_POLLING.with(|p| p.set(self.after_poll.get().is_some()));
+        let had_work = self.poll_up_to(POLLS_PER_TURN);
         SPINNER_POLLING.with(|p| p.set(false));
         had_work
     }
-}
 
-impl Warmth {
     /// Polls the parcelport on the calling thread, as the spinner would in
     /// one turn, until it had work; then returns `done()`. For a task that
     /// waits for one answer: it is taken from the rings and completed right
     /// here, without a hand-over to the spinner and a wake-up. Never polls
     /// when spinning is off, once when polite.
     pub(crate) fn poll_until(&self, done: impl FnOnce() -> bool) -> bool {
-        if self.window_nanos == 0 {
-            return false;
-        }
-        let polls = if self.polite { 1 } else { INLINE_POLLS };
+        self.window_nanos > 0 && self.poll_up_to(INLINE_POLLS) && done()
+    }
+
+    /// Polls the parcelport until it had work, up to `polls` times (once
+    /// when polite); whether it had work.
+    fn poll_up_to(&self, polls: u32) -> bool {
+        let polls = if self.polite { 1 } else { polls };
         for _ in 0..polls {
             if self.port.progress() {
-                return done();
+                return true;
             }
             std::hint::spin_loop();
         }

@@ -130,11 +130,7 @@ impl Locality {
             action: found,
         };
         if found.is_some_and(|(_, e)| e.direct) {
-            let workers = self.workers.clone();
-            let counters = self.counters.clone();
-            if run_inline_or_spawn(&workers, self.run_call(call)) {
-                counters.spawned();
-            }
+            self.run_now(call);
         } else {
             self.calls.push(call);
             // The spinner runs what it reads itself, once its poll is over.
@@ -165,9 +161,15 @@ impl Locality {
     /// task of its own if it must wait.
     fn drain_here(self: &Arc<Self>) {
         while let Some(call) = self.calls.pop() {
-            if run_inline_or_spawn(&self.workers, self.clone().run_call(call)) {
-                self.counters.spawned();
-            }
+            self.run_now(call);
+        }
+    }
+
+    /// Runs `call` right here ([`run_inline_or_spawn`]): polled once, and
+    /// moved to a task of its own (counted) only if it must wait.
+    fn run_now(self: &Arc<Self>, call: Call) {
+        if run_inline_or_spawn(&self.workers, self.clone().run_call(call)) {
+            self.counters.spawned();
         }
     }
 
@@ -188,9 +190,7 @@ impl Locality {
         let mut ran = 0u32;
         loop {
             while let Some(call) = self.calls.pop() {
-                if run_inline_or_spawn(&self.workers, self.clone().run_call(call)) {
-                    self.counters.spawned();
-                }
+                self.run_now(call);
                 ran = ran.wrapping_add(1);
                 if ran % DRAIN_BATCH == 0 {
                     // Let the worker's other tasks run between batches.
