@@ -140,7 +140,8 @@ class JobResult:
 class Job:
     """A running job (see :func:`start_job`)."""
 
-    def __init__(self, n, source, timeout=60, args=(), plain=False, tmpdir=None, hpxrun=None):
+    def __init__(self, n, source, timeout=60, args=(), plain=False, tmpdir=None, hpxrun=None,
+                 python=None):
         if plain and n != 1:
             raise ValueError("only a job of one locality runs plainly")
         self.n = n
@@ -153,8 +154,9 @@ class Job:
         if plain:
             self.command = [sys.executable, self.path, *map(str, args)]
         elif hpxrun is not None:
-            # The Rust launcher, as a cluster user runs it: hpxrun -l N python3 script.py
-            self.command = [hpxrun, "-l", str(n), sys.executable, self.path, *map(str, args)]
+            # A launcher, as a cluster user runs it: hpxrun -l N python3 script.py
+            self.command = [hpxrun, "-l", str(n), python or sys.executable, self.path,
+                            *map(str, args)]
         else:
             self.command = [sys.executable, "-m", "hpxpy.run", "-l", str(n), self.path,
                             *map(str, args)]
@@ -321,10 +323,12 @@ class Job:
             pass
 
 
-def start_job(n, source, timeout=60, args=(), plain=False, hpxrun=None):
-    """Starts ``source`` as a job of ``n`` localities (with the Rust launcher
-    at ``hpxrun`` if given, else ``python -m hpxpy.run``); returns a :class:`Job`."""
-    return Job(n, source, timeout=timeout, args=args, plain=plain, hpxrun=hpxrun)
+def start_job(n, source, timeout=60, args=(), plain=False, hpxrun=None, python=None):
+    """Starts ``source`` as a job of ``n`` localities (with the launcher
+    ``hpxrun`` if given, running the script with ``python``, by default this
+    interpreter; else ``python -m hpxpy.run``); returns a :class:`Job`."""
+    return Job(n, source, timeout=timeout, args=args, plain=plain, hpxrun=hpxrun,
+               python=python)
 
 
 def run_job(n, source, timeout=60, args=(), plain=False):

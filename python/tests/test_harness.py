@@ -3,6 +3,7 @@ through the launcher; output is split by locality; a job past its deadline
 is killed with its whole process group and fails the test."""
 
 import os
+import sys
 import time
 
 import pytest
@@ -83,6 +84,20 @@ def _built_hpxrun():
 def test_the_rust_launcher_runs_python_scripts():
     # scripts/test-all.sh runs the Rust tests first, which build hpxrun.
     job = start_job_plain(3, HELLO, args=(3,), hpxrun=_built_hpxrun())
+    result = job.finish().assert_done("hello")
+    for i in range(3):
+        assert result.lines(i)[0] == f"HELLO {i} 3", result.describe()
+
+
+def test_the_installed_hpxrun_runs_the_readme_line(monkeypatch):
+    # Installing the package (pip install ./python, or maturin develop as
+    # scripts/test-all.sh does) puts the launcher `hpxrun` beside the
+    # interpreter: in an active environment the README's
+    # `hpxrun -l N python3 script.py` runs as written, without cargo.
+    bindir = os.path.dirname(sys.executable)
+    assert os.access(os.path.join(bindir, "hpxrun"), os.X_OK), f"no hpxrun in {bindir}"
+    monkeypatch.setenv("PATH", bindir + os.pathsep + os.environ.get("PATH", ""))
+    job = start_job_plain(3, HELLO, args=(3,), hpxrun="hpxrun", python="python3")
     result = job.finish().assert_done("hello")
     for i in range(3):
         assert result.lines(i)[0] == f"HELLO {i} 3", result.describe()
