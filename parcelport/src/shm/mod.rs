@@ -789,6 +789,15 @@ impl Inner {
             let (state, reason) = peer.state();
             if state == ABORTED && !rx.aborted_seen[i] {
                 rx.aborted_seen[i] = true;
+                // What it wrote before it aborted is read first (its last
+                // parcels may say why the job ends): its parcels and its
+                // end arrive in the order it sent them. It writes no more.
+                if rx.rings[i].is_none() {
+                    rx.rings[i] = self.open_ring(s).ok().flatten();
+                }
+                if let Some(ring) = &rx.rings[i] {
+                    while let Ok(true) = self.take(s, ring, &mut rx.parked[i], handler) {}
+                }
                 self.peer_lost(s, format!("it aborted: {reason}"));
                 continue;
             }
