@@ -38,6 +38,30 @@ impl Routed {
     }
 }
 
+/// What the network parcelport hears, on its way to the handler. A peer
+/// reached through shared memory that the network finds lost (its
+/// connection closed as it aborted) is declared lost by the shared-memory
+/// parcelport once the parcels it wrote there are read: news over one way
+/// never overtakes what the peer sent the other way.
+struct FromNet {
+    handler: Arc<dyn ParcelHandler>,
+    shm: Arc<ShmParcelport>,
+}
+
+impl ParcelHandler for FromNet {
+    fn on_parcel(&self, parcel: Parcel, credit: crate::Credit) {
+        self.handler.on_parcel(parcel, credit);
+    }
+
+    fn on_peer_lost(&self, locality: LocalityId, reason: &str) {
+        if self.shm.reaches(locality) {
+            self.shm.lost_elsewhere(locality, reason.to_owned());
+        } else {
+            self.handler.on_peer_lost(locality, reason);
+        }
+    }
+}
+
 impl Parcelport for Routed {
     fn here(&self) -> LocalityId {
         self.net.here()
@@ -49,7 +73,10 @@ impl Parcelport for Routed {
 
     fn attach(&self, handler: Arc<dyn ParcelHandler>) {
         self.shm.attach(handler.clone());
-        self.net.attach(handler);
+        self.net.attach(Arc::new(FromNet {
+            handler,
+            shm: self.shm.clone(),
+        }));
     }
 
     fn send(&self, parcel: Parcel) -> Result<(), TransportError> {

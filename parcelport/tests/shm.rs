@@ -48,6 +48,18 @@ type Port = Arc<ShmParcelport>;
 
 /// `n` localities of one host, each with its handler.
 fn job(dir: &Dir, n: u32, budget: usize) -> Vec<(Port, mpsc::UnboundedReceiver<Event>)> {
+    ports(dir, n, budget)
+        .into_iter()
+        .map(|port| {
+            let (_, rx) = attach(port.clone());
+            (port, rx)
+        })
+        .collect()
+}
+
+/// `n` localities of one host, started, no handler attached yet (nothing
+/// is read until one is).
+fn ports(dir: &Dir, n: u32, budget: usize) -> Vec<Port> {
     let inboxes: Vec<ShmInbox> = (0..n)
         .map(|i| {
             ShmInbox::create(ShmConfig {
@@ -63,11 +75,7 @@ fn job(dir: &Dir, n: u32, budget: usize) -> Vec<(Port, mpsc::UnboundedReceiver<E
         .collect();
     inboxes
         .into_iter()
-        .map(|inbox| {
-            let port = inbox.start().expect("start").expect("peers on this host");
-            let (_, rx) = attach(port.clone());
-            (port, rx)
-        })
+        .map(|inbox| inbox.start().expect("start").expect("peers on this host"))
         .collect()
 }
 
@@ -219,6 +227,47 @@ async fn an_abort_reaches_the_peers_with_its_reason_and_a_close_is_no_loss() {
         for i in [0, 2] {
             assert!(job[i].1.try_recv().is_err(), "an event after the close");
         }
+        assert_eq!(dir.files(), Vec::<String>::new(), "files left behind");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_locality_sent_before_it_aborted_is_heard_before_its_loss() {
+    within(async {
+        let dir = Dir::new("last-words");
+        let ports = ports(&dir, 3, 64 << 20);
+        // Locality 1 writes its first parcels to 0 and 2 (their rings are
+        // new) and aborts before either has read anything.
+        for to in [0, 2] {
+            for seq in 0..3 {
+                ports[1]
+                    .send(parcel(1, to, seq, Bytes::from_static(b"last words")))
+                    .expect("send");
+            }
+        }
+        ports[1].abort("locality 1 stopped");
+        // Locality 2 hears of the end another way first (its network
+        // connection closed): the same order.
+        ports[2].lost_elsewhere(LocalityId(1), "its connection closed".into());
+        for (i, why) in [
+            (0, "it aborted: locality 1 stopped"),
+            (2, "its connection closed"),
+        ] {
+            let (_, mut rx) = attach(ports[i].clone());
+            for seq in 0..3 {
+                let (p, _) = next_parcel(&mut rx).await;
+                assert_eq!(
+                    (p.header.seq, p.payload.as_ref()),
+                    (seq, &b"last words"[..])
+                );
+            }
+            let (l, reason) = next_loss(&mut rx, Duration::from_secs(20)).await;
+            assert_eq!(l, LocalityId(1));
+            assert!(reason.contains(why), "{reason}");
+        }
+        let closes = [ports[0].flush_and_close(), ports[2].flush_and_close()];
+        futures::future::join_all(closes).await;
         assert_eq!(dir.files(), Vec::<String>::new(), "files left behind");
     })
     .await;

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,44 +120,29 @@ pub(crate) fn block_failing<T: Send + 'static>(
 /// KeyboardInterrupt in a plain run even while the runtime works).
 const SIGNAL_CHECK: Duration = Duration::from_millis(50);
 
-/// Runs `work` on the workers and waits for it with the GIL released,
-/// handing the GIL back to Python's signal handlers now and then. An
-/// exception from a handler (KeyboardInterrupt) ends the wait; the work
-/// itself ends with the job.
+/// Runs `work` right on the calling thread ([`Started::poll_for`]: no
+/// hand-over to a worker, no wake-up of this thread when it is done) with
+/// the GIL released, handing the GIL back to Python's signal handlers now
+/// and then. An exception from a handler (KeyboardInterrupt) ends the wait
+/// and drops the work.
 fn wait<T: Send + 'static>(
     py: Python<'_>,
     work: impl Future<Output = hpx::Result<T>> + Send + 'static,
 ) -> PyResult<hpx::Result<T>> {
     let job = job(py)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    job.spawn(async move {
-        let result = AssertUnwindSafe(work).catch_unwind().await;
-        let _ = tx.send(result.unwrap_or_else(|panic| {
-            Err(hpx::Error::MainFailed(format!(
-                "work panicked: {}",
-                hpx::panic_message(panic.as_ref())
-            )))
-        }));
-    });
-    let mut rx = Some(rx);
+    let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
     loop {
-        // The receiver travels into the GIL-free wait and back.
-        let (got, back) = py.detach(move || {
-            let rx = rx.take();
-            let got = rx
-                .as_ref()
-                .map_or(Err(RecvTimeoutError::Disconnected), |r| {
-                    r.recv_timeout(SIGNAL_CHECK)
-                });
-            (got, rx)
-        });
-        rx = back;
-        match got {
-            Ok(result) => return Ok(result),
-            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
-            Err(RecvTimeoutError::Disconnected) => {
-                return Ok(Err(hpx::Error::Aborted("the job has ended".into())))
+        match py.detach(|| job.poll_for(work.as_mut(), SIGNAL_CHECK)) {
+            Ok(Some(result)) => {
+                return Ok(result.unwrap_or_else(|panic| {
+                    Err(hpx::Error::MainFailed(format!(
+                        "work panicked: {}",
+                        hpx::panic_message(panic.as_ref())
+                    )))
+                }))
             }
+            Ok(None) => py.check_signals()?,
+            Err(ended) => return Ok(Err(ended)),
         }
     }
 }

@@ -28,9 +28,12 @@
 //!
 //! **Ends.** A peer's process that ends is seen at once through its pidfd:
 //! lost, unless it had closed in order. An abort writes its reason into the
-//! inbox and rings every peer, who report the locality lost with that
-//! reason. Files are unlinked as soon as both sides hold them, and the
-//! job's files are removed at the end by whoever ends (or the launcher).
+//! inbox and rings every peer, who read what it wrote before and then
+//! report the locality lost with that reason; a loss heard another way
+//! ([`ShmParcelport::lost_elsewhere`]) waits for that reading too. Files are
+//! unlinked as soon as both sides hold them (a ring that a running peer
+//! has not opened yet is left to that peer), and the job's files are
+//! removed at the end by whoever ends (or the launcher).
 
 mod bulk;
 mod region;
@@ -58,7 +61,7 @@ const INBOX_MAGIC: u64 = u64::from_le_bytes(*b"hpx-inbx");
 const I_MAGIC: usize = 0;
 const I_N: usize = 8;
 const I_PID: usize = 12;
-/// 0 while the owner runs, then [`CLOSED`] or [`ABORTED`].
+/// [`RUNNING`] while the owner runs, then [`CLOSED`] or [`ABORTED`].
 const I_STATE: usize = 16;
 const I_OPENED: usize = 20;
 const I_REASON_LEN: usize = 24;
@@ -71,6 +74,8 @@ const I_REASON: usize = 192;
 const REASON_MAX: usize = 256;
 const I_SLOTS: usize = I_REASON + REASON_MAX;
 
+/// An inbox's owner runs.
+const RUNNING: u32 = 0;
 /// An inbox's owner closed in order: its end is not a loss.
 const CLOSED: u32 = 1;
 /// An inbox's owner aborted; the reason is in the inbox.
@@ -239,6 +244,8 @@ impl ShmInbox {
             stopping: AtomicBool::new(false),
             local: found_ids,
             rx: Mutex::new(Receiving::new(n as usize)),
+            lost_elsewhere: Mutex::new(Vec::new()),
+            heard_lost: AtomicBool::new(false),
             stop_fd,
             runtime: tokio::runtime::Handle::current(),
         });
@@ -382,6 +389,11 @@ struct Inner {
     local: Vec<LocalityId>,
     /// The receiving end, for the receiver thread or a polling worker.
     rx: Mutex<Receiving>,
+    /// Peers found lost another way, declared lost by the next pass once
+    /// their rings are read ([`ShmParcelport::lost_elsewhere`]).
+    lost_elsewhere: Mutex<Vec<(LocalityId, String)>>,
+    /// Whether `lost_elsewhere` may hold any.
+    heard_lost: AtomicBool,
     /// Written to stop the process watcher.
     stop_fd: OwnedFd,
     runtime: tokio::runtime::Handle,
@@ -418,6 +430,17 @@ impl ShmParcelport {
             .map(LocalityId)
             .filter(|l| self.reaches(*l))
             .collect()
+    }
+
+    /// `s` was found lost another way (its network connection closed, the
+    /// heartbeats): it is declared lost here once what it wrote to this
+    /// locality before it went has been read, so that its last parcels (such
+    /// as the abort it sent) are heard before its end, whichever way the
+    /// news came first.
+    pub fn lost_elsewhere(&self, s: LocalityId, reason: String) {
+        self.inner.lost_elsewhere.lock().push((s, reason));
+        self.inner.heard_lost.store(true, Ordering::SeqCst);
+        ring_bell(&self.inner.inbox, true);
     }
 }
 
@@ -704,7 +727,17 @@ impl Inner {
         }
         let _ = std::fs::remove_file(&self.inbox_path);
         for l in (0..self.n).map(LocalityId) {
-            let _ = std::fs::remove_file(ring_path(&self.dir, &self.job, self.here, l));
+            // A ring to a peer that still runs and has not opened it yet is
+            // left to that peer: it may hold this locality's last parcels
+            // (its abort), which the peer reads before it declares this
+            // locality lost, and it unlinks the ring as it opens it (or
+            // removes it as it stops itself).
+            let unread = self
+                .peer(l)
+                .is_ok_and(|p| p.lost.get().is_none() && p.state().0 == RUNNING);
+            if !unread {
+                let _ = std::fs::remove_file(ring_path(&self.dir, &self.job, self.here, l));
+            }
             let _ = std::fs::remove_file(ring_path(&self.dir, &self.job, l, self.here));
         }
         for peer in self.peers.iter().flatten() {
@@ -780,6 +813,15 @@ impl Inner {
     /// hold and hands it to `handler`. Whether anything came.
     fn pass(&self, rx: &mut Receiving, handler: &Arc<dyn ParcelHandler>) -> bool {
         let mut busy = false;
+        if self.heard_lost.swap(false, Ordering::SeqCst) {
+            let heard = std::mem::take(&mut *self.lost_elsewhere.lock());
+            for (s, reason) in heard {
+                if self.peer(s).is_ok_and(|p| p.lost.get().is_none()) {
+                    self.read_all(s, rx, handler);
+                    self.peer_lost(s, reason);
+                }
+            }
+        }
         for &s in &self.local {
             let i = s.index();
             let Ok(peer) = self.peer(s) else { continue };
@@ -792,12 +834,7 @@ impl Inner {
                 // What it wrote before it aborted is read first (its last
                 // parcels may say why the job ends): its parcels and its
                 // end arrive in the order it sent them. It writes no more.
-                if rx.rings[i].is_none() {
-                    rx.rings[i] = self.open_ring(s).ok().flatten();
-                }
-                if let Some(ring) = &rx.rings[i] {
-                    while let Ok(true) = self.take(s, ring, &mut rx.parked[i], handler) {}
-                }
+                self.read_all(s, rx, handler);
                 self.peer_lost(s, format!("it aborted: {reason}"));
                 continue;
             }
@@ -825,21 +862,39 @@ impl Inner {
         busy
     }
 
-    /// Whether a pass would find something: a parcel, a new ring, an abort.
+    /// Takes everything the ring of `s` holds (opening it if it was
+    /// announced and never read) before `s` is declared lost; a parcel that
+    /// waits for budget, and what follows it, is not heard.
+    fn read_all(&self, s: LocalityId, rx: &mut Receiving, handler: &Arc<dyn ParcelHandler>) {
+        let i = s.index();
+        if rx.dead[i] {
+            return;
+        }
+        if rx.rings[i].is_none() {
+            rx.rings[i] = self.open_ring(s).ok().flatten();
+        }
+        if let Some(ring) = &rx.rings[i] {
+            while let Ok(true) = self.take(s, ring, &mut rx.parked[i], handler) {}
+        }
+    }
+
+    /// Whether a pass would find something: a parcel, a new ring, an abort,
+    /// a peer found lost elsewhere.
     fn has_work(&self, rx: &Receiving) -> bool {
-        self.local.iter().any(|s| {
-            let i = s.index();
-            let Ok(peer) = self.peer(*s) else {
-                return false;
-            };
-            peer.lost.get().is_none()
-                && !rx.dead[i]
-                && (rx.rings[i].as_ref().map_or_else(
-                    || self.inbox.u32_at(I_SLOTS + 4 * i).load(Ordering::Acquire) != 0,
-                    Ring::has_data,
-                ) || (peer.inbox.u32_at(I_STATE).load(Ordering::Acquire) == ABORTED
-                    && !rx.aborted_seen[i]))
-        })
+        self.heard_lost.load(Ordering::SeqCst)
+            || self.local.iter().any(|s| {
+                let i = s.index();
+                let Ok(peer) = self.peer(*s) else {
+                    return false;
+                };
+                peer.lost.get().is_none()
+                    && !rx.dead[i]
+                    && (rx.rings[i].as_ref().map_or_else(
+                        || self.inbox.u32_at(I_SLOTS + 4 * i).load(Ordering::Acquire) != 0,
+                        Ring::has_data,
+                    ) || (peer.inbox.u32_at(I_STATE).load(Ordering::Acquire) == ABORTED
+                        && !rx.aborted_seen[i]))
+            })
     }
 
     /// A pass on the calling thread, unless another runs one now.
