@@ -717,16 +717,17 @@ macro_rules! by_dtype {
 pub(crate) use by_dtype;
 
 fn zeros_of<T: Numeric>(len: usize) -> Result<Box<dyn ErasedVec>> {
-    // A request for more memory than there is is an error, not an abort.
-    let mut v: Vec<T> = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
+    // Zeroed memory from the allocator: large partitions get fresh pages,
+    // untouched until written (by a generator, say, in one pass), as NumPy's
+    // `zeros` does. A request for more memory than there is is an error,
+    // not an abort.
+    let mut v: Vec<T> = bytemuck::allocation::try_zeroed_vec(len).map_err(|()| {
         Error::BadArgument(format!(
             "cannot allocate a partition of {len} {} elements",
             T::NAME
         ))
     })?;
     hpx_runtime::memory::advise_fresh(v.as_mut_ptr().cast(), len * std::mem::size_of::<T>());
-    v.resize(len, T::zeroed());
     Ok(Box::new(v))
 }
 

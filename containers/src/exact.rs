@@ -19,6 +19,19 @@
 //! each block by a scan of that block, only when their buckets were hit.
 //! Every [`BLOCK`] elements and at the end of a call the buckets fold into
 //! the fixed-point integer. Short slices go straight into the integer.
+//!
+//! Faster, and tried first: most blocks of real data span few binades. A
+//! block of [`SPLIT_BLOCK`] values whose nonzero magnitudes all lie within
+//! 2^31 of the largest is split on a grid fixed by that largest value: each
+//! `x` into `hi + lo`, both on grids coarse enough that [`ACC`] running
+//! float sums of the `hi` parts, and of the `lo` parts, never round (see
+//! [`split_block`]); the 2 × [`ACC`] sums then go into the integer. One
+//! pass finds the largest and smallest magnitudes while it splits with the
+//! grid of the block before (a second pass only when the grid must change):
+//! five vector additions per element, 0.35 ns per `f64` streamed from
+//! memory where the buckets take 0.84. A block where the split is not exact
+//! (a value far below the largest, or an infinity or NaN) goes through the
+//! buckets, and so does the rest of that call.
 
 use hpx_runtime::{Error, Result};
 
@@ -58,6 +71,20 @@ const SMALL: usize = 256;
 /// visit the bucket of each of their elements instead, which is cheaper when
 /// the elements hit many buckets.
 const SCAN: usize = 1024;
+
+/// Values per block of the split path: each of its [`ACC`] running sums
+/// adds at most `SPLIT_BLOCK / ACC + ACC` values, below 2^11.
+const SPLIT_BLOCK: usize = 1 << 13;
+/// Independent running sums per part in the split path (two vectors of
+/// four lanes with AVX2), so that additions do not wait for each other.
+const ACC: usize = 8;
+/// The `hi` grid of a block is 2^(E − HI_BELOW) for a largest magnitude in
+/// [2^E, 2^(E+1)): a sum of 2^11 values of magnitude at most 2^(E+1) stays
+/// below 2^(E+12), within 53 bits of that grid.
+const HI_BELOW: i32 = 40;
+/// The `lo` grid lies this far below the `hi` grid: a `lo` part is at most
+/// half a `hi` step, and 2^11 of them stay within 53 bits of the `lo` grid.
+const LO_BELOW: i32 = 43;
 
 /// Flag: a NaN was added.
 const F_NAN: u8 = 1;
@@ -255,10 +282,30 @@ impl ExactSum {
             }
             return;
         }
-        if xs.len() < MANY_LANES {
-            self.add_buckets::<T, 1>(xs, widen);
+        let mut rest = xs;
+        // The exponent of the largest magnitude of the block before.
+        let mut top = 0;
+        while rest.len() >= SMALL {
+            let (block, after) = rest.split_at(rest.len().min(SPLIT_BLOCK));
+            let Some(split) = split_block(block, widen, &mut top) else {
+                break;
+            };
+            self.flags |= split.flags;
+            for part in split.hi.into_iter().chain(split.lo) {
+                if part != 0.0 {
+                    self.add_one(part.to_bits());
+                }
+            }
+            rest = after;
+        }
+        if rest.len() < SMALL {
+            for &x in rest {
+                self.add_one(widen(x).to_bits());
+            }
+        } else if rest.len() < MANY_LANES {
+            self.add_buckets::<T, 1>(rest, widen);
         } else {
-            self.add_buckets::<T, LANES>(xs, widen);
+            self.add_buckets::<T, LANES>(rest, widen);
         }
     }
 
@@ -497,6 +544,175 @@ impl ExactSum {
         // carries into the exponent. Both terms are below 2^63.
         let biased = (((shift - format.min_shift) as u64) << (format.precision - 1)) + mantissa;
         sign | biased.min(format.inf)
+    }
+}
+
+/// A block's values as exact running sums (see [`split_block`]).
+struct Split {
+    /// Sums of the parts on the coarse grid.
+    hi: [f64; ACC],
+    /// Sums of the remainders, on the fine grid.
+    lo: [f64; ACC],
+    /// The flags the block sets besides [`F_ANY`].
+    flags: u8,
+}
+
+/// What one pass of [`split_pass`] found.
+enum Pass {
+    /// The block, split exactly, and the exponent of its largest magnitude.
+    Split(Split, i32),
+    /// Not exact with the grid tried: try the one of this exponent.
+    Retry(i32),
+    /// Not exact with any grid.
+    Fail,
+}
+
+/// Splits every value `x` of `block` (at most [`SPLIT_BLOCK`] long) into
+/// `hi + lo` exactly and sums each part in [`ACC`] running sums without any
+/// rounding; `None` where that cannot be done exactly (a nonzero magnitude
+/// below 2^-31 of the largest, an infinity or NaN, or a largest magnitude
+/// near the ends of the `f64` range): the caller then adds the block
+/// another way.
+///
+/// `guess` is the exponent E of the largest magnitude, 2^E ≤ |x| < 2^(E+1),
+/// as the previous block had it (a block of similar values is split in one
+/// pass, with the grids of E or of a smaller block maximum); it is updated
+/// to this block's. With the grid 2^g,
+/// g = E − [`HI_BELOW`]: `hi = (x + C) − C` for C = 1.5 × 2^(g+52) is `x`
+/// rounded to the grid, exactly (x + C stays in [2^(g+52), 2^(g+53)), whose
+/// spacing is 2^g); `lo = x − hi` is exact, at most 2^(g−1), and a multiple
+/// of the grid 2^(g − [`LO_BELOW`]) when every nonzero `|x|` is at least
+/// 2^(E−31). Every running sum is then a multiple of its grid and below
+/// 2^53 of its steps (see [`HI_BELOW`], [`LO_BELOW`]), so no addition
+/// rounds. The pass checks both bounds on the way (the largest and the
+/// smallest nonzero magnitude) and is repeated with the right E when the
+/// guess was wrong.
+fn split_block<T: Copy>(
+    block: &[T],
+    widen: impl Fn(T) -> f64 + Copy,
+    guess: &mut i32,
+) -> Option<Split> {
+    let pass = |e: i32| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                return unsafe { split_pass_avx512(block, widen, e) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { split_pass_avx2(block, widen, e) };
+            }
+        }
+        split_pass(block, widen, e)
+    };
+    let pass = match pass(*guess) {
+        Pass::Retry(e) => pass(e),
+        done => done,
+    };
+    match pass {
+        Pass::Split(split, top) => {
+            *guess = top;
+            Some(split)
+        }
+        Pass::Retry(_) | Pass::Fail => None,
+    }
+}
+
+/// [`split_pass`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn split_pass_avx512<T: Copy>(block: &[T], widen: impl Fn(T) -> f64 + Copy, e: i32) -> Pass {
+    split_pass(block, widen, e)
+}
+
+/// [`split_pass`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn split_pass_avx2<T: Copy>(block: &[T], widen: impl Fn(T) -> f64 + Copy, e: i32) -> Pass {
+    split_pass(block, widen, e)
+}
+
+/// One pass of [`split_block`] with the grids of exponent `e`.
+#[inline(always)]
+fn split_pass<T: Copy>(block: &[T], widen: impl Fn(T) -> f64 + Copy, e: i32) -> Pass {
+    /// The bits of a magnitude with every bit but the sign.
+    const MAGNITUDE: u64 = !NEG_ZERO;
+    /// The bits of +inf.
+    const INF: u64 = 0x7ff << 52;
+    // Both grids' constants must be normal numbers (so the sums, below
+    // 2^(e+12), are finite too); outside that, use the grids of 1.0 (the
+    // checks below then ask for the right exponent, or fail).
+    let usable = |e: i32| (-1074 + HI_BELOW + LO_BELOW..=1023 - 52 + HI_BELOW).contains(&e);
+    let e = if usable(e) { e } else { 0 };
+    let constant = |grid: i32| f64::from_bits(((grid + 52 + 1023) as u64) << 52 | 1 << 51);
+    let c = constant(e - HI_BELOW);
+    let mut hi = [0.0f64; ACC];
+    let mut lo = [0.0f64; ACC];
+    // The largest magnitude's bits, and the smallest nonzero one's minus 1
+    // (a zero wraps to the largest).
+    let mut largest = [0u64; ACC];
+    let mut smallest = [u64::MAX; ACC];
+    let step = |h: &mut f64, l: &mut f64, big: &mut u64, small: &mut u64, x: f64| {
+        let x_hi = (x + c) - c;
+        *h += x_hi;
+        *l += x - x_hi;
+        let bits = x.to_bits() & MAGNITUDE;
+        *big = (*big).max(bits);
+        *small = (*small).min(bits.wrapping_sub(1));
+    };
+    let groups = block.chunks_exact(ACC);
+    let tail = groups.remainder();
+    for group in groups {
+        for ((((h, l), big), small), &x) in hi
+            .iter_mut()
+            .zip(&mut lo)
+            .zip(&mut largest)
+            .zip(&mut smallest)
+            .zip(group)
+        {
+            step(h, l, big, small, widen(x));
+        }
+    }
+    for ((((h, l), big), small), &x) in hi
+        .iter_mut()
+        .zip(&mut lo)
+        .zip(&mut largest)
+        .zip(&mut smallest)
+        .zip(tail)
+    {
+        step(h, l, big, small, widen(x));
+    }
+    let largest = largest.into_iter().max().unwrap_or(0);
+    let smallest = smallest.into_iter().min().unwrap_or(u64::MAX);
+    if largest >= INF {
+        return Pass::Fail;
+    }
+    if largest == 0 {
+        // Zeros only: the flag says whether one was +0.0.
+        let positive = block.iter().any(|&x| widen(x).to_bits() == 0);
+        let flags = if positive { F_NOT_NEG_ZERO } else { 0 };
+        let split = Split {
+            hi: [0.0; ACC],
+            lo: [0.0; ACC],
+            flags,
+        };
+        return Pass::Split(split, e);
+    }
+    let top = (largest >> 52) as i32 - 1023;
+    // The smallest magnitude that the grids keep exact: 2^(e − 31).
+    let floor = ((e - HI_BELOW - LO_BELOW + 52 + 1023) as u64) << 52;
+    if top <= e && smallest >= floor - 1 {
+        let split = Split {
+            hi,
+            lo,
+            flags: F_NOT_NEG_ZERO,
+        };
+        Pass::Split(split, top)
+    } else if top != e && usable(top) {
+        Pass::Retry(top)
+    } else {
+        Pass::Fail
     }
 }
 
@@ -1168,6 +1384,45 @@ mod tests {
         }
 
         #[test]
+        fn split_blocks_add_what_the_values_add_one_by_one(
+            top in 0u64..2047,
+            spread in prop_oneof![0u64..31, 0u64..60],
+            len in SMALL..(2 * SPLIT_BLOCK + 100),
+            seed in any::<u64>(),
+            zeros in 0u64..4,
+            same_sign in any::<bool>(),
+            drift in -40i64..40,
+            special in prop_oneof![9 => Just(None), 1 => (0usize..20_000).prop_map(Some)],
+        ) {
+            // Values within `spread` binades of `top`, which drifts (split
+            // exactly when the spread is at most 31), of one sign (the running sums grow
+            // most) or both, some zeros of either sign, maybe an infinity or
+            // NaN somewhere.
+            let mut rng = Rng(seed | 1);
+            let mut xs: Vec<f64> = (0..len)
+                .map(|i| {
+                    let r = rng.next();
+                    if r % 16 < zeros {
+                        return if r & 32 == 0 { 0.0 } else { -0.0 };
+                    }
+                    // Magnitudes that move up or down every 3000 values.
+                    let moved = (top as i64 + (i / 3000) as i64 * drift).clamp(0, 2046) as u64;
+                    let e = moved.saturating_sub(rng.next() % (spread + 1));
+                    compose(!same_sign && r >> 63 != 0, e, rng.next())
+                })
+                .collect();
+            if let Some(at) = special.filter(|&at| at < len) {
+                xs[at] = [f64::INFINITY, f64::NEG_INFINITY, f64::NAN][at % 3];
+            }
+            let mut one_by_one = ExactSum::new();
+            one_by_one.flags |= F_ANY;
+            for &x in &xs {
+                one_by_one.add_one(x.to_bits());
+            }
+            prop_assert_eq!(exact(&xs), one_by_one);
+        }
+
+        #[test]
         fn matches_reference_f32(xs in prop::collection::vec(any::<f32>(), 0..100)) {
             let finite: Vec<f32> = xs.into_iter().filter(|x| x.is_finite()).collect();
             let mut s = ExactSum::new();
@@ -1261,6 +1516,84 @@ mod tests {
                 let _ = (s.to_f64(), s.to_f32(), s.to_bytes());
             }
         }
+    }
+
+    #[test]
+    fn the_split_path_takes_narrow_blocks_and_leaves_the_rest() {
+        let widen = |x: f64| x;
+        let split = |xs: &[f64]| split_block(xs, widen, &mut 0);
+        let mut rng = Rng(5);
+        let narrow: Vec<f64> = (0..SPLIT_BLOCK).map(|_| rng.unit() - 0.5).collect();
+        let parts = split(&narrow).expect("values within 2^31 split");
+        let mut sum = ExactSum::new();
+        for part in parts.hi.iter().chain(&parts.lo) {
+            sum.add_one(part.to_bits());
+        }
+        assert_eq!(sum.to_f64(), exact(&narrow).to_f64());
+        // A value 2^-40 of the largest, an infinity, a NaN: not split.
+        for odd in [1e-12, f64::INFINITY, f64::NAN] {
+            let mut block = narrow.clone();
+            block[100] = odd;
+            assert!(split(&block).is_none(), "{odd}");
+        }
+        // The guess is the block's exponent after it, right or wrong before.
+        for (guess, values, e) in [(0, 1e6, 19), (19, 1e6, 19), (40, 3.0, 1), (1, -1e-6, -20)] {
+            let mut top = guess;
+            assert!(split_block(&vec![values; 300], widen, &mut top).is_some());
+            assert_eq!(top, e, "{values} guessed {guess}");
+        }
+        // Zeros: no parts, and the flag says whether one was +0.0.
+        let negative = vec![-0.0; 1000];
+        assert_eq!(split(&negative).map(|s| s.flags), Some(0));
+        let mut mixed = negative.clone();
+        mixed[999] = 0.0;
+        assert_eq!(split(&mixed).map(|s| s.flags), Some(F_NOT_NEG_ZERO));
+        assert_eq!(exact(&negative).to_f64().to_bits(), (-0.0f64).to_bits());
+        assert_eq!(exact(&mixed).to_f64().to_bits(), 0.0f64.to_bits());
+        // The largest magnitudes near the ends of the range go the other way.
+        assert!(split(&[f64::MAX; 300]).is_none());
+        assert!(split(&[f64::MIN_POSITIVE; 300]).is_none());
+        assert!(split(&[1e300; 300]).is_some());
+    }
+
+    /// Blocks whose running sums reach the bounds that [`HI_BELOW`] and
+    /// [`LO_BELOW`] allow: every value of one sign with its part below the
+    /// `hi` grid just under half a step, and values down to the smallest
+    /// magnitude the grids accept, whose ulp is the `lo` grid.
+    #[test]
+    fn running_sums_at_their_bounds_stay_exact() {
+        let mut rng = Rng(17);
+        // Values in [1, 2): E = 0, the hi grid 2^-40, the floor 2^(52 - 83).
+        let floor = 52 - HI_BELOW - LO_BELOW;
+        let below_hi = 52 - HI_BELOW; // fraction bits below the hi grid
+        let xs: Vec<f64> = (0..2 * SPLIT_BLOCK)
+            .map(|i| {
+                let r = rng.next() & FRAC_MASK;
+                if i % 2 == 0 {
+                    // 1 + k 2^-40 + (just under 2^-41).
+                    let high = r >> below_hi << below_hi;
+                    f64::from_bits(1.0f64.to_bits() | high | ((1 << (below_hi - 1)) - 1))
+                } else {
+                    // 2^floor (1 + f), its part below the hi grid under half
+                    // a step: the fraction's bit for 2^-41 (bit 52 − 41 −
+                    // floor) clear.
+                    let half = 1u64 << (LO_BELOW - 1);
+                    f64::from_bits(((floor + 1023) as u64) << 52 | (r & !half))
+                }
+            })
+            .collect();
+        let mut one_by_one = ExactSum::new();
+        one_by_one.flags |= F_ANY;
+        for &x in &xs {
+            one_by_one.add_one(x.to_bits());
+        }
+        assert!(split_block(&xs[..SPLIT_BLOCK], |x| x, &mut 0).is_some());
+        assert_eq!(exact(&xs), one_by_one);
+        let negated: Vec<f64> = xs.iter().map(|x| -x).collect();
+        let mut sum = ExactSum::new();
+        sum.add_f64(&negated);
+        sum.merge(&one_by_one);
+        assert_eq!(sum.to_f64().to_bits(), 0);
     }
 
     // ---- Speed ----

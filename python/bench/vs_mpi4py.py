@@ -13,14 +13,17 @@ array, beside what the same user writes with hpxpy:
     barrier         hpx.barrier()                 comm.Barrier()
     allreduce1      hpx.all_reduce(1.0, op="sum") comm.Allreduce of 1 float64
     allreduce8M     hpx.all_reduce(ndarray 8 MiB) comm.Allreduce (8 MiB)
-    arange          hpx.arange(n, dtype=float64)  np.arange of the block
+    arange          hpx.arange(n, dtype=float64,  np.arange of the block
+                      distribution="block")
     sum             a.sum()                       block.sum() + Allreduce
     axpy            a * 2.0 + b                   x * 2.0 + y
     axpy_sum        (a * 2.0 + b).sum()           (x * 2.0 + y).sum() + Allreduce
     gather          hpx.gather(a, 0)              comm.Gatherv to rank 0
     to_numpy        a.to_numpy() everywhere       comm.Allgatherv
 
-``--n`` float64 elements (default 2*10**7) in blocks over the processes.
+``--n`` float64 elements (default 2*10**7) in blocks over the processes
+(hpxpy's arrays ``a = arange(n)`` and ``b = ones(n)`` with
+``distribution="block"``).
 A repetition's time is the slowest process's (each process times its own
 calls; the maximum is taken afterwards, outside the timed span), and the
 figure is the median of ``--reps`` repetitions after one warm-up, in
@@ -60,8 +63,10 @@ class Hpx:
         self.rank = hpx.get_locality_id()
         self.size = hpx.get_num_localities()
         self.n = n
-        self.a = hpx.arange(n, dtype="float64")
-        self.b = hpx.ones(n, dtype="float64")
+        # Block distribution, as the MPI side holds its blocks (hpxpy's
+        # default puts an array on locality 0 alone).
+        self.a = hpx.arange(n, dtype="float64", distribution="block")
+        self.b = hpx.ones(n, dtype="float64", distribution="block")
         self.big = np.ones(1 << 20)
 
     def barrier(self):
@@ -76,7 +81,7 @@ class Hpx:
             "barrier": hpx.barrier,
             "allreduce1": lambda: hpx.all_reduce(1.0, op="sum"),
             "allreduce8M": lambda: hpx.all_reduce(self.big, op="sum"),
-            "arange": lambda: hpx.arange(self.n, dtype="float64"),
+            "arange": lambda: hpx.arange(self.n, dtype="float64", distribution="block"),
             "sum": a.sum,
             "axpy": lambda: a * 2.0 + b,
             "axpy_sum": lambda: (a * 2.0 + b).sum(),
