@@ -30,11 +30,12 @@ impl<T: Numeric> PartitionedVector<T> {
         &self,
         make: impl Fn(usize, GlobalId) -> ActionFuture<ComponentRef>,
     ) -> Result<PartitionedVector<U>> {
-        let calls = self
-            .parts()
-            .iter()
-            .enumerate()
-            .map(|(p, a)| make(p, a.gid()));
+        let parts = self.parts();
+        let calls = crate::vector::remote_first(
+            parts.len(),
+            |p| parts[p].gid().owner(),
+            |p| make(p, parts[p].gid()),
+        );
         let mut parts = Vec::with_capacity(self.num_partitions());
         for r in futures::future::join_all(calls).await {
             parts.push(r.map_err(|e| self.explain(e))?);

@@ -258,8 +258,10 @@ impl<T: Numeric> PartitionedVector<T> {
         layout: Layout,
         init: impl Fn(usize) -> Result<Init>,
     ) -> Result<Self> {
-        let calls = (0..layout.num_partitions())
-            .map(|p| {
+        let calls = remote_first(
+            layout.num_partitions(),
+            |p| layout.localities()[p],
+            |p| {
                 let size = to_u64(layout.partition_sizes()[p]);
                 init(p).map(|i| {
                     async_at(
@@ -268,8 +270,10 @@ impl<T: Numeric> PartitionedVector<T> {
                         (T::NAME.to_owned(), size, i),
                     )
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
+            },
+        )
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
         let parts = join_all(calls)
             .await
             .into_iter()
@@ -654,12 +658,12 @@ impl<T: Numeric> PartitionedVector<T> {
         A: hpx_runtime::ComponentAction<Component = partition::Partition>,
         F: Fn(usize) -> A::UserArgs,
     {
-        let calls = self
-            .meta
-            .parts
-            .iter()
-            .enumerate()
-            .map(|(p, part)| handle(part).call(action, args(p)));
+        let parts = &self.meta.parts;
+        let calls = remote_first(
+            parts.len(),
+            |p| owner(&parts[p]),
+            |p| handle(&parts[p]).call(action, args(p)),
+        );
         join_all(calls)
             .await
             .into_iter()
@@ -679,12 +683,15 @@ impl<T: Numeric> PartitionedVector<T> {
         A: Action,
         F: Fn(GlobalId, GlobalId) -> A::Args,
     {
-        let calls = self
-            .meta
-            .parts
-            .iter()
-            .zip(&other.meta.parts)
-            .map(|(a, b)| async_at(owner(a), action, args(a.gid(), b.gid())));
+        let (ours, theirs) = (&self.meta.parts, &other.meta.parts);
+        let calls = remote_first(
+            ours.len().min(theirs.len()),
+            |p| owner(&ours[p]),
+            |p| {
+                let (a, b) = (&ours[p], &theirs[p]);
+                async_at(owner(a), action, args(a.gid(), b.gid()))
+            },
+        );
         join_all(calls)
             .await
             .into_iter()
@@ -1010,10 +1017,18 @@ impl<T: Numeric> PartitionedVector<T> {
         A: Action<Args = (PartitionRef<T>, U)>,
         U: Clone,
     {
-        let calls = self
-            .partitions()
-            .into_iter()
-            .map(|p| async_at(p.gid.owner(), action, (p, args.clone())));
+        let parts = self.partitions();
+        let calls = remote_first(
+            parts.len(),
+            |p| parts[p].gid.owner(),
+            |p| {
+                async_at(
+                    parts[p].gid.owner(),
+                    action,
+                    (parts[p].clone(), args.clone()),
+                )
+            },
+        );
         join_all(calls).await.into_iter().collect()
     }
 
@@ -1050,4 +1065,24 @@ pub(crate) struct Descriptor {
 #[hpx_macros::action(crate = hpx_runtime)]
 async fn describe(d: &Descriptor) -> (String, Layout, Vec<ComponentRef>) {
     (d.dtype.clone(), d.layout.clone(), d.parts.clone())
+}
+
+/// Calls `call(i)` for every `i` in `0..n`, those whose work runs on another
+/// locality (`owner(i)` is not this one) first, and returns the futures in
+/// index order. Their parcels leave before a call here spawns its task:
+/// from a host thread (Python's, say) that spawn wakes a worker, which the
+/// kernel may put on the caller's own core for as long as the call runs,
+/// and the remote calls would wait for it.
+pub(crate) fn remote_first<F>(
+    n: usize,
+    owner: impl Fn(usize) -> LocalityId,
+    mut call: impl FnMut(usize) -> F,
+) -> Vec<F> {
+    let here = hpx_runtime::try_find_here().ok();
+    let mut started: Vec<Option<F>> = (0..n).map(|_| None).collect();
+    let (remote, local): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| Some(owner(i)) != here);
+    for i in remote.into_iter().chain(local) {
+        started[i] = Some(call(i));
+    }
+    started.into_iter().flatten().collect()
 }

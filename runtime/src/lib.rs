@@ -140,6 +140,11 @@ pub fn find_here() -> LocalityId {
     context::expect_current().here()
 }
 
+/// This locality, or [`Error::NotRunning`] outside a running runtime.
+pub fn try_find_here() -> Result<LocalityId> {
+    context::current().map(|l| l.here())
+}
+
 /// The root locality (0).
 pub fn find_root_locality() -> LocalityId {
     LocalityId::ROOT
