@@ -568,12 +568,26 @@ impl<T: Numeric> PartitionedVector<T> {
             span.1 = span.1.max(local + n);
         }
         let size = std::mem::size_of::<T>();
-        // Partitions held here are copied straight from their memory into
-        // the result; the others are read from their owners in parallel.
+        // Partitions held elsewhere are asked for first, all at once (the
+        // requests leave now), then those held here are copied straight
+        // from their memory into the result while the others answer.
         let here = hpx_runtime::find_here();
-        let mut copied = vec![false; self.num_partitions()];
+        let local: Vec<bool> = self.meta.parts.iter().map(|p| owner(p) == here).collect();
+        let reads: Vec<_> = spans
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| !local[*p])
+            .filter_map(|(p, span)| {
+                span.map(|(start, end)| {
+                    let (gid, at) = (self.meta.parts[p].gid(), owner(&self.meta.parts[p]));
+                    let read =
+                        async_at(at, partition::part_read, (gid, to_u64(start), to_u64(end)));
+                    async move { Ok::<_, Error>((p, start, read.await?)) }
+                })
+            })
+            .collect();
         for (p, part) in self.meta.parts.iter().enumerate() {
-            if spans[p].is_some() && owner(part) == here {
+            if spans[p].is_some() && local[p] {
                 let view = partition::view::<T>(part.gid())
                     .await
                     .map_err(|e| self.explain(e))?;
@@ -585,35 +599,19 @@ impl<T: Numeric> PartitionedVector<T> {
                     })?;
                     out[offset..offset + n].copy_from_slice(piece);
                 }
-                copied[p] = true;
             }
         }
-        let reads = spans
-            .iter()
-            .enumerate()
-            .filter(|(p, _)| !copied[*p])
-            .filter_map(|(p, span)| {
-                span.map(|(start, end)| {
-                    let (gid, at) = (self.meta.parts[p].gid(), owner(&self.meta.parts[p]));
-                    async move {
-                        let bytes =
-                            async_at(at, partition::part_read, (gid, to_u64(start), to_u64(end)))
-                                .await?;
-                        Ok::<_, Error>((p, start, bytes))
-                    }
-                })
-            });
         let mut read: Vec<Option<(usize, SharedBytes)>> = vec![None; self.num_partitions()];
         for r in join_all(reads).await {
             let (p, start, bytes) = r?;
             read[p] = Some((start, bytes));
         }
         let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
-        for (p, local, offset, n) in pieces.into_iter().filter(|piece| !copied[piece.0]) {
+        for (p, at, offset, n) in pieces.into_iter().filter(|piece| !local[piece.0]) {
             let (start, bytes) = read[p]
                 .as_ref()
                 .ok_or_else(|| Error::BadArgument("a partition was not read".into()))?;
-            let from = (local - start) * size;
+            let from = (at - start) * size;
             let piece = bytes
                 .get(from..from + n * size)
                 .ok_or_else(|| Error::Codec("a partition sent fewer bytes than asked".into()))?;
