@@ -721,13 +721,12 @@ fn zeros_of<T: Numeric>(len: usize) -> Result<Box<dyn ErasedVec>> {
     // untouched until written (by a generator, say, in one pass), as NumPy's
     // `zeros` does. A request for more memory than there is is an error,
     // not an abort.
-    let mut v: Vec<T> = bytemuck::allocation::try_zeroed_vec(len).map_err(|()| {
+    let v: Vec<T> = hpx_runtime::memory::try_fresh(len).ok_or_else(|| {
         Error::BadArgument(format!(
             "cannot allocate a partition of {len} {} elements",
             T::NAME
         ))
     })?;
-    hpx_runtime::memory::advise_fresh(v.as_mut_ptr().cast(), len * std::mem::size_of::<T>());
     Ok(Box::new(v))
 }
 

@@ -19,6 +19,14 @@ pub fn fresh<T: bytemuck::Zeroable + Clone>(len: usize) -> Vec<T> {
     v
 }
 
+/// [`fresh`], or `None` where the memory cannot be had (a size from outside
+/// that is too large is an error to report, not an abort).
+pub fn try_fresh<T: bytemuck::Zeroable>(len: usize) -> Option<Vec<T>> {
+    let mut v: Vec<T> = bytemuck::allocation::try_zeroed_vec(len).ok()?;
+    advise_fresh(v.as_mut_ptr().cast(), std::mem::size_of_val(v.as_slice()));
+    Some(v)
+}
+
 /// Asks for huge pages behind `bytes` bytes at `at`, memory that was just
 /// allocated and not yet touched (small buffers are left alone).
 pub fn advise_fresh(at: *mut u8, bytes: usize) {
