@@ -50,9 +50,9 @@
 /// Element types of arrays and reductions, and the built-in reduction operations.
 pub use hpx_collectives::{Element, ReduceOp};
 pub use hpx_containers::{
-    arange, array, empty, from_fn, from_vec, full, linspace, ones, random, select, zeros,
+    arange, array, empty, from_fn, from_vec, full, linspace, ones, random, select, zeros, AnyExpr,
     ArrayBuilder, ArrayFuture, BinaryOp, CompareOp, Distribution, ElementMap, ElementPredicate,
-    ElementReduce, IndexFn, IntoShape, Layout, LayoutSpec, LocalPartition, LocalPartitionMut,
+    ElementReduce, Expr, IndexFn, IntoShape, Layout, LayoutSpec, LocalPartition, LocalPartitionMut,
     Numeric, PartitionRef, PartitionedVector, Place, UnaryOp,
 };
 pub use hpx_macros::{action, component, element_fn, main};

@@ -309,6 +309,142 @@ fn elementwise_math_and_reductions_match_a_serial_reference() {
     }
 }
 
+/// Fused expressions against the same operations one by one: values,
+/// reductions (NaN-propagating extremes, exact sums), operands in other
+/// layouts, constants on either side, masks and conversions.
+async fn check_fused(len: usize) -> Result<(), String> {
+    let n = hpx::get_num_localities();
+    let x = values(len, 3);
+    let mut y = values(len, 4);
+    for da in layouts_1d(len, n) {
+        let what = format!("len {len} on {n}: {da:?}");
+        let a = hpx::from_vec(x.clone(), da.clone()).await.map_err(s)?;
+        let b = hpx::from_vec(y.clone(), Distribution::Cyclic)
+            .await
+            .map_err(s)?;
+        let want: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p * 2.0 + q).collect();
+        let fused = (&a * 2.0 + &b).await.map_err(s)?;
+        ensure(
+            fused.layout().same_placement(a.layout()),
+            format!("{what}: the value in the first array's layout"),
+        )?;
+        ensure(
+            fused.to_vec().await.map_err(s)? == want,
+            format!("{what}: a * 2 + b"),
+        )?;
+        let step = a
+            .binary_scalar(BinaryOp::Mul, 2.0, false)
+            .await
+            .map_err(s)?;
+        let step = step.binary(BinaryOp::Add, &b).await.map_err(s)?;
+        let (fused_sum, step_sum) = (
+            (&a * 2.0 + &b).sum().await.map_err(s)?,
+            step.sum().await.map_err(s)?,
+        );
+        ensure(
+            fused_sum.to_bits() == step_sum.to_bits(),
+            format!("{what}: fused sum {fused_sum} against {step_sum}"),
+        )?;
+        let norm = (hpx::Expr::from(&a) * &a + (hpx::Expr::from(&b) * &b)).sqrt();
+        let want_max = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p * p + q * q).sqrt())
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        ensure(
+            norm.max().await.map_err(s)? == want_max,
+            format!("{what}: sqrt(a*a + b*b).max()"),
+        )?;
+        let positive = hpx::select(
+            hpx::Expr::from(&a).compare_scalar(CompareOp::Gt, 0.0, false),
+            &a,
+            hpx::Expr::from(&a) * 0.0,
+        );
+        let want_pos: Vec<f64> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+        ensure(
+            positive
+                .clone()
+                .await
+                .map_err(s)?
+                .to_vec()
+                .await
+                .map_err(s)?
+                == want_pos,
+            format!("{what}: where(a > 0, a, 0)"),
+        )?;
+        let count = positive.count_nonzero().await.map_err(s)?;
+        ensure(
+            count == x.iter().filter(|v| **v > 0.0).count() as u64,
+            format!("{what}: count_nonzero"),
+        )?;
+        let ints = (1.5 - &a * 1.0).astype::<i64>().await.map_err(s)?;
+        ensure(
+            ints.to_vec().await.map_err(s)?
+                == x.iter().map(|v| (1.5 - v) as i64).collect::<Vec<_>>(),
+            format!("{what}: astype after a constant first"),
+        )?;
+    }
+    if len > 0 {
+        y[len / 2] = f64::NAN;
+        let b = hpx::from_vec(y.clone(), Distribution::Block)
+            .await
+            .map_err(s)?;
+        let top = (&b + 1.0).max().await.map_err(s)?;
+        ensure(
+            top.is_some_and(f64::is_nan),
+            format!("len {len}: max with a NaN is NaN, got {top:?}"),
+        )?;
+    } else {
+        let b = hpx::from_vec(y.clone(), Distribution::Block)
+            .await
+            .map_err(s)?;
+        ensure(
+            (&b + 1.0).max().await.map_err(s)?.is_none(),
+            "max of nothing",
+        )?;
+    }
+    let a = hpx::zeros::<f64>(len + 1).await.map_err(s)?;
+    let c = hpx::zeros::<f64>(len + 2).await.map_err(s)?;
+    let e = (&a * 2.0 + &c).sum().await.err().map(|e| e.to_string());
+    ensure(
+        e.as_deref().is_some_and(|e| e.contains("shapes")),
+        format!("shape mismatch: {e:?}"),
+    )?;
+    let i = hpx::from_vec(vec![4i64; len + 1], Distribution::Block)
+        .await
+        .map_err(s)?;
+    let zero = hpx::zeros::<i64>(len + 1).await.map_err(s)?;
+    let e = (&i / &zero).await.err().map(|e| e.to_string());
+    ensure(
+        e.as_deref().is_some_and(|e| e.contains("zero")),
+        format!("integer division by zero: {e:?}"),
+    )?;
+    Ok(())
+}
+
+#[test]
+fn fused_expressions_match_the_operations_one_by_one() {
+    const TEST: &str = "fused_expressions_match_the_operations_one_by_one";
+    if in_locality() {
+        return spmd(|| async {
+            if hpx::get_locality_id() == 0 {
+                for len in [0usize, 1, 13, 20_000] {
+                    check_fused(len).await?;
+                }
+                println!("RESULT fused ok");
+            }
+            hpx::barrier().await.map_err(s)?;
+            done(TEST);
+            Ok(())
+        });
+    }
+    for n in [1, 2, 3, 5] {
+        let out = launch(TEST, n);
+        out.assert_success().assert_all_done(TEST, n);
+        assert_eq!(out.tagged("RESULT fused ok").len(), 1, "{out}");
+    }
+}
+
 async fn check_2d(rows: usize, cols: usize) -> Result<(), String> {
     let n = hpx::get_num_localities();
     let source: Vec<i64> = (0..(rows * cols) as i64).map(|v| v * 3 - 7).collect();

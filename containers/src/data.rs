@@ -7,8 +7,7 @@ use hpx_runtime::element::{element_from_bytes, elements_from_bytes, Element, Red
 use hpx_runtime::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::exact::ExactSum;
-use crate::math::{self, BinaryOp, CompareOp, Numeric, UnaryOp};
+use crate::math::Numeric;
 
 /// Elements handled per step of a reduction: the lanes combine element-wise
 /// (which vectorizes), then the lanes are combined in order.
@@ -28,6 +27,8 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     /// The raw bytes of elements `start..end`, where they lie.
     fn bytes(&self, start: usize, end: usize) -> Result<&[u8]>;
+    /// The raw bytes of every element, to overwrite.
+    fn bytes_mut(&mut self) -> &mut [u8];
     /// Overwrites elements from `start` with raw bytes.
     fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()>;
     /// Sets every element to the value in `bytes`.
@@ -65,38 +66,9 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     fn read_spans(&self, spans: &[Span]) -> Result<Vec<u8>>;
     /// Writes raw bytes to the elements of `spans`, in order.
     fn write_spans(&mut self, spans: &[Span], bytes: &[u8]) -> Result<()>;
-    /// A new partition: `op` of each element.
-    fn unary(&self, op: UnaryOp) -> Result<Box<dyn ErasedVec>>;
-    /// A new partition: `self[i] op other[i]` (same type and length).
-    fn binary(&self, op: BinaryOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>;
-    /// A new partition: `self[i] op scalar` (or `scalar op self[i]`).
-    fn binary_scalar(
-        &self,
-        op: BinaryOp,
-        scalar: &[u8],
-        scalar_first: bool,
-    ) -> Result<Box<dyn ErasedVec>>;
-    /// A new mask (u8 0/1): `self[i] op other[i]`.
-    fn compare(&self, op: CompareOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>;
-    /// A new mask (u8 0/1): `self[i] op scalar` (or `scalar op self[i]`).
-    fn compare_scalar(
-        &self,
-        op: CompareOp,
-        scalar: &[u8],
-        scalar_first: bool,
-    ) -> Result<Box<dyn ErasedVec>>;
-    /// A new partition: `mask[i] ? self[i] : other[i]`.
-    fn select(&self, mask: &dyn ErasedVec, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>;
-    /// A new partition of element type `dtype`: each element converted as Rust's `as`.
-    fn astype(&self, dtype: &str) -> Result<Box<dyn ErasedVec>>;
-    /// The partial sum of the elements, to be merged with [`merge_sums`]:
-    /// exact for floats, in the wide sum type for integers.
-    fn sum_partial(&self) -> Vec<u8>;
     /// The first extreme element (largest with `largest`, else smallest;
     /// NaN counts as the extreme, as NumPy's argmax), as (local index, raw value).
     fn arg_extreme(&self, largest: bool) -> Option<(u64, Vec<u8>)>;
-    /// Number of elements that are not zero.
-    fn count_nonzero(&self) -> u64;
     /// Partial sums along one axis of a 2-d array of `cols` columns: for
     /// each element of `runs` (global index, local index, length), adds it
     /// to the output slot of its row (`axis` 1) or column (`axis` 0), in the
@@ -203,75 +175,6 @@ fn span_elements(spans: &[Span], size: usize) -> Result<usize> {
     usize::try_from(total).map_err(|_| Error::BadArgument("spans cover too many elements".into()))
 }
 
-/// Elements from which a partition's exact sum is split over the worker
-/// threads of its locality (exact sums merge exactly, so the split does
-/// not change a bit of the result).
-const PARALLEL_SUM: usize = 1 << 20;
-
-/// The exact sum of a slice of floats (`T` is f32 or f64).
-fn exact_sum<T: Numeric>(values: &[T]) -> ExactSum {
-    let add = |part: &[T]| {
-        let mut acc = ExactSum::new();
-        // The element type is one of the two floats: its name says which
-        // (a cast by size alone could read pairs of f32 as f64).
-        match T::NAME {
-            "f64" => acc.add_f64(bytemuck::cast_slice(part)),
-            _ => acc.add_f32(bytemuck::cast_slice(part)),
-        }
-        acc
-    };
-    let threads = tokio::runtime::Handle::try_current()
-        .map(|h| h.metrics().num_workers())
-        .unwrap_or(1)
-        .max(1);
-    if threads == 1 || values.len() < PARALLEL_SUM {
-        return add(values);
-    }
-    let chunk = values.len().div_ceil(threads);
-    let mut total = ExactSum::new();
-    std::thread::scope(|scope| {
-        let mut pieces = values.chunks(chunk);
-        let first = pieces.next().unwrap_or_default();
-        let others: Vec<_> = pieces.map(|p| scope.spawn(move || add(p))).collect();
-        total = add(first);
-        for other in others {
-            match other.join() {
-                Ok(acc) => total.merge(&acc),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-    });
-    total
-}
-
-/// Merges partial sums made by [`ErasedVec::sum_partial`] for element type `T`.
-pub(crate) fn merge_sums<T: Numeric>(partials: &[Vec<u8>]) -> Result<T::Sum> {
-    if T::IS_FLOAT {
-        let mut total = ExactSum::new();
-        for p in partials {
-            total.merge(&ExactSum::from_bytes(p)?);
-        }
-        let bits: Vec<u8> = if T::NAME == "f32" {
-            total.to_f32().to_ne_bytes().to_vec()
-        } else {
-            total.to_f64().to_ne_bytes().to_vec()
-        };
-        element_from_bytes::<T::Sum>(&bits)
-    } else {
-        Ok(merge_int_sums(partials)?.cast::<T::Sum>())
-    }
-}
-
-/// Merges integer partial sums (128-bit, wrapping).
-pub(crate) fn merge_int_sums(partials: &[Vec<u8>]) -> Result<i128> {
-    let mut total = 0i128;
-    for p in partials {
-        total = total.wrapping_add(element_from_bytes::<i128>(p)?);
-    }
-    Ok(total)
-}
-
-/// `a ⊕ b` for one pair of elements.
 pub(crate) fn combine<T: Element>(op: ReduceOp, a: T, b: T) -> T {
     let mut acc = [a];
     T::combine_slices(op, &mut acc, &[b], false);
@@ -367,6 +270,10 @@ impl<T: Numeric> ErasedVec for Vec<T> {
             .get(start..end)
             .ok_or_else(|| range_error(start, end, self.len()))?;
         Ok(bytemuck::cast_slice(slice))
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(self.as_mut_slice())
     }
 
     fn write(&mut self, start: usize, bytes: &[u8]) -> Result<()> {
@@ -511,99 +418,6 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         Ok(())
     }
 
-    fn unary(&self, op: UnaryOp) -> Result<Box<dyn ErasedVec>> {
-        if op.is_float_valued() {
-            let mut out = hpx_runtime::memory::fresh::<T::Float>(self.len());
-            math::unary_float(op, self, &mut out)?;
-            Ok(Box::new(out))
-        } else {
-            let mut out = hpx_runtime::memory::fresh::<T>(self.len());
-            math::unary(op, self, &mut out)?;
-            Ok(Box::new(out))
-        }
-    }
-
-    fn binary(&self, op: BinaryOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
-        let other = same_type::<T>(other, op.name())?;
-        let mut out = hpx_runtime::memory::fresh::<T>(self.len());
-        math::binary(op, self, other, &mut out)?;
-        Ok(Box::new(out))
-    }
-
-    fn binary_scalar(
-        &self,
-        op: BinaryOp,
-        scalar: &[u8],
-        scalar_first: bool,
-    ) -> Result<Box<dyn ErasedVec>> {
-        let s = element_from_bytes::<T>(scalar)?;
-        let mut out = hpx_runtime::memory::fresh::<T>(self.len());
-        math::binary_scalar(op, self, s, scalar_first, &mut out)?;
-        Ok(Box::new(out))
-    }
-
-    fn compare(&self, op: CompareOp, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
-        let other = same_type::<T>(other, op.name())?;
-        let mut out = hpx_runtime::memory::fresh::<u8>(self.len());
-        math::compare(op, self, other, &mut out)?;
-        Ok(Box::new(out))
-    }
-
-    fn compare_scalar(
-        &self,
-        op: CompareOp,
-        scalar: &[u8],
-        scalar_first: bool,
-    ) -> Result<Box<dyn ErasedVec>> {
-        let s = element_from_bytes::<T>(scalar)?;
-        let mut out = hpx_runtime::memory::fresh::<u8>(self.len());
-        math::compare_scalar(op, self, s, scalar_first, &mut out)?;
-        Ok(Box::new(out))
-    }
-
-    fn select(&self, mask: &dyn ErasedVec, other: &dyn ErasedVec) -> Result<Box<dyn ErasedVec>> {
-        let other = same_type::<T>(other, "where")?;
-        let mask = same_type::<u8>(mask, "a where mask")?;
-        let mut out = hpx_runtime::memory::fresh::<T>(self.len());
-        math::select(mask, self, other, &mut out)?;
-        Ok(Box::new(out))
-    }
-
-    fn astype(&self, dtype: &str) -> Result<Box<dyn ErasedVec>> {
-        macro_rules! to {
-            ($($name:literal => $u:ty),*) => {
-                match dtype {
-                    $($name => {
-                        let mut out = hpx_runtime::memory::fresh::<$u>(self.len());
-                        math::cast_slice(self, &mut out);
-                        Ok(Box::new(out) as Box<dyn ErasedVec>)
-                    })*
-                    other => Err(Error::BadArgument(format!("no element type {other}"))),
-                }
-            };
-        }
-        to!("i8" => i8, "i16" => i16, "i32" => i32, "i64" => i64, "i128" => i128,
-            "isize" => isize, "u8" => u8, "u16" => u16, "u32" => u32, "u64" => u64,
-            "u128" => u128, "usize" => usize, "f32" => f32, "f64" => f64)
-    }
-
-    fn sum_partial(&self) -> Vec<u8> {
-        if T::IS_FLOAT {
-            exact_sum(self).to_bytes()
-        } else {
-            // In 128 bits: the sum (wrapped to the wide type by the caller,
-            // as NumPy's) and the mean (which must not wrap) come from it.
-            let mut lanes = [0i128; 8];
-            for chunk in self.chunks(8) {
-                for (l, x) in lanes.iter_mut().zip(chunk) {
-                    *l = l.wrapping_add(x.cast::<i128>());
-                }
-            }
-            let total = lanes.into_iter().fold(0i128, i128::wrapping_add);
-            total.to_ne_bytes().to_vec()
-        }
-    }
-
     fn arg_extreme(&self, largest: bool) -> Option<(u64, Vec<u8>)> {
         let mut best: Option<(usize, T)> = None;
         for (i, &x) in self.iter().enumerate() {
@@ -627,11 +441,6 @@ impl<T: Numeric> ErasedVec for Vec<T> {
             }
         }
         best.map(|(i, x)| (i as u64, bytemuck::bytes_of(&x).to_vec()))
-    }
-
-    fn count_nonzero(&self) -> u64 {
-        let zero = T::zero();
-        self.iter().filter(|x| **x != zero).count() as u64
     }
 
     fn axis_partials(
@@ -678,17 +487,6 @@ impl<T: Numeric> ErasedVec for Vec<T> {
 
 fn to_usize(v: u64) -> Result<usize> {
     usize::try_from(v).map_err(|_| Error::BadArgument(format!("{v} does not fit in usize")))
-}
-
-/// `other` as a `Vec<T>`, or an error naming the operation.
-fn same_type<'a, T: Numeric>(other: &'a dyn ErasedVec, what: &str) -> Result<&'a Vec<T>> {
-    other.as_any().downcast_ref::<Vec<T>>().ok_or_else(|| {
-        Error::BadArgument(format!(
-            "{what} of {} with {}: convert one with astype first",
-            T::NAME,
-            other.dtype()
-        ))
-    })
 }
 
 /// The element types an array can hold, by name.

@@ -65,9 +65,11 @@
 mod builder;
 mod data;
 mod exact;
+mod expr;
 mod function;
 mod generate;
 mod layout;
+mod lazy;
 mod math;
 mod ops;
 mod partition;
@@ -79,6 +81,7 @@ pub use builder::{
 };
 pub use function::{ElementFnEntry, ElementMap, ElementPredicate, ElementReduce, IndexFn};
 pub use layout::{Distribution, Layout, LayoutSpec, Place, Run, Runs, MAX_PARTITIONS};
+pub use lazy::{select, AnyExpr, Expr};
 pub use math::{BinaryOp, CompareOp, Numeric, UnaryOp};
-pub use ops::{select, ArrayFuture};
+pub use ops::ArrayFuture;
 pub use vector::{LocalPartition, LocalPartitionMut, PartitionRef, PartitionedVector};

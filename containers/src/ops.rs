@@ -1,76 +1,35 @@
-//! Element-wise math and reductions of distributed arrays: every operation
-//! runs on the partitions' owners and makes a new array in the first
-//! operand's layout; an operand in another layout is redistributed first,
-//! in bulk, owner to owner.
+//! Element-wise math and reductions of distributed arrays, run on the
+//! partitions' owners: the element-wise operations and sums go through the
+//! one engine (`lazy.rs`, `expr.rs`) and make a new array in the first
+//! operand's layout (an operand in another layout is redistributed first,
+//! in bulk, owner to owner); products, extremes with their index and axis
+//! reductions are here.
 
 use std::future::Future;
-use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
 use std::pin::Pin;
 
 use hpx_runtime::element::{element_from_bytes, ReduceOp};
-use hpx_runtime::{async_at, ActionFuture, ComponentRef, Error, GlobalId, PodVec, Result};
+use hpx_runtime::{Error, Result};
 
-use crate::data::{combine, merge_int_sums, merge_sums};
-use crate::exact::ExactSum;
+use crate::data::combine;
+use crate::lazy::Expr;
 use crate::math::{BinaryOp, CompareOp, Numeric, UnaryOp};
 use crate::partition;
-use crate::vector::{same_shape, PartitionedVector};
+use crate::vector::PartitionedVector;
 
 /// A distributed array that is being computed (`(&a + &b).await?`).
 pub type ArrayFuture<T> = Pin<Box<dyn Future<Output = Result<PartitionedVector<T>>> + Send>>;
 
-fn scalar_bytes<T: Numeric>(s: T) -> PodVec<u8> {
-    PodVec(bytemuck::bytes_of(&s).to_vec())
-}
-
 impl<T: Numeric> PartitionedVector<T> {
-    /// A new array in this array's layout: partition `p` is what
-    /// `make(p, id of partition p)` returns (an action on its owner).
-    async fn each<U: Numeric>(
-        &self,
-        make: impl Fn(usize, GlobalId) -> ActionFuture<ComponentRef>,
-    ) -> Result<PartitionedVector<U>> {
-        let parts = self.parts();
-        let calls = crate::vector::remote_first(
-            parts.len(),
-            |p| parts[p].gid().owner(),
-            |p| make(p, parts[p].gid()),
-        );
-        let mut parts = Vec::with_capacity(self.num_partitions());
-        for r in futures::future::join_all(calls).await {
-            parts.push(r.map_err(|e| self.explain(e))?);
-        }
-        PartitionedVector::assemble(U::NAME, self.layout().clone(), parts)
-    }
-
-    /// [`each`](Self::each) over pairs of partitions of this array and
-    /// `other` (same shape; `other` is redistributed to this layout first
-    /// if needed).
-    async fn pairwise<U: Numeric, R: Numeric>(
-        &self,
-        other: &PartitionedVector<U>,
-        what: &str,
-        make: impl Fn(usize, GlobalId, GlobalId) -> ActionFuture<ComponentRef>,
-    ) -> Result<PartitionedVector<R>> {
-        same_shape(self, other, what)?;
-        let other = other.aligned_with(self).await?;
-        let ids = other.partition_ids();
-        self.each(|p, a| make(p, a, ids[p]))
-            .await
-            .map_err(|e| other.explain(e))
-    }
-
     /// `self op other`, element-wise, into a new array (same shape; `other`
-    /// is redistributed to this array's layout if needed).
+    /// is redistributed to this array's layout if needed). The operators
+    /// (`&a + &b`) build the same lazily, as an [`Expr`].
     pub async fn binary(
         &self,
         op: BinaryOp,
         other: &PartitionedVector<T>,
     ) -> Result<PartitionedVector<T>> {
-        self.pairwise(other, op.name(), |_, a, b| {
-            async_at(a.owner(), partition::part_binary, (a, b, op))
-        })
-        .await
+        Expr::from(self).binary(op, other).evaluate().await
     }
 
     /// `self op scalar` (or `scalar op self` with `scalar_first`), element-wise.
@@ -80,34 +39,22 @@ impl<T: Numeric> PartitionedVector<T> {
         scalar: T,
         scalar_first: bool,
     ) -> Result<PartitionedVector<T>> {
-        self.each(|_, a| {
-            let args = (a, op, scalar_bytes(scalar), scalar_first);
-            async_at(a.owner(), partition::part_binary_scalar, args)
-        })
-        .await
+        Expr::from(self)
+            .binary_scalar(op, scalar, scalar_first)
+            .evaluate()
+            .await
     }
 
     /// `-x` or `|x|` of every element, in the element type (NumPy wraps
     /// integers).
     pub async fn unary(&self, op: UnaryOp) -> Result<PartitionedVector<T>> {
-        if op.is_float_valued() {
-            return Err(Error::BadArgument(format!(
-                "{} gives floats: use unary_float",
-                op.name()
-            )));
-        }
-        self.unary_any(op).await
+        Expr::from(self).unary(op).evaluate().await
     }
 
     /// A float-valued function of every element (`sqrt exp log sin cos`),
     /// in `T::Float` (f64 for integers, like NumPy).
     pub async fn unary_float(&self, op: UnaryOp) -> Result<PartitionedVector<T::Float>> {
-        self.unary_any(op).await
-    }
-
-    async fn unary_any<U: Numeric>(&self, op: UnaryOp) -> Result<PartitionedVector<U>> {
-        self.each(|_, a| async_at(a.owner(), partition::part_unary, (a, op)))
-            .await
+        Expr::from(self).unary_float(op).evaluate().await
     }
 
     /// The element-wise comparison `self op other`, as a mask of 0/1 (u8).
@@ -116,10 +63,7 @@ impl<T: Numeric> PartitionedVector<T> {
         op: CompareOp,
         other: &PartitionedVector<T>,
     ) -> Result<PartitionedVector<u8>> {
-        self.pairwise(other, op.name(), |_, a, b| {
-            async_at(a.owner(), partition::part_compare, (a, b, op))
-        })
-        .await
+        Expr::from(self).compare(op, other).evaluate().await
     }
 
     /// The element-wise comparison `self op scalar` (or `scalar op self`).
@@ -129,18 +73,16 @@ impl<T: Numeric> PartitionedVector<T> {
         scalar: T,
         scalar_first: bool,
     ) -> Result<PartitionedVector<u8>> {
-        self.each(|_, a| {
-            let args = (a, op, scalar_bytes(scalar), scalar_first);
-            async_at(a.owner(), partition::part_compare_scalar, args)
-        })
-        .await
+        Expr::from(self)
+            .compare_scalar(op, scalar, scalar_first)
+            .evaluate()
+            .await
     }
 
     /// Every element converted to `U` (as Rust's `as`: integers wrap,
     /// floats saturate when converted to integers).
     pub async fn astype<U: Numeric>(&self) -> Result<PartitionedVector<U>> {
-        self.each(|_, a| async_at(a.owner(), partition::part_astype, (a, U::NAME.to_owned())))
-            .await
+        Expr::from(self).astype::<U>().evaluate().await
     }
 
     /// The sum of all elements: integers accumulate in 64 bits (NumPy's
@@ -148,30 +90,14 @@ impl<T: Numeric> PartitionedVector<T> {
     /// once, so the result is the correctly rounded sum and has the same
     /// bits for any number of localities, any layout and any chunking.
     pub async fn sum(&self) -> Result<T::Sum> {
-        let partials = self.on_all(partition::part_sum, |_| ()).await?;
-        let partials: Vec<Vec<u8>> = partials.into_iter().map(|p| p.0).collect();
-        merge_sums::<T>(&partials)
+        Expr::from(self).sum().await
     }
 
     /// The mean of all elements, in `T::Float` (NaN for an empty array);
     /// for floats the correctly rounded sum divided by the count, so the
     /// same bits for any layout.
     pub async fn mean(&self) -> Result<T::Float> {
-        let n = self.len() as f64;
-        let partials = self.on_all(partition::part_sum, |_| ()).await?;
-        let total = if T::IS_FLOAT {
-            let mut acc = ExactSum::new();
-            for p in &partials {
-                acc.merge(&ExactSum::from_bytes(p)?);
-            }
-            acc.to_f64()
-        } else {
-            // Integers: the 128-bit sum, which does not wrap for any
-            // realistic array (NumPy accumulates means in f64).
-            let partials: Vec<Vec<u8>> = partials.into_iter().map(|p| p.0).collect();
-            merge_int_sums(&partials)? as f64
-        };
-        Ok(<T::Float as Numeric>::from_f64(total / n))
+        Expr::from(self).mean().await
     }
 
     /// The product of all elements, in the element type (1 for an empty array).
@@ -225,11 +151,7 @@ impl<T: Numeric> PartitionedVector<T> {
 
     /// The number of elements that are not zero.
     pub async fn count_nonzero(&self) -> Result<u64> {
-        Ok(self
-            .on_all(partition::part_count_nonzero, |_| ())
-            .await?
-            .into_iter()
-            .sum())
+        Expr::from(self).count_nonzero().await
     }
 
     /// Whether any element is not zero.
@@ -312,51 +234,5 @@ impl<T: Numeric> PartitionedVector<T> {
         let sums = self.sum_axis(axis).await?;
         let count = self.shape().get(axis).copied().unwrap_or(0) as f64;
         Ok(sums.into_iter().map(|s| s.to_f64() / count).collect())
-    }
-}
-
-/// `mask ? a : b`, element-wise (same shapes; `b` and `mask` are
-/// redistributed to `a`'s layout if needed).
-pub async fn select<T: Numeric>(
-    mask: &PartitionedVector<u8>,
-    a: &PartitionedVector<T>,
-    b: &PartitionedVector<T>,
-) -> Result<PartitionedVector<T>> {
-    same_shape(a, mask, "where")?;
-    let mask = mask.aligned_with(a).await?;
-    let masks = mask.partition_ids();
-    a.pairwise(b, "where", |p, x, y| {
-        async_at(x.owner(), partition::part_select, (masks[p], x, y))
-    })
-    .await
-}
-
-macro_rules! operators {
-    ($($trait:ident $method:ident $op:ident),*) => {$(
-        impl<T: Numeric> $trait<&PartitionedVector<T>> for &PartitionedVector<T> {
-            type Output = ArrayFuture<T>;
-            fn $method(self, other: &PartitionedVector<T>) -> ArrayFuture<T> {
-                let (a, b) = (self.clone(), other.clone());
-                Box::pin(async move { a.binary(BinaryOp::$op, &b).await })
-            }
-        }
-
-        impl<T: Numeric> $trait<T> for &PartitionedVector<T> {
-            type Output = ArrayFuture<T>;
-            fn $method(self, scalar: T) -> ArrayFuture<T> {
-                let a = self.clone();
-                Box::pin(async move { a.binary_scalar(BinaryOp::$op, scalar, false).await })
-            }
-        }
-    )*};
-}
-
-operators!(Add add Add, Sub sub Sub, Mul mul Mul, Div div Div, Rem rem Rem);
-
-impl<T: Numeric> Neg for &PartitionedVector<T> {
-    type Output = ArrayFuture<T>;
-    fn neg(self) -> ArrayFuture<T> {
-        let a = self.clone();
-        Box::pin(async move { a.unary(UnaryOp::Neg).await })
     }
 }

@@ -11,10 +11,10 @@ use hpx_runtime::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::{self, push_span, ErasedVec, Span};
+use crate::expr::{self, Plan, Reduction, Step};
 use crate::function;
 use crate::generate::{generate, Generator};
 use crate::layout::Layout;
-use crate::math::{BinaryOp, CompareOp, UnaryOp};
 use hpx_runtime::async_at;
 
 /// The elements of one partition.
@@ -162,117 +162,65 @@ async fn store(data: Box<dyn ErasedVec>) -> Result<ComponentRef> {
     Ok(component.as_ref().clone())
 }
 
-/// A new partition made from one partition on this locality.
-async fn derive(
-    gid: GlobalId,
-    f: impl FnOnce(&dyn ErasedVec) -> Result<Box<dyn ErasedVec>>,
-) -> Result<ComponentRef> {
-    let data = {
-        let source = component_shared::<Partition>(gid).await?;
-        f(source.data.as_ref())?
-    };
-    store(data).await
-}
+/// A partition read-locked.
+type Held = tokio::sync::OwnedRwLockReadGuard<Box<dyn Any + Send + Sync>, Partition>;
 
-/// A new partition made from two partitions on this locality.
-async fn derive2(
-    a: GlobalId,
-    b: GlobalId,
-    f: impl FnOnce(&dyn ErasedVec, &dyn ErasedVec) -> Result<Box<dyn ErasedVec>>,
-) -> Result<ComponentRef> {
-    let data = {
-        let first = component_shared::<Partition>(a).await?;
-        if a == b {
-            f(first.data.as_ref(), first.data.as_ref())?
-        } else {
-            let second = component_shared::<Partition>(b).await?;
-            f(first.data.as_ref(), second.data.as_ref())?
+/// The partitions `ids` on this locality, each read-locked once (an id may
+/// appear more than once: taking a second read lock of one partition could
+/// wait behind a writer that waits for the first).
+async fn hold(ids: &[GlobalId]) -> Result<(Vec<Held>, Vec<usize>)> {
+    if ids.len() > expr::MAX_STEPS {
+        return Err(Error::BadArgument(format!(
+            "an expression of {} operands",
+            ids.len()
+        )));
+    }
+    let mut held: Vec<(GlobalId, Held)> = Vec::new();
+    let mut index = Vec::with_capacity(ids.len());
+    for &id in ids {
+        match held.iter().position(|(g, _)| *g == id) {
+            Some(i) => index.push(i),
+            None => {
+                index.push(held.len());
+                held.push((id, component_shared::<Partition>(id).await?));
+            }
         }
+    }
+    Ok((held.into_iter().map(|(_, g)| g).collect(), index))
+}
+
+/// A new partition here: the expression `steps` over the partitions
+/// `inputs` (here, one per input of the expression), element by element.
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_eval(
+    inputs: Vec<GlobalId>,
+    steps: Vec<Step>,
+) -> Result<ComponentRef, Error> {
+    let data = {
+        let (held, index) = hold(&inputs).await?;
+        let views = index.iter().map(|&i| held[i].data.as_ref()).collect();
+        Plan::new(&steps, views)?.evaluate()?
     };
     store(data).await
 }
 
-/// A partition `op` of a partition here.
+/// The partial reduction `r` of the expression `steps` over the
+/// partitions `inputs` here (see [`Plan::reduce`]).
 #[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_unary(a: GlobalId, op: UnaryOp) -> Result<ComponentRef, Error> {
-    derive(a, |d| d.unary(op)).await
-}
-
-/// A partition `a op b` of two partitions here.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_binary(
-    a: GlobalId,
-    b: GlobalId,
-    op: BinaryOp,
-) -> Result<ComponentRef, Error> {
-    derive2(a, b, |x, y| x.binary(op, y)).await
-}
-
-/// A partition `a op scalar` (or `scalar op a`) of a partition here.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_binary_scalar(
-    a: GlobalId,
-    op: BinaryOp,
-    scalar: PodVec<u8>,
-    scalar_first: bool,
-) -> Result<ComponentRef, Error> {
-    derive(a, |d| d.binary_scalar(op, &scalar, scalar_first)).await
-}
-
-/// A mask `a op b` of two partitions here.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_compare(
-    a: GlobalId,
-    b: GlobalId,
-    op: CompareOp,
-) -> Result<ComponentRef, Error> {
-    derive2(a, b, |x, y| x.compare(op, y)).await
-}
-
-/// A mask `a op scalar` (or `scalar op a`) of a partition here.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_compare_scalar(
-    a: GlobalId,
-    op: CompareOp,
-    scalar: PodVec<u8>,
-    scalar_first: bool,
-) -> Result<ComponentRef, Error> {
-    derive(a, |d| d.compare_scalar(op, &scalar, scalar_first)).await
-}
-
-/// `mask ? a : b` of three partitions here.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_select(
-    mask: GlobalId,
-    a: GlobalId,
-    b: GlobalId,
-) -> Result<ComponentRef, Error> {
-    let m = component_shared::<Partition>(mask).await?;
-    derive2(a, b, |x, y| x.select(m.data.as_ref(), y)).await
-}
-
-/// A partition of element type `dtype` converted from a partition here.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_astype(a: GlobalId, dtype: String) -> Result<ComponentRef, Error> {
-    derive(a, |d| d.astype(&dtype)).await
-}
-
-/// The partition's partial sum (see [`ErasedVec::sum_partial`]).
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_sum(p: &Partition) -> PodVec<u8> {
-    PodVec(p.data.sum_partial())
+pub(crate) async fn part_eval_reduce(
+    inputs: Vec<GlobalId>,
+    steps: Vec<Step>,
+    r: Reduction,
+) -> Result<Option<PodVec<u8>>, Error> {
+    let (held, index) = hold(&inputs).await?;
+    let views = index.iter().map(|&i| held[i].data.as_ref()).collect();
+    Ok(Plan::new(&steps, views)?.reduce(r)?.map(PodVec))
 }
 
 /// The partition's first extreme element: (local index, raw value).
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_arg_extreme(p: &Partition, largest: bool) -> Option<(u64, PodVec<u8>)> {
     p.data.arg_extreme(largest).map(|(i, v)| (i, PodVec(v)))
-}
-
-/// The partition's number of non-zero elements.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_count_nonzero(p: &Partition) -> u64 {
-    p.data.count_nonzero()
 }
 
 /// The partition's partial reductions along an axis of a 2-d array.

@@ -248,11 +248,6 @@ impl<T: Numeric> PartitionedVector<T> {
         })
     }
 
-    /// The partitions' component handles, in partition order.
-    pub(crate) fn parts(&self) -> &[ComponentRef] {
-        &self.meta.parts
-    }
-
     /// Creates the partitions of `layout`, each initialised by `init(partition)`.
     pub(crate) async fn create(
         layout: Layout,

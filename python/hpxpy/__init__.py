@@ -322,13 +322,24 @@ def where(condition, x, y):
     def arr(v):
         if isinstance(v, DistributedArray):
             return v._cast(name)
-        out = condition.astype(name)
-        out.fill(v)
-        return out
+        value = bool(v) if name == "bool" else v
+        return DistributedArray._wrap(condition._core.full_like(name, value), name == "bool")
 
     mask = condition if condition.dtype == np.bool_ else condition.astype("bool")
     a, b = arr(x), arr(y)
     return DistributedArray._wrap(_core.select(mask._core, a._core, b._core), name == "bool")
+
+
+def evaluate(*arrays):
+    """Runs the element-wise expressions ``arrays`` now (collective in a
+    job of several localities). Expressions such as ``a * 2.0 + b`` are
+    otherwise run, fused into one pass, when their value is first needed:
+    a reduction, ``to_numpy``, indexing, an assignment or a collective.
+    Returns its argument (or the tuple of them)."""
+    for a in arrays:
+        if isinstance(a, DistributedArray) and a._core is not None:
+            a._core.evaluate()
+    return arrays[0] if len(arrays) == 1 else arrays
 
 
 def _any_view(*values):
@@ -677,6 +688,7 @@ def all_to_all(values, comm=None):
 
 __all__ = [
     "DTYPES",
+    "evaluate",
     "DistributedArray",
     "Communicator",
     "distribution",

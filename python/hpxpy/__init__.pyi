@@ -490,6 +490,9 @@ def maximum(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
 def maximum(x: ArrayLike, y: ArrayLike) -> Any: ...
 def power(x: _Operand, y: _Operand) -> DistributedArray:
     """Element-wise ``x ** y``."""
+def evaluate(*arrays: DistributedArray) -> Any:
+    """Runs the element-wise expressions ``arrays`` now (collective); they
+    otherwise run, fused into one pass, when their value is first needed."""
 def where(condition: DistributedArray, x: _Operand, y: _Operand) -> DistributedArray:
     """``x`` where ``condition`` holds, else ``y`` (arrays of one shape, or scalars)."""
 @overload

@@ -607,7 +607,7 @@ class DistributedArray:
             wide = self._wide()
             if wide is not self:
                 return wide._reduce(what, axis)
-        if self._view is None and what in ("min", "max") and self.dtype.kind == "f":
+        if self._view is None and what in ("min", "max") and self.dtype.kind == "f" and axis is not None:
             return self._nan_extreme(what, axis)
         if self._view is not None:
             return getattr(np, what)(self._view, axis=axis) if axis is not None else getattr(np, what)(self._view)
@@ -644,13 +644,8 @@ class DistributedArray:
         return axis
 
     def _nan_extreme(self, what, axis):
-        """min or max of floats as NumPy gives them: NaN if any element is NaN."""
-        if axis is None:
-            if self.size == 0:
-                raise HPXValueError(f"{what} of an empty array (it has no identity)")
-            # argmin/argmax count NaN as the extreme, as NumPy's do.
-            index = self.argmax() if what == "max" else self.argmin()
-            return self.dtype.type(self._flat_get(index))
+        """min or max of floats along an axis as NumPy gives them: NaN where
+        any element is NaN."""
         values = self._core.reduce_axis(what, self._axis(what, axis)).astype(self.dtype)
         nans = (self != self).astype("uint8")._reduce("max", axis)
         return np.where(nans > 0, np.nan, values).astype(self.dtype)

@@ -4,7 +4,9 @@
 //! an array is collective (each locality makes the same call and gets the
 //! same array); reads (`to_numpy`, indexing, views) are not.
 
-use std::mem::ManuallyDrop;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use numpy::ndarray::{ArrayViewMutD, IxDyn};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn};
@@ -12,43 +14,201 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use serde::{Deserialize, Serialize};
 
-use hpx::{BinaryOp, CompareOp, Distribution, LayoutSpec, LocalityId, Numeric, ReduceOp, UnaryOp};
+use hpx::{
+    BinaryOp, CompareOp, Distribution, GlobalId, LayoutSpec, LocalityId, Numeric, ReduceOp, UnaryOp,
+};
 
 use crate::dtype::{scalar, with_array, with_dtype, AnyArray, Dt};
-use crate::errors::{raise, Failure};
+use crate::errors::{raise, to_py, Failure};
 use crate::job::{block, block_failing, once, spmd};
 
+/// Steps past which an expression is evaluated as it is built (so that a
+/// loop that keeps building on one expression does not grow it without
+/// bound).
+const EAGER_FROM: usize = 64;
+
+/// What an [`Array`] holds: an array, or an expression of arrays not yet
+/// evaluated.
+enum State {
+    Ready(AnyArray),
+    Pending(hpx::AnyExpr),
+}
+
 /// A distributed array (the Python class `hpxpy.DistributedArray` wraps
-/// one).
+/// one), or an element-wise expression of such arrays that runs, fused into
+/// one pass over each partition, when its value is needed: a reduction, a
+/// read (`to_numpy`, indexing), a write, local views, or a collective.
+///
+/// In a job of several localities an expression is evaluated collectively
+/// (every locality at the same call, as array-making calls are) when it
+/// becomes an array; a read that only some localities make (`to_numpy` on
+/// locality 0, say) evaluates it for the reader alone and keeps nothing,
+/// so every locality still holds the same expression afterwards.
 #[pyclass(frozen, module = "hpxpy._core", name = "Array")]
 pub(crate) struct Array {
-    /// Taken only by `drop`.
-    inner: ManuallyDrop<AnyArray>,
+    /// None only once dropped.
+    state: Shared,
 }
+
+/// An [`Array`]'s state, shared with [`READERS`].
+type Shared = Arc<Mutex<Option<State>>>;
+
+/// Expressions not yet evaluated, under the identity (first partition) of
+/// each array they read, in the order they were built: an array about to
+/// change runs them first, so that they see it as it was when they were
+/// built, as NumPy's eager operations would. The order is the script's, the
+/// same on every locality, so the collective evaluations match.
+static READERS: Mutex<Vec<(GlobalId, Reader)>> = Mutex::new(Vec::new());
+
+/// An entry of [`READERS`]: the state of an expression, while it lives.
+type Reader = Weak<Mutex<Option<State>>>;
 
 impl Array {
     /// A Python object for `inner`.
     pub(crate) fn new(inner: AnyArray) -> Array {
+        Array::of(State::Ready(inner))
+    }
+
+    fn of(state: State) -> Array {
         Array {
-            inner: ManuallyDrop::new(inner),
+            state: Arc::new(Mutex::new(Some(state))),
         }
     }
-}
 
-impl Array {
-    /// The array.
-    pub(crate) fn any(&self) -> &AnyArray {
-        &self.inner
+    /// A Python object for the expression `e`: evaluated now (collectively)
+    /// if it has grown large, else held and listed in [`READERS`].
+    fn lazy(py: Python<'_>, e: hpx::AnyExpr) -> PyResult<Array> {
+        if e.steps() > EAGER_FROM {
+            return Ok(Array::new(evaluate(py, e)?));
+        }
+        let arrays = e.arrays();
+        let array = Array::of(State::Pending(e));
+        let mut readers = READERS.lock();
+        readers.retain(|(_, r)| r.strong_count() > 0);
+        for id in arrays {
+            readers.push((id, Arc::downgrade(&array.state)));
+        }
+        Ok(array)
+    }
+
+    /// The expression whose value this is.
+    fn expr(&self) -> PyResult<hpx::AnyExpr> {
+        match &*self.state.lock() {
+            Some(State::Ready(a)) => Ok(with_array!(a, x, _T => hpx::AnyExpr::of(x))),
+            Some(State::Pending(e)) => Ok(e.clone()),
+            None => Err(raise("HPXError", "the array was dropped")),
+        }
+    }
+
+    /// The array, evaluated first if it is an expression: collectively in
+    /// a job of several localities (every locality makes this call).
+    pub(crate) fn ready(&self, py: Python<'_>) -> PyResult<AnyArray> {
+        force(py, &self.state)
+    }
+
+    /// The array, about to change: the expressions that read it run first
+    /// (collectively, in the order they were built).
+    fn writable(&self, py: Python<'_>) -> PyResult<AnyArray> {
+        let array = self.ready(py)?;
+        let Some(id) = with_array!(&array, a, _T => a.partition_ids().first().copied()) else {
+            return Ok(array);
+        };
+        let readers: Vec<Shared> = READERS
+            .lock()
+            .iter()
+            .filter(|(k, _)| *k == id)
+            .filter_map(|(_, r)| r.upgrade())
+            .collect();
+        let mut outcome = Ok(());
+        for reader in readers {
+            if outcome.is_ok() {
+                outcome = force(py, &reader).map(drop);
+            }
+            // The last holder of a dropped expression: its handles go back
+            // from the runtime.
+            if let Ok(state) = Arc::try_unwrap(reader) {
+                crate::job::release(state.into_inner());
+            }
+        }
+        outcome.map(|()| array)
+    }
+
+    /// The array to read from (not collective): an expression is evaluated
+    /// for this locality alone and kept only in a job of one locality.
+    pub(crate) fn readable(&self, py: Python<'_>) -> PyResult<AnyArray> {
+        let e = match &*self.state.lock() {
+            Some(State::Ready(a)) => return Ok(a.clone()),
+            Some(State::Pending(e)) => e.clone(),
+            None => return Err(raise("HPXError", "the array was dropped")),
+        };
+        if !spmd() {
+            return self.ready(py);
+        }
+        with_dtype!(numpy_name(e.dtype()), T => {
+            let array = block(py, async move { e.evaluate::<T>().await })?;
+            Ok(T::wrap(array))
+        })
+    }
+
+    /// The result of a binary operation `op` built as `e`: evaluated at
+    /// once when it may fail on some values ([`may_fail`]).
+    fn finish_binary(&self, py: Python<'_>, op: BinaryOp, e: hpx::AnyExpr) -> PyResult<Array> {
+        if may_fail(op, numpy_name(e.dtype())) {
+            return Ok(Array::new(evaluate(py, e)?));
+        }
+        Array::lazy(py, e)
+    }
+
+    /// The layout of the array (or of the expression's value).
+    fn layout(&self) -> PyResult<hpx::Layout> {
+        match &*self.state.lock() {
+            Some(State::Ready(a)) => Ok(with_array!(a, x, _T => x.layout().clone())),
+            Some(State::Pending(e)) => Ok(e.layout().clone()),
+            None => Err(raise("HPXError", "the array was dropped")),
+        }
     }
 }
 
 impl Drop for Array {
     fn drop(&mut self) {
-        // SAFETY: `inner` is not used after this, the only place it is taken.
-        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
-        // The handle's credit goes back to the owners from the runtime.
-        crate::job::release(inner);
+        // The handles' credit goes back to the owners from the runtime.
+        crate::job::release(self.state.lock().take());
     }
+}
+
+/// The array in `cell`, evaluated (collectively in a job of several) and
+/// kept if it is an expression.
+fn force(py: Python<'_>, cell: &Shared) -> PyResult<AnyArray> {
+    let e = match &*cell.lock() {
+        Some(State::Ready(a)) => return Ok(a.clone()),
+        Some(State::Pending(e)) => e.clone(),
+        None => return Err(raise("HPXError", "the array was dropped")),
+    };
+    let array = evaluate(py, e)?;
+    let previous = cell.lock().replace(State::Ready(array.clone()));
+    crate::job::release(previous);
+    Ok(array)
+}
+
+/// The NumPy name of a Rust element type that hpxpy arrays hold.
+fn numpy_name(rust: &str) -> &'static str {
+    match rust {
+        "f64" => "float64",
+        "f32" => "float32",
+        "i64" => "int64",
+        "i32" => "int32",
+        "u64" => "uint64",
+        "u32" => "uint32",
+        "u8" => "uint8",
+        _ => "an element type hpxpy does not hold",
+    }
+}
+
+/// Evaluates `e` into a new array, collectively in a job of several.
+fn evaluate(py: Python<'_>, e: hpx::AnyExpr) -> PyResult<AnyArray> {
+    with_dtype!(numpy_name(e.dtype()), T => {
+        block_failing(py, shared_array(async move { Ok(T::wrap(e.evaluate::<T>().await?)) }))
+    })
 }
 
 /// A NumPy view of a local partition and the index of its first element
@@ -289,17 +449,18 @@ fn create(
     })
 }
 
-/// `mask ? a : b`, element-wise (a collective call in a job of several).
+/// `mask ? a : b`, element-wise (an expression: see [`Array`]).
 #[pyfunction]
 fn select(py: Python<'_>, mask: &Array, a: &Array, b: &Array) -> PyResult<Array> {
-    let mask = mask.inner.typed::<u8>()?;
-    let inner = with_array!(&*a.inner, x, T => {
-        let (x, y) = (x.clone(), b.inner.typed::<T>()?);
-        block_failing(py, shared_array(async move {
-            Ok(T::wrap(hpx::select(&mask, &x, &y).await?))
-        }))?
-    });
-    Ok(Array::new(inner))
+    let e = hpx::AnyExpr::select(&mask.expr()?, &a.expr()?, &b.expr()?).map_err(to_py)?;
+    Array::lazy(py, e)
+}
+
+/// Whether `op` on elements of the NumPy type `dtype` can fail on some
+/// values (an integer division, remainder or power): then it runs at once,
+/// so that its error comes from the line that asked for it.
+fn may_fail(op: BinaryOp, dtype: &str) -> bool {
+    matches!(op, BinaryOp::Div | BinaryOp::Rem | BinaryOp::Pow) && !dtype.starts_with("float")
 }
 
 #[pymethods]
@@ -307,57 +468,85 @@ impl Array {
     /// The shape (row-major).
     #[getter]
     fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        with_array!(&*self.inner, a, _T => PyTuple::new(py, a.shape()))
+        PyTuple::new(py, self.layout()?.shape())
     }
 
     /// Whether `other` is a handle to the same distributed array (the same
-    /// partitions, element type and shape), wherever each handle was made.
+    /// partitions, element type and shape), wherever each handle was made;
+    /// an expression not yet evaluated is no array.
     fn same_array(&self, other: &Array) -> bool {
-        let key =
-            |any: &AnyArray| with_array!(any, a, _T => (a.shape().to_vec(), a.partition_ids()));
-        self.inner.dtype() == other.inner.dtype() && key(&self.inner) == key(&other.inner)
+        let key = |a: &Array| match &*a.state.lock() {
+            Some(State::Ready(any)) => Some((
+                any.dtype(),
+                with_array!(any, x, _T => (x.shape().to_vec(), x.partition_ids())),
+            )),
+            _ => None,
+        };
+        matches!((key(self), key(other)), (Some(x), Some(y)) if x == y)
     }
 
     /// The NumPy name of the element type.
     #[getter]
-    fn dtype(&self) -> &'static str {
-        self.inner.dtype()
+    fn dtype(&self) -> PyResult<&'static str> {
+        Ok(numpy_name(self.expr()?.dtype()))
     }
 
     /// The number of partitions.
     #[getter]
-    fn num_partitions(&self) -> usize {
-        with_array!(&*self.inner, a, _T => a.num_partitions())
+    fn num_partitions(&self) -> PyResult<usize> {
+        Ok(self.layout()?.num_partitions())
     }
 
     /// The number of elements of each partition.
     #[getter]
-    fn partition_sizes(&self) -> Vec<usize> {
-        with_array!(&*self.inner, a, _T => a.partition_sizes())
+    fn partition_sizes(&self) -> PyResult<Vec<usize>> {
+        Ok(self.layout()?.partition_sizes().to_vec())
     }
 
     /// The locality of each partition.
     #[getter]
-    fn localities(&self) -> Vec<u32> {
-        with_array!(&*self.inner, a, _T => a.localities().into_iter().map(|l| l.0).collect())
+    fn localities(&self) -> PyResult<Vec<u32>> {
+        Ok(self.layout()?.localities().iter().map(|l| l.0).collect())
     }
 
     /// Whether the partitions are on more than one locality.
     #[getter]
-    fn is_distributed(&self) -> bool {
-        with_array!(&*self.inner, a, _T => a.is_distributed())
+    fn is_distributed(&self) -> PyResult<bool> {
+        let layout = self.layout()?;
+        let mut holders = layout
+            .localities()
+            .iter()
+            .zip(layout.partition_sizes())
+            .filter(|(_, size)| **size > 0)
+            .map(|(l, _)| *l);
+        Ok(match holders.next() {
+            Some(first) => holders.any(|l| l != first),
+            None => false,
+        })
     }
 
     /// The distribution, as the Rust API spells it.
     #[getter]
-    fn distribution(&self) -> String {
-        with_array!(&*self.inner, a, _T => format!("{:?}", a.distribution()))
+    fn distribution(&self) -> PyResult<String> {
+        Ok(format!("{:?}", self.layout()?.distribution()))
+    }
+
+    /// Whether this is an expression not yet evaluated.
+    #[getter]
+    fn pending(&self) -> bool {
+        matches!(&*self.state.lock(), Some(State::Pending(_)))
+    }
+
+    /// Evaluates the expression now (collective in a job of several; no-op
+    /// for an array).
+    fn evaluate(&self, py: Python<'_>) -> PyResult<()> {
+        self.ready(py).map(drop)
     }
 
     /// Every element, in a new NumPy array of this shape (gathered from
     /// the owners in bulk; not collective).
     fn to_numpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        with_array!(&*self.inner, a, T => {
+        with_array!(&self.readable(py)?, a, T => {
             let out = empty::<T>(py, a.shape())?;
             read_into(py, a.clone(), 0, &out)?;
             Ok(out.into_any())
@@ -367,10 +556,11 @@ impl Array {
     /// Zero-copy, writable NumPy views of this locality's partitions, each
     /// with the index of its first element along each axis (None for
     /// round-robin partitions, which are not boxes of the array). A view
-    /// keeps the array alive.
+    /// keeps the array alive. An expression is evaluated first, which is
+    /// collective in a job of several localities.
     fn local_views<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Vec<LocalView<'py>>> {
         let me = slf.get();
-        with_array!(&*me.inner, a, T => {
+        with_array!(&me.writable(py)?, a, T => {
             let array = a.clone();
             // The partitions' memory is allocated once and never moves while
             // the array exists; the views keep the array (this object) alive.
@@ -394,12 +584,13 @@ impl Array {
                 };
                 // SAFETY: `ptr` points at `p.len()` elements of `T`, the
                 // partition's storage, which lives (unmoved) as long as the
-                // array does, and the NumPy array holds `slf`, a handle of
-                // the array. Writes through the view are not synchronised
-                // with the runtime's reads of the partition (another
-                // locality's `to_numpy`, say) until the next collective:
-                // such a read may see part of them (documented; plain
-                // numbers, no invariant to break).
+                // array does, and the NumPy array holds `slf`, whose state
+                // is now this array for good (an array is never replaced).
+                // Writes through the view are not synchronised with the
+                // runtime's reads of the partition (another locality's
+                // `to_numpy`, say) until the next collective: such a read
+                // may see part of them (documented; plain numbers, no
+                // invariant to break).
                 let view = unsafe {
                     let data = ArrayViewMutD::<T>::from_shape_ptr(IxDyn(&shape), ptr as *mut T);
                     PyArrayDyn::<T>::borrow_from_array(&data, slf.clone().into_any())
@@ -410,18 +601,14 @@ impl Array {
         })
     }
 
-    /// `self op other` element-wise (same dtype; collective in a job of
-    /// several).
+    /// `self op other` element-wise (same dtype): an expression.
     fn binary(&self, py: Python<'_>, op: &str, other: &Array) -> PyResult<Array> {
         let op = binary_op(op)?;
-        let inner = with_array!(&*self.inner, a, T => {
-            let (a, b) = (a.clone(), other.inner.typed::<T>()?);
-            block_failing(py, shared_array(async move { Ok(T::wrap(a.binary(op, &b).await?)) }))?
-        });
-        Ok(Array::new(inner))
+        let e = self.expr()?.binary(op, &other.expr()?).map_err(to_py)?;
+        self.finish_binary(py, op, e)
     }
 
-    /// `self op scalar` (or `scalar op self` with `first`).
+    /// `self op scalar` (or `scalar op self` with `first`): an expression.
     fn binary_scalar(
         &self,
         py: Python<'_>,
@@ -430,42 +617,35 @@ impl Array {
         first: bool,
     ) -> PyResult<Array> {
         let op = binary_op(op)?;
-        let inner = with_array!(&*self.inner, a, T => {
-            let (a, s) = (a.clone(), scalar::<T>(value)?);
-            block_failing(py, shared_array(async move {
-                Ok(T::wrap(a.binary_scalar(op, s, first).await?))
-            }))?
+        let a = self.expr()?;
+        let e = with_dtype!(numpy_name(a.dtype()), T => {
+            a.binary_scalar(op, scalar::<T>(value)?, first).map_err(to_py)?
         });
-        Ok(Array::new(inner))
+        self.finish_binary(py, op, e)
+    }
+
+    /// An expression of this shape and layout whose every element is
+    /// `value` as `dtype`.
+    fn full_like(&self, py: Python<'_>, dtype: &str, value: &Bound<'_, PyAny>) -> PyResult<Array> {
+        let e = with_dtype!(dtype, T => {
+            self.expr()?.full_like(scalar::<T>(value)?).map_err(to_py)?
+        });
+        Array::lazy(py, e)
     }
 
     /// A function of every element: `neg abs` keep the dtype; `sqrt exp log
-    /// sin cos` give floats (float32 stays float32).
+    /// sin cos` give floats (float32 stays float32). An expression.
     fn unary(&self, py: Python<'_>, op: &str) -> PyResult<Array> {
         let op = unary_op(op)?;
-        let inner = with_array!(&*self.inner, a, T => {
-            let a = a.clone();
-            block_failing(py, shared_array(async move {
-                Ok(if op.is_float_valued() {
-                    <T as Numeric>::Float::wrap(a.unary_float(op).await?)
-                } else {
-                    T::wrap(a.unary(op).await?)
-                })
-            }))?
-        });
-        Ok(Array::new(inner))
+        let e = self.expr()?.unary(op).map_err(to_py)?;
+        Array::lazy(py, e)
     }
 
     /// The comparison `self op other`, as a mask of 0/1 (uint8).
     fn compare(&self, py: Python<'_>, op: &str, other: &Array) -> PyResult<Array> {
         let op = compare_op(op)?;
-        let inner = with_array!(&*self.inner, a, T => {
-            let (a, b) = (a.clone(), other.inner.typed::<T>()?);
-            block_failing(py, shared_array(async move {
-                Ok(AnyArray::U8(a.compare(op, &b).await?))
-            }))?
-        });
-        Ok(Array::new(inner))
+        let e = self.expr()?.compare(op, &other.expr()?).map_err(to_py)?;
+        Array::lazy(py, e)
     }
 
     /// The comparison `self op scalar` (or `scalar op self` with `first`).
@@ -477,54 +657,65 @@ impl Array {
         first: bool,
     ) -> PyResult<Array> {
         let op = compare_op(op)?;
-        let inner = with_array!(&*self.inner, a, T => {
-            let (a, s) = (a.clone(), scalar::<T>(value)?);
-            block_failing(py, shared_array(async move {
-                Ok(AnyArray::U8(a.compare_scalar(op, s, first).await?))
-            }))?
+        let a = self.expr()?;
+        let e = with_dtype!(numpy_name(a.dtype()), T => {
+            a.compare_scalar(op, scalar::<T>(value)?, first).map_err(to_py)?
         });
-        Ok(Array::new(inner))
+        Array::lazy(py, e)
     }
 
     /// A copy with every element converted to `dtype` (as NumPy's
-    /// `astype`; the same dtype makes a copy).
+    /// `astype`; the same dtype makes a copy): an expression.
     fn astype(&self, py: Python<'_>, dtype: &str) -> PyResult<Array> {
-        let inner = with_dtype!(dtype, U => {
-            with_array!(&*self.inner, a, _T => {
-                let a = a.clone();
-                block_failing(py, shared_array(async move {
-                    Ok(U::wrap(a.astype::<U>().await?))
-                }))?
-            })
+        let e = with_dtype!(dtype, U => {
+            self.expr()?.cast(<U as hpx::Element>::NAME).map_err(to_py)?
         });
-        Ok(Array::new(inner))
+        Array::lazy(py, e)
     }
 
     /// A reduction of every element to one number: `sum prod min max mean
-    /// argmin argmax any all count_nonzero`.
+    /// argmin argmax any all count_nonzero`. Sums, means, extremes and
+    /// counts of an expression run fused with it; min and max are NaN if
+    /// any element is (NumPy's).
     fn reduce(&self, py: Python<'_>, what: &str) -> PyResult<Py<PyAny>> {
         let name = what.to_owned();
-        let value = with_array!(&*self.inner, a, _T => {
-            let a = a.clone();
-            block_failing(py, once(async move {
-                Ok(match name.as_str() {
-                    "sum" => Value::of(a.sum().await?),
-                    "prod" => Value::of(a.prod().await?),
-                    "mean" if a.is_empty() => Value::Float(f64::NAN),
-                    "mean" => Value::of(a.mean().await?),
-                    "min" => a.min().await?.map_or(Value::Empty, Value::of),
-                    "max" => a.max().await?.map_or(Value::Empty, Value::of),
-                    "argmin" => a.argmin().await?.map_or(Value::Empty, Value::of),
-                    "argmax" => a.argmax().await?.map_or(Value::Empty, Value::of),
-                    "any" => Value::Bool(a.any().await?),
-                    "all" => Value::Bool(a.all().await?),
-                    "count_nonzero" => Value::of(a.count_nonzero().await?),
-                    other => {
-                        return Err(hpx::Error::BadArgument(format!("no reduction {other:?}")))
-                    }
-                })
-            }))?
-        });
+        let fused = matches!(
+            what,
+            "sum" | "mean" | "min" | "max" | "any" | "all" | "count_nonzero"
+        );
+        let value = if fused {
+            let e = self.expr()?;
+            with_dtype!(numpy_name(e.dtype()), T => {
+                let e = e.typed::<T>().map_err(to_py)?;
+                let len: usize = e.clone().into_any().map_err(to_py)?.shape().iter().product();
+                block_failing(py, once(async move {
+                    Ok(match name.as_str() {
+                        "sum" => Value::of(e.sum().await?),
+                        "mean" if len == 0 => Value::Float(f64::NAN),
+                        "mean" => Value::of(e.mean().await?),
+                        "min" => e.min().await?.map_or(Value::Empty, Value::of),
+                        "max" => e.max().await?.map_or(Value::Empty, Value::of),
+                        "any" => Value::Bool(e.count_nonzero().await? > 0),
+                        "all" => Value::Bool(e.count_nonzero().await? == len as u64),
+                        _ => Value::of(e.count_nonzero().await?),
+                    })
+                }))?
+            })
+        } else {
+            with_array!(&self.ready(py)?, a, _T => {
+                let a = a.clone();
+                block_failing(py, once(async move {
+                    Ok(match name.as_str() {
+                        "prod" => Value::of(a.prod().await?),
+                        "argmin" => a.argmin().await?.map_or(Value::Empty, Value::of),
+                        "argmax" => a.argmax().await?.map_or(Value::Empty, Value::of),
+                        other => {
+                            return Err(hpx::Error::BadArgument(format!("no reduction {other:?}")))
+                        }
+                    })
+                }))?
+            })
+        };
         value.into_python(py, what)
     }
 
@@ -537,7 +728,7 @@ impl Array {
         axis: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let name = what.to_owned();
-        with_array!(&*self.inner, a, T => {
+        with_array!(&self.ready(py)?, a, T => {
             let a = a.clone();
             if name == "mean" {
                 let means = block_failing(py, once(async move { a.mean_axis(axis).await }))?;
@@ -552,7 +743,7 @@ impl Array {
 
     /// The element at `index` (one index per axis; not collective).
     fn get(&self, py: Python<'_>, index: Vec<usize>) -> PyResult<Py<PyAny>> {
-        with_array!(&*self.inner, a, _T => {
+        with_array!(&self.readable(py)?, a, _T => {
             let a = a.clone();
             let v = block(py, async move { a.get_at(&index).await })?;
             Value::of(v).into_python(py, "get")
@@ -561,7 +752,7 @@ impl Array {
 
     /// Sets the element at `index` (collective in a job of several).
     fn set(&self, py: Python<'_>, index: Vec<usize>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_array!(&*self.inner, a, T => {
+        with_array!(&self.writable(py)?, a, T => {
             let (a, v) = (a.clone(), scalar::<T>(value)?);
             block_failing(py, once(async move { a.set_at(&index, v).await }))
         })
@@ -575,7 +766,7 @@ impl Array {
         start: usize,
         stop: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        with_array!(&*self.inner, a, T => {
+        with_array!(&self.readable(py)?, a, T => {
             if start > stop || stop > a.len() {
                 return Err(raise(
                     "HPXIndexError",
@@ -591,7 +782,7 @@ impl Array {
     /// Writes `values` (a contiguous NumPy array of this dtype) at the flat
     /// elements from `start` on (collective in a job of several).
     fn set_range(&self, py: Python<'_>, start: usize, values: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_array!(&*self.inner, a, T => {
+        with_array!(&self.writable(py)?, a, T => {
             let data: PyReadonlyArrayDyn<'_, T> = values.extract()?;
             let values = data
                 .as_slice()
@@ -604,7 +795,7 @@ impl Array {
 
     /// Sets every element to `value` (collective in a job of several).
     fn fill(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_array!(&*self.inner, a, T => {
+        with_array!(&self.writable(py)?, a, T => {
             let (a, v) = (a.clone(), scalar::<T>(value)?);
             block_failing(py, once(async move { a.fill(v).await }))
         })
@@ -614,7 +805,7 @@ impl Array {
     /// and all before it, in flat order.
     fn scan(&self, py: Python<'_>, op: &str) -> PyResult<()> {
         let op = reduce_op(op)?;
-        with_array!(&*self.inner, a, _T => {
+        with_array!(&self.writable(py)?, a, _T => {
             let a = a.clone();
             block_failing(py, once(async move { a.inclusive_scan(op).await }))
         })
@@ -632,7 +823,7 @@ impl Array {
     ) -> PyResult<Array> {
         let distribution = distribution(kind, &params)?;
         let over = localities(over);
-        let inner = with_array!(&*self.inner, a, T => {
+        let inner = with_array!(&self.ready(py)?, a, T => {
             let a = a.clone();
             block_failing(py, shared_array(async move {
                 // Locality 0 does the work: "local" means locality 0.
@@ -647,12 +838,14 @@ impl Array {
         Ok(Array::new(inner))
     }
 
-    fn __repr__(&self) -> String {
-        with_array!(&*self.inner, a, _T => format!(
-            "hpxpy._core.Array({}, shape={:?}, {} partitions)",
-            self.inner.dtype(),
-            a.shape(),
-            a.num_partitions()
+    fn __repr__(&self) -> PyResult<String> {
+        let layout = self.layout()?;
+        Ok(format!(
+            "hpxpy._core.Array({}{}, shape={:?}, {} partitions)",
+            if self.pending() { "expression of " } else { "" },
+            self.dtype()?,
+            layout.shape(),
+            layout.num_partitions()
         ))
     }
 }

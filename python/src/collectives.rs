@@ -142,7 +142,7 @@ impl Comm {
         root: u32,
     ) -> PyResult<Array> {
         let c = self.inner.clone();
-        let value = array.map(|a| a.any().clone());
+        let value = array.map(|a| a.readable(py)).transpose()?;
         let got = block(py, async move {
             let got: AnyArray = c.broadcast(value, root).await?;
             if c.rank() != root {

@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use hpx::{Numeric, PartitionedVector};
 
-use crate::errors::raise;
-
 /// An element type both NumPy and hpx arrays hold.
 pub(crate) trait Dt: Numeric + NpElement {
     /// Wraps an array of this type.
@@ -136,22 +134,6 @@ impl AnyArray {
             AnyArray::U32(_) => "uint32",
             AnyArray::U8(_) => "uint8",
         }
-    }
-
-    /// The typed array, if its element type is `T`.
-    pub(crate) fn typed<T: Dt>(&self) -> PyResult<PartitionedVector<T>> {
-        with_array!(self, a, U => {
-            if std::any::TypeId::of::<U>() == std::any::TypeId::of::<T>() {
-                let any: &dyn std::any::Any = a;
-                if let Some(a) = any.downcast_ref::<PartitionedVector<T>>() {
-                    return Ok(a.clone());
-                }
-            }
-            Err(raise(
-                "DTypeError",
-                format!("expected an array of {}, got {}", T::NAME, self.dtype()),
-            ))
-        })
     }
 }
 

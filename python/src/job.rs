@@ -161,7 +161,7 @@ pub(crate) fn release<T: Send + 'static>(value: T) {
 /// Whether this process is one locality of several (SPMD: every call that
 /// makes or changes an array is collective).
 pub(crate) fn spmd() -> bool {
-    hpx::get_num_localities() > 1
+    IDS.get().is_some_and(|&(_, n)| n > 1)
 }
 
 /// `work` done once for the whole job, SPMD style: every locality calls

@@ -28,6 +28,7 @@
 //! - **redistribution Block → Cyclic of 10^7 f64** (2 or more localities),
 //!   in GB/s, against a memcpy of the same bytes.
 
+use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use hpx::prelude::*;
@@ -148,7 +149,7 @@ async fn main() -> Result<(), Error> {
             .collect();
         out
     });
-    let (t_add, _) = best_async(|| &local + &other).await?;
+    let (t_add, _) = best_async(|| (&local + &other).into_future()).await?;
     row(
         "a + b into a new array, one partition",
         format!("{:.2} GB/s", gbs(2 * bytes, t_add)),

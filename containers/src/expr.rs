@@ -1,0 +1,678 @@
+//! The element-wise engine: one program per expression, run on a partition
+//! in one pass.
+//!
+//! A [`Step`] list is an expression over the partitions of some arrays
+//! (`a * 2.0 + b` is `Input(0)`, `Scalar(2.0)`, `Binary(Mul, 0, 1)`,
+//! `Input(1)`, `Binary(Add, 2, 3)`): each step refers to earlier ones, the
+//! last is the value. A [`Plan`] checks the steps against the input
+//! partitions (element types, references, lengths: the steps arrive from
+//! the network) and runs them over chunks of [`CHUNK`] elements: each
+//! step's chunk lives in a register that stays in cache, inputs are read
+//! in place, and the last step writes straight into the new partition or
+//! feeds a reduction. No temporary array is made, whatever the expression.
+//!
+//! The kernels are `math.rs`'s, so a fused expression computes exactly what
+//! the same operations one by one would (the same bits).
+
+use std::ops::Range;
+
+use hpx_runtime::element::{element_from_bytes, Element};
+use hpx_runtime::{Error, PodVec, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, by_dtype, ErasedVec};
+use crate::exact::ExactSum;
+use crate::math::{self, BinaryOp, CompareOp, Numeric, UnaryOp};
+
+/// Elements per chunk: a multiple of the exact sum's blocks, and small
+/// enough that a few registers of `f64` stay in the core's L2 cache.
+const CHUNK: usize = 8192;
+
+/// Steps a program may have (it may arrive from another process).
+pub(crate) const MAX_STEPS: usize = 256;
+
+/// Elements from which a partition's work is split over the worker threads
+/// of its locality (each piece is a run of whole chunks; reductions merge
+/// exactly or in an order-free way, so the split changes no bit).
+const PARALLEL: usize = 1 << 20;
+
+/// The element types, by name.
+const DTYPES: [&str; 14] = [
+    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "f32",
+    "f64",
+];
+
+/// One step of an expression; operands are indices of earlier steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Step {
+    /// The input partition of this index.
+    Input(u32),
+    /// A constant of the named element type, as raw bytes.
+    Scalar(String, PodVec<u8>),
+    /// A function of one operand (`Neg`, `Abs` keep the type; the others
+    /// give the type's float).
+    Unary(UnaryOp, u32),
+    /// Two operands of one type.
+    Binary(BinaryOp, u32, u32),
+    /// A comparison of two operands of one type: a mask of 0/1 `u8`.
+    Compare(CompareOp, u32, u32),
+    /// `mask ? a : b` (the mask is `u8`; `a` and `b` of one type).
+    Select(u32, u32, u32),
+    /// The operand converted to the named type (Rust's `as`).
+    Cast(u32, String),
+}
+
+/// A reduction that ends a program instead of a new partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Reduction {
+    /// The sum: exact for floats, 128-bit wrapping for integers.
+    Sum,
+    /// The smallest value (NaN if any value is NaN, as NumPy's `min`).
+    Min,
+    /// The largest value (NaN if any value is NaN, as NumPy's `max`).
+    Max,
+    /// The number of values that are not zero (NaN counts).
+    CountNonzero,
+}
+
+/// The element type named `name`, as a static name.
+pub(crate) fn known(name: &str) -> Result<&'static str> {
+    DTYPES
+        .iter()
+        .find(|&&d| d == name)
+        .copied()
+        .ok_or_else(|| Error::BadArgument(format!("no element type {name:?}")))
+}
+
+fn float_name<T: Numeric>() -> Result<&'static str> {
+    Ok(<T::Float as Element>::NAME)
+}
+
+fn size_of_type<T: Numeric>() -> Result<usize> {
+    Ok(std::mem::size_of::<T>())
+}
+
+/// Bytes of one element of the type named `name`.
+fn size_of(name: &str) -> Result<usize> {
+    by_dtype!(name, size_of_type)
+}
+
+/// The element type of each step of `steps`, given the element types of
+/// the inputs; an error names the first step that is not well formed.
+pub(crate) fn types(steps: &[Step], inputs: &[&'static str]) -> Result<Vec<&'static str>> {
+    if steps.is_empty() || steps.len() > MAX_STEPS {
+        return Err(Error::BadArgument(format!(
+            "an expression of {} steps (1 to {MAX_STEPS})",
+            steps.len()
+        )));
+    }
+    let mut out: Vec<&'static str> = Vec::with_capacity(steps.len());
+    for (i, step) in steps.iter().enumerate() {
+        let at = |j: &u32| {
+            out.get(*j as usize).copied().ok_or_else(|| {
+                Error::BadArgument(format!("step {i} refers to step {j}, not an earlier one"))
+            })
+        };
+        let same = |a: &u32, b: &u32, what: &str| -> Result<&'static str> {
+            let (x, y) = (at(a)?, at(b)?);
+            if x == y {
+                Ok(x)
+            } else {
+                Err(Error::BadArgument(format!(
+                    "{what} of {x} with {y}: convert one with astype first"
+                )))
+            }
+        };
+        let t = match step {
+            Step::Input(k) => inputs.get(*k as usize).copied().ok_or_else(|| {
+                Error::BadArgument(format!("step {i} reads input {k} of {}", inputs.len()))
+            })?,
+            Step::Scalar(d, bytes) => {
+                let d = known(d)?;
+                if bytes.0.len() != size_of(d)? {
+                    return Err(Error::BadArgument(format!(
+                        "a {d} constant of {} bytes",
+                        bytes.0.len()
+                    )));
+                }
+                d
+            }
+            Step::Unary(op, a) if op.is_float_valued() => by_dtype!(at(a)?, float_name)?,
+            Step::Unary(_, a) => at(a)?,
+            Step::Binary(op, a, b) => same(a, b, op.name())?,
+            Step::Compare(op, a, b) => {
+                same(a, b, op.name())?;
+                "u8"
+            }
+            Step::Select(m, a, b) => {
+                let mask = at(m)?;
+                if mask != "u8" {
+                    return Err(Error::BadArgument(format!(
+                        "where with a mask of {mask} (masks are u8)"
+                    )));
+                }
+                same(a, b, "where")?
+            }
+            Step::Cast(a, d) => {
+                at(a)?;
+                known(d)?
+            }
+        };
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// An operand's chunk: the elements, or one value for all of them.
+enum Opd<'a, T> {
+    Slice(&'a [T]),
+    Scalar(T),
+}
+
+impl<T: Numeric> Opd<'_, T> {
+    /// The `n` values as a slice (a constant is repeated).
+    fn expand(&self, n: usize) -> std::borrow::Cow<'_, [T]> {
+        match self {
+            Opd::Slice(x) => std::borrow::Cow::Borrowed(x),
+            Opd::Scalar(s) => std::borrow::Cow::Owned(vec![*s; n]),
+        }
+    }
+}
+
+fn typed<T: Numeric>(bytes: &[u8]) -> Result<&[T]> {
+    bytemuck::try_cast_slice(bytes)
+        .map_err(|e| Error::BadArgument(format!("{} elements from bytes: {e}", T::NAME)))
+}
+
+fn typed_mut<T: Numeric>(bytes: &mut [u8]) -> Result<&mut [T]> {
+    bytemuck::try_cast_slice_mut(bytes)
+        .map_err(|e| Error::BadArgument(format!("{} elements from bytes: {e}", T::NAME)))
+}
+
+/// A checked program over its input partitions (all of one length).
+pub(crate) struct Plan<'a> {
+    steps: &'a [Step],
+    types: Vec<&'static str>,
+    inputs: Vec<&'a dyn ErasedVec>,
+    len: usize,
+}
+
+/// The registers of one run: a chunk of each computed step.
+struct Frame<'p, 'a> {
+    plan: &'p Plan<'a>,
+    regs: Vec<Vec<u128>>,
+}
+
+impl<'a> Plan<'a> {
+    /// Checks `steps` against `inputs`.
+    pub(crate) fn new(steps: &'a [Step], inputs: Vec<&'a dyn ErasedVec>) -> Result<Plan<'a>> {
+        let names: Vec<&'static str> = inputs.iter().map(|i| i.dtype()).collect();
+        let types = types(steps, &names)?;
+        let len = inputs
+            .first()
+            .map(|i| i.len())
+            .ok_or_else(|| Error::BadArgument("an expression without an array operand".into()))?;
+        if let Some(other) = inputs.iter().find(|i| i.len() != len) {
+            return Err(Error::BadArgument(format!(
+                "expression operands of {len} and {} elements",
+                other.len()
+            )));
+        }
+        Ok(Plan {
+            steps,
+            types,
+            inputs,
+            len,
+        })
+    }
+
+    fn last(&self) -> usize {
+        self.steps.len() - 1
+    }
+
+    /// The element type of the value.
+    pub(crate) fn result_type(&self) -> &'static str {
+        self.types[self.last()]
+    }
+
+    /// A new partition holding the value at every element.
+    pub(crate) fn evaluate(&self) -> Result<Box<dyn ErasedVec>> {
+        let mut out = data::zeros(self.result_type(), self.len)?;
+        let size = size_of(self.result_type())?;
+        let pieces = self.pieces();
+        let mut outs = Vec::with_capacity(pieces.len());
+        let mut rest = out.bytes_mut();
+        for r in &pieces {
+            let (piece, after) = rest.split_at_mut(r.len() * size);
+            outs.push(piece);
+            rest = after;
+        }
+        let work: Vec<_> = pieces.into_iter().zip(outs).collect();
+        parallel(work, |(range, out)| {
+            self.run(range, Some(out), |_, _| Ok(()))
+        })?;
+        Ok(out)
+    }
+
+    /// The partial reduction of the value (see [`Acc::finish`]).
+    pub(crate) fn reduce(&self, r: Reduction) -> Result<Option<Vec<u8>>> {
+        by_dtype!(self.result_type(), reduce_typed, self, r)
+    }
+
+    /// The ranges the work is split into, one per worker thread.
+    fn pieces(&self) -> Vec<Range<usize>> {
+        let threads = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_workers())
+            .unwrap_or(1)
+            .max(1);
+        if threads == 1 || self.len < PARALLEL {
+            return std::iter::once(0..self.len).collect();
+        }
+        let per = self.len.div_ceil(threads).div_ceil(CHUNK) * CHUNK;
+        (0..self.len)
+            .step_by(per)
+            .map(|s| s..(s + per).min(self.len))
+            .collect()
+    }
+
+    /// Runs the steps over `range`, chunk by chunk: the value goes into
+    /// `store` (the bytes of `range` of the output) or, chunk by chunk, to
+    /// `feed`.
+    fn run(
+        &self,
+        range: Range<usize>,
+        mut store: Option<&mut [u8]>,
+        mut feed: impl FnMut(&Frame<'_, 'a>, Range<usize>) -> Result<()>,
+    ) -> Result<()> {
+        let last = self.last();
+        let stored = store.is_some();
+        let regs = (0..self.steps.len())
+            .map(|i| {
+                let leaf = matches!(self.steps[i], Step::Input(_) | Step::Scalar(..));
+                if leaf || (stored && i == last) {
+                    Ok(Vec::new())
+                } else {
+                    Ok(vec![0u128; (CHUNK * size_of(self.types[i])?).div_ceil(16)])
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut frame = Frame { plan: self, regs };
+        let mut start = range.start;
+        while start < range.end {
+            let end = (start + CHUNK).min(range.end);
+            for i in 0..=last {
+                let leaf = matches!(self.steps[i], Step::Input(_) | Step::Scalar(..));
+                let into_store = stored && i == last;
+                if leaf && !into_store {
+                    continue;
+                }
+                let size = size_of(self.types[i])?;
+                let mut reg = std::mem::take(&mut frame.regs[i]);
+                let out: &mut [u8] = match store.as_deref_mut() {
+                    Some(s) if into_store => s
+                        .get_mut((start - range.start) * size..(end - range.start) * size)
+                        .ok_or_else(|| {
+                            Error::BadArgument("output shorter than its range".into())
+                        })?,
+                    _ => bytemuck::cast_slice_mut::<u128, u8>(&mut reg)
+                        .get_mut(..(end - start) * size)
+                        .ok_or_else(|| Error::BadArgument("a register too short".into()))?,
+                };
+                let result = if leaf {
+                    frame.copy_leaf(i, start..end, out)
+                } else {
+                    by_dtype!(self.operand_type(i), compute, &frame, i, start..end, out)
+                };
+                frame.regs[i] = reg;
+                result?;
+            }
+            if !stored {
+                feed(&frame, start..end)?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The element type of step `i`'s first operand (the one its kernel is
+    /// chosen by).
+    fn operand_type(&self, i: usize) -> &'static str {
+        let first = match &self.steps[i] {
+            Step::Unary(_, a)
+            | Step::Binary(_, a, _)
+            | Step::Compare(_, a, _)
+            | Step::Select(_, a, _)
+            | Step::Cast(a, _) => *a as usize,
+            Step::Input(_) | Step::Scalar(..) => i,
+        };
+        self.types[first]
+    }
+}
+
+impl Frame<'_, '_> {
+    /// Step `j`'s values over `r` as `T` (its type, checked by the plan).
+    fn operand<T: Numeric>(&self, j: u32, r: &Range<usize>) -> Result<Opd<'_, T>> {
+        let j = j as usize;
+        match self.plan.steps.get(j) {
+            Some(Step::Input(k)) => {
+                let input = self
+                    .plan
+                    .inputs
+                    .get(*k as usize)
+                    .ok_or_else(|| Error::BadArgument(format!("no input {k}")))?;
+                Ok(Opd::Slice(typed(input.bytes(r.start, r.end)?)?))
+            }
+            Some(Step::Scalar(_, bytes)) => Ok(Opd::Scalar(element_from_bytes::<T>(bytes)?)),
+            Some(_) => {
+                let bytes: &[u8] = bytemuck::cast_slice(&self.regs[j]);
+                let n = r.len() * std::mem::size_of::<T>();
+                let bytes = bytes
+                    .get(..n)
+                    .ok_or_else(|| Error::BadArgument(format!("step {j} has no register")))?;
+                Ok(Opd::Slice(typed(bytes)?))
+            }
+            None => Err(Error::BadArgument(format!("no step {j}"))),
+        }
+    }
+
+    /// Copies the input or constant of step `i` over `r` into `out`.
+    fn copy_leaf(&self, i: usize, r: Range<usize>, out: &mut [u8]) -> Result<()> {
+        match &self.plan.steps[i] {
+            Step::Input(k) => {
+                let input = self
+                    .plan
+                    .inputs
+                    .get(*k as usize)
+                    .ok_or_else(|| Error::BadArgument(format!("no input {k}")))?;
+                out.copy_from_slice(input.bytes(r.start, r.end)?);
+            }
+            Step::Scalar(_, bytes) => {
+                for o in out.chunks_exact_mut(bytes.0.len().max(1)) {
+                    o.copy_from_slice(&bytes.0);
+                }
+            }
+            _ => return Err(Error::BadArgument(format!("step {i} is not a leaf"))),
+        }
+        Ok(())
+    }
+}
+
+/// Computes step `i` over `r` into `out`; `T` is its first operand's type.
+fn compute<T: Numeric>(f: &Frame<'_, '_>, i: usize, r: Range<usize>, out: &mut [u8]) -> Result<()> {
+    let n = r.len();
+    match &f.plan.steps[i] {
+        Step::Unary(op, a) => {
+            let a = f.operand::<T>(*a, &r)?;
+            let a = a.expand(n);
+            if op.is_float_valued() {
+                math::unary_float(*op, &a, typed_mut::<T::Float>(out)?)
+            } else {
+                math::unary(*op, &a, typed_mut::<T>(out)?)
+            }
+        }
+        Step::Binary(op, a, b) => {
+            let out = typed_mut::<T>(out)?;
+            match (f.operand::<T>(*a, &r)?, f.operand::<T>(*b, &r)?) {
+                (Opd::Slice(x), Opd::Slice(y)) => math::binary(*op, x, y, out),
+                (Opd::Slice(x), Opd::Scalar(s)) => math::binary_scalar(*op, x, s, false, out),
+                (Opd::Scalar(s), Opd::Slice(y)) => math::binary_scalar(*op, y, s, true, out),
+                (x, Opd::Scalar(s)) => math::binary_scalar(*op, &x.expand(n), s, false, out),
+            }
+        }
+        Step::Compare(op, a, b) => {
+            let out = typed_mut::<u8>(out)?;
+            match (f.operand::<T>(*a, &r)?, f.operand::<T>(*b, &r)?) {
+                (Opd::Slice(x), Opd::Slice(y)) => math::compare(*op, x, y, out),
+                (Opd::Slice(x), Opd::Scalar(s)) => math::compare_scalar(*op, x, s, false, out),
+                (Opd::Scalar(s), Opd::Slice(y)) => math::compare_scalar(*op, y, s, true, out),
+                (x, Opd::Scalar(s)) => math::compare_scalar(*op, &x.expand(n), s, false, out),
+            }
+        }
+        Step::Select(m, a, b) => {
+            let mask = f.operand::<u8>(*m, &r)?;
+            let (a, b) = (f.operand::<T>(*a, &r)?, f.operand::<T>(*b, &r)?);
+            math::select(
+                &mask.expand(n),
+                &a.expand(n),
+                &b.expand(n),
+                typed_mut::<T>(out)?,
+            )
+        }
+        Step::Cast(a, to) => {
+            let a = f.operand::<T>(*a, &r)?;
+            cast_into(&a.expand(n), to, out)
+        }
+        Step::Input(_) | Step::Scalar(..) => Err(Error::BadArgument(format!(
+            "step {i} has nothing to compute"
+        ))),
+    }
+}
+
+/// `out` (bytes of the type named `to`) = each of `src` converted.
+fn cast_into<T: Numeric>(src: &[T], to: &str, out: &mut [u8]) -> Result<()> {
+    macro_rules! to {
+        ($($name:literal => $u:ty),*) => {
+            match to {
+                $($name => math::cast_slice(src, typed_mut::<$u>(out)?),)*
+                other => return Err(Error::BadArgument(format!("no element type {other}"))),
+            }
+        };
+    }
+    to!("i8" => i8, "i16" => i16, "i32" => i32, "i64" => i64, "i128" => i128,
+        "isize" => isize, "u8" => u8, "u16" => u16, "u32" => u32, "u64" => u64,
+        "u128" => u128, "usize" => usize, "f32" => f32, "f64" => f64);
+    Ok(())
+}
+
+/// Runs `work` on each item, the first on this thread and the others on
+/// threads of their own; the first error wins.
+fn parallel<I: Send, R: Send>(
+    items: Vec<I>,
+    work: impl Fn(I) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let mut items = items.into_iter();
+    let Some(first) = items.next() else {
+        return Ok(Vec::new());
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = items
+            .map(|item| {
+                let work = &work;
+                scope.spawn(move || work(item))
+            })
+            .collect();
+        let mut out = vec![work(first)?];
+        for other in others {
+            match other.join() {
+                Ok(r) => out.push(r?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(out)
+    })
+}
+
+fn reduce_typed<R: Numeric>(plan: &Plan<'_>, r: Reduction) -> Result<Option<Vec<u8>>> {
+    let accs = parallel(plan.pieces(), |range| {
+        let mut acc = Acc::<R>::new(r);
+        let last = plan.last() as u32;
+        plan.run(range, None, |frame, chunk| {
+            let n = chunk.len();
+            acc.add(&frame.operand::<R>(last, &chunk)?.expand(n));
+            Ok(())
+        })?;
+        Ok(acc)
+    })?;
+    let mut accs = accs.into_iter();
+    let mut total = accs.next().unwrap_or_else(|| Acc::new(r));
+    for other in accs {
+        total.merge(other);
+    }
+    Ok(total.finish())
+}
+
+/// A running reduction of values of type `R`.
+enum Acc<R> {
+    Exact(ExactSum),
+    Int([i128; 8]),
+    Extreme { largest: bool, best: Option<R> },
+    Count(u64),
+}
+
+/// The extreme of `acc` and `x`: NaN wins, as in NumPy's `min` and `max`.
+#[inline(always)]
+#[allow(clippy::eq_op)]
+fn pick<R: Numeric>(acc: R, x: R, largest: bool) -> R {
+    if acc != acc {
+        acc
+    } else if x != x || (largest && x > acc) || (!largest && x < acc) {
+        x
+    } else {
+        acc
+    }
+}
+
+impl<R: Numeric> Acc<R> {
+    fn new(r: Reduction) -> Acc<R> {
+        match r {
+            Reduction::Sum if R::IS_FLOAT => Acc::Exact(ExactSum::new()),
+            Reduction::Sum => Acc::Int([0; 8]),
+            Reduction::Min | Reduction::Max => Acc::Extreme {
+                largest: r == Reduction::Max,
+                best: None,
+            },
+            Reduction::CountNonzero => Acc::Count(0),
+        }
+    }
+
+    fn add(&mut self, xs: &[R]) {
+        match self {
+            Acc::Exact(acc) => match R::NAME {
+                "f64" => acc.add_f64(bytemuck::cast_slice(xs)),
+                _ => acc.add_f32(bytemuck::cast_slice(xs)),
+            },
+            Acc::Int(lanes) => {
+                for chunk in xs.chunks(8) {
+                    for (l, x) in lanes.iter_mut().zip(chunk) {
+                        *l = l.wrapping_add(x.cast::<i128>());
+                    }
+                }
+            }
+            Acc::Extreme { largest, best } => {
+                let largest = *largest;
+                let Some((&first, rest)) = xs.split_first() else {
+                    return;
+                };
+                let mut lanes = [first; 8];
+                let mut chunks = rest.chunks_exact(8);
+                for chunk in &mut chunks {
+                    for (l, &x) in lanes.iter_mut().zip(chunk) {
+                        *l = pick(*l, x, largest);
+                    }
+                }
+                let mut m = best.unwrap_or(first);
+                for x in lanes.into_iter().chain(chunks.remainder().iter().copied()) {
+                    m = pick(m, x, largest);
+                }
+                *best = Some(m);
+            }
+            Acc::Count(n) => {
+                let zero = R::zero();
+                *n += xs.iter().filter(|&&x| x != zero).count() as u64;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Acc<R>) {
+        match (self, other) {
+            (Acc::Exact(a), Acc::Exact(b)) => a.merge(&b),
+            (Acc::Int(a), Acc::Int(b)) => {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x = x.wrapping_add(y);
+                }
+            }
+            (Acc::Extreme { largest, best }, Acc::Extreme { best: other, .. }) => {
+                *best = match (*best, other) {
+                    (Some(a), Some(b)) => Some(pick(a, b, *largest)),
+                    (a, b) => a.or(b),
+                };
+            }
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            _ => {}
+        }
+    }
+
+    /// The partial result as bytes: an exact sum's bytes (floats), the
+    /// 128-bit sum (integers), the extreme (None when there were no
+    /// values), the count as a `u64`.
+    fn finish(self) -> Option<Vec<u8>> {
+        match self {
+            Acc::Exact(acc) => Some(acc.to_bytes()),
+            Acc::Int(lanes) => {
+                let total = lanes.into_iter().fold(0i128, i128::wrapping_add);
+                Some(total.to_ne_bytes().to_vec())
+            }
+            Acc::Extreme { best, .. } => best.map(|v| bytemuck::bytes_of(&v).to_vec()),
+            Acc::Count(n) => Some(n.to_ne_bytes().to_vec()),
+        }
+    }
+}
+
+/// Merges the partial results of [`Plan::reduce`] of values of type `T`
+/// into the reduction's value: the sum in `T::Sum`, the extreme in `T`
+/// (None when there were no values), the count in `u64`; each as raw bytes
+/// of its type.
+pub(crate) fn merge_partials<T: Numeric>(
+    r: Reduction,
+    partials: &[Option<PodVec<u8>>],
+) -> Result<Option<Vec<u8>>> {
+    let present = partials.iter().flatten();
+    match r {
+        Reduction::Sum if T::IS_FLOAT => {
+            let total = exact_total(partials)?;
+            Ok(Some(if T::NAME == "f32" {
+                total.to_f32().to_ne_bytes().to_vec()
+            } else {
+                total.to_f64().to_ne_bytes().to_vec()
+            }))
+        }
+        Reduction::Sum => {
+            let total = int_total(partials)?.cast::<T::Sum>();
+            Ok(Some(bytemuck::bytes_of(&total).to_vec()))
+        }
+        Reduction::Min | Reduction::Max => {
+            let mut best: Option<T> = None;
+            for p in present {
+                let v = element_from_bytes::<T>(p)?;
+                best = Some(best.map_or(v, |b| pick(b, v, r == Reduction::Max)));
+            }
+            Ok(best.map(|v| bytemuck::bytes_of(&v).to_vec()))
+        }
+        Reduction::CountNonzero => {
+            let mut n = 0u64;
+            for p in present {
+                n = n.wrapping_add(element_from_bytes::<u64>(p)?);
+            }
+            Ok(Some(n.to_ne_bytes().to_vec()))
+        }
+    }
+}
+
+/// The exact sum of all values of a float program's partials, unrounded
+/// (a mean divides it by the count).
+pub(crate) fn exact_total(partials: &[Option<PodVec<u8>>]) -> Result<ExactSum> {
+    let mut total = ExactSum::new();
+    for p in partials.iter().flatten() {
+        total.merge(&ExactSum::from_bytes(p)?);
+    }
+    Ok(total)
+}
+
+/// The 128-bit wrapping total of an integer program's sum partials.
+pub(crate) fn int_total(partials: &[Option<PodVec<u8>>]) -> Result<i128> {
+    let mut total = 0i128;
+    for p in partials.iter().flatten() {
+        total = total.wrapping_add(element_from_bytes::<i128>(p)?);
+    }
+    Ok(total)
+}

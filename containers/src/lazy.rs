@@ -1,0 +1,680 @@
+//! Lazy element-wise expressions of distributed arrays: `&a * 2.0 + &b`
+//! builds an [`Expr`] and runs nothing; awaiting it, or a reduction of it
+//! (`(&a * 2.0 + &b).sum()`), runs the whole expression in one pass over
+//! each partition on its owner (the engine of `expr.rs`), with no
+//! temporary array. [`AnyExpr`] is the same with the element type known
+//! at run time (what hpxpy builds).
+//!
+//! Types and shapes are checked as the expression is built: [`AnyExpr`]'s
+//! builders return the error; [`Expr`]'s operators keep it and return it
+//! from the evaluation. Operands in other layouts than the first array's
+//! are redistributed to it once, when the expression runs.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use hpx_runtime::element::element_from_bytes;
+use hpx_runtime::{async_at, Error, GlobalId, PodVec, Result};
+
+use crate::expr::{self, Reduction, Step, MAX_STEPS};
+use crate::layout::Layout;
+use crate::math::{BinaryOp, CompareOp, Numeric, UnaryOp};
+use crate::ops::ArrayFuture;
+use crate::partition;
+use crate::vector::{remote_first, PartitionedVector};
+
+type Aligned<'a> = Pin<Box<dyn Future<Output = Result<Arc<dyn Leaf>>> + Send + 'a>>;
+
+/// An array an expression reads, whatever its element type.
+trait Leaf: Send + Sync {
+    fn dtype(&self) -> &'static str;
+    fn layout(&self) -> &Layout;
+    fn ids(&self) -> Vec<GlobalId>;
+    fn explain(&self, e: Error) -> Error;
+    /// The array in `layout` (itself if the placements agree).
+    fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Aligned<'a>;
+}
+
+impl<T: Numeric> Leaf for PartitionedVector<T> {
+    fn dtype(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn layout(&self) -> &Layout {
+        PartitionedVector::layout(self)
+    }
+
+    fn ids(&self) -> Vec<GlobalId> {
+        self.partition_ids()
+    }
+
+    fn explain(&self, e: Error) -> Error {
+        PartitionedVector::explain(self, e)
+    }
+
+    fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Aligned<'a> {
+        Box::pin(async move {
+            if PartitionedVector::layout(self).same_placement(layout) {
+                return Ok(Arc::new(self.clone()) as Arc<dyn Leaf>);
+            }
+            let moved = self.redistribute(layout.spec().clone()).await?;
+            Ok(Arc::new(moved) as Arc<dyn Leaf>)
+        })
+    }
+}
+
+/// An element-wise expression of distributed arrays whose element type is
+/// known at run time: the dtype-erased form of [`Expr`].
+///
+/// Built from arrays ([`AnyExpr::of`]) by the builders below, which check
+/// element types and shapes at once; nothing runs until
+/// [`evaluate`](AnyExpr::evaluate) or a reduction of [`typed`](AnyExpr::typed).
+#[derive(Clone)]
+pub struct AnyExpr {
+    leaves: Vec<Arc<dyn Leaf>>,
+    steps: Vec<Step>,
+    types: Vec<&'static str>,
+    shape: Vec<usize>,
+}
+
+impl fmt::Debug for AnyExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnyExpr")
+            .field("dtype", &self.dtype())
+            .field("shape", &self.shape)
+            .field("arrays", &self.leaves.len())
+            .field("steps", &self.steps)
+            .finish()
+    }
+}
+
+impl AnyExpr {
+    /// The expression whose value is the array `a`.
+    pub fn of<T: Numeric>(a: &PartitionedVector<T>) -> AnyExpr {
+        AnyExpr {
+            leaves: vec![Arc::new(a.clone())],
+            steps: vec![Step::Input(0)],
+            types: vec![T::NAME],
+            shape: a.shape().to_vec(),
+        }
+    }
+
+    /// The element type of the value (Rust's name: `f64`, `u8`, ...).
+    pub fn dtype(&self) -> &'static str {
+        self.types[self.types.len() - 1]
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The layout the value will have: the first array's.
+    pub fn layout(&self) -> &Layout {
+        self.leaves[0].layout()
+    }
+
+    /// The number of steps (arrays read, constants and operations).
+    pub fn steps(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The first partition of each array the expression reads: the
+    /// arrays' identities, for a caller that must run the expression
+    /// before one of them changes.
+    pub fn arrays(&self) -> Vec<GlobalId> {
+        self.leaves
+            .iter()
+            .filter_map(|l| l.ids().first().copied())
+            .collect()
+    }
+
+    /// Whether the expression is one array, nothing computed.
+    pub fn is_array(&self) -> bool {
+        self.steps.len() == 1
+    }
+
+    /// `self` with `step` (whose operands are indices into the result)
+    /// appended, its type checked.
+    fn push(mut self, step: Step) -> Result<AnyExpr> {
+        if self.steps.len() >= MAX_STEPS {
+            return Err(Error::BadArgument(format!(
+                "an expression of more than {MAX_STEPS} steps: evaluate a part of it first"
+            )));
+        }
+        self.steps.push(step);
+        let inputs: Vec<&'static str> = self.leaves.iter().map(|l| l.dtype()).collect();
+        self.types = expr::types(&self.steps, &inputs)?;
+        Ok(self)
+    }
+
+    /// Index of the value's step.
+    fn root(&self) -> u32 {
+        (self.steps.len() - 1) as u32
+    }
+
+    /// The steps of `self` then those of `other` (same shape), sharing the
+    /// arrays both read; returns the joined steps and `other`'s root in it.
+    fn join(&self, other: &AnyExpr, what: &str) -> Result<(AnyExpr, u32)> {
+        if self.shape != other.shape {
+            return Err(Error::BadArgument(format!(
+                "{what} of arrays of shapes {:?} and {:?}",
+                self.shape, other.shape
+            )));
+        }
+        let mut out = self.clone();
+        let mut leaf_of = Vec::with_capacity(other.leaves.len());
+        for leaf in &other.leaves {
+            let ids = leaf.ids();
+            let found = out
+                .leaves
+                .iter()
+                .position(|l| l.dtype() == leaf.dtype() && l.ids() == ids);
+            leaf_of.push(match found {
+                Some(i) => i as u32,
+                None => {
+                    out.leaves.push(leaf.clone());
+                    (out.leaves.len() - 1) as u32
+                }
+            });
+        }
+        let base = out.steps.len() as u32;
+        if out.steps.len() + other.steps.len() > MAX_STEPS {
+            return Err(Error::BadArgument(format!(
+                "an expression of more than {MAX_STEPS} steps: evaluate a part of it first"
+            )));
+        }
+        for step in &other.steps {
+            let at = |j: &u32| base + j;
+            out.steps.push(match step {
+                Step::Input(k) => Step::Input(leaf_of[*k as usize]),
+                Step::Scalar(d, v) => Step::Scalar(d.clone(), v.clone()),
+                Step::Unary(op, a) => Step::Unary(*op, at(a)),
+                Step::Binary(op, a, b) => Step::Binary(*op, at(a), at(b)),
+                Step::Compare(op, a, b) => Step::Compare(*op, at(a), at(b)),
+                Step::Select(m, a, b) => Step::Select(at(m), at(a), at(b)),
+                Step::Cast(a, d) => Step::Cast(at(a), d.clone()),
+            });
+        }
+        out.types.extend_from_slice(&other.types);
+        let root = out.root();
+        Ok((out, root))
+    }
+
+    /// `self` and a constant appended; returns the constant's step.
+    fn with_scalar<T: Numeric>(&self, s: T) -> Result<(AnyExpr, u32)> {
+        let bytes = PodVec(bytemuck::bytes_of(&s).to_vec());
+        let out = self.clone().push(Step::Scalar(T::NAME.to_owned(), bytes))?;
+        let root = out.root();
+        Ok((out, root))
+    }
+
+    /// An expression of this one's shape and layout whose every element is
+    /// `s` (the arrays it reads give only the shape and layout).
+    pub fn full_like<T: Numeric>(&self, s: T) -> Result<AnyExpr> {
+        Ok(self.with_scalar(s)?.0)
+    }
+
+    /// `op` of every element: `Neg` and `Abs` keep the element type (NumPy
+    /// wraps integers), the other functions give the type's float (`f32`
+    /// stays `f32`, the others give `f64`).
+    pub fn unary(&self, op: UnaryOp) -> Result<AnyExpr> {
+        let a = self.root();
+        self.clone().push(Step::Unary(op, a))
+    }
+
+    /// `self op other`, element by element (same element type and shape).
+    pub fn binary(&self, op: BinaryOp, other: &AnyExpr) -> Result<AnyExpr> {
+        let a = self.root();
+        let (joined, b) = self.join(other, op.name())?;
+        joined.push(Step::Binary(op, a, b))
+    }
+
+    /// `self op s` (or `s op self` with `scalar_first`); `T` must be the
+    /// element type.
+    pub fn binary_scalar<T: Numeric>(
+        &self,
+        op: BinaryOp,
+        s: T,
+        scalar_first: bool,
+    ) -> Result<AnyExpr> {
+        let a = self.root();
+        let (out, s) = self.with_scalar(s)?;
+        let (x, y) = if scalar_first { (s, a) } else { (a, s) };
+        out.push(Step::Binary(op, x, y))
+    }
+
+    /// The comparison `self op other` as a mask of 0/1 `u8`.
+    pub fn compare(&self, op: CompareOp, other: &AnyExpr) -> Result<AnyExpr> {
+        let a = self.root();
+        let (joined, b) = self.join(other, op.name())?;
+        joined.push(Step::Compare(op, a, b))
+    }
+
+    /// The comparison `self op s` (or `s op self`) as a mask of 0/1 `u8`.
+    pub fn compare_scalar<T: Numeric>(
+        &self,
+        op: CompareOp,
+        s: T,
+        scalar_first: bool,
+    ) -> Result<AnyExpr> {
+        let a = self.root();
+        let (out, s) = self.with_scalar(s)?;
+        let (x, y) = if scalar_first { (s, a) } else { (a, s) };
+        out.push(Step::Compare(op, x, y))
+    }
+
+    /// `mask ? a : b`, element by element (`mask` of `u8`; `a` and `b` of
+    /// one element type; one shape).
+    pub fn select(mask: &AnyExpr, a: &AnyExpr, b: &AnyExpr) -> Result<AnyExpr> {
+        let m = mask.root();
+        let (joined, x) = mask.join(a, "where")?;
+        let (joined, y) = joined.join(b, "where")?;
+        joined.push(Step::Select(m, x, y))
+    }
+
+    /// Every element converted to the element type named `dtype` (Rust's
+    /// name; as Rust's `as`: integers wrap, floats saturate into integers).
+    pub fn cast(&self, dtype: &str) -> Result<AnyExpr> {
+        let a = self.root();
+        self.clone()
+            .push(Step::Cast(a, expr::known(dtype)?.to_owned()))
+    }
+
+    /// The typed expression (`T` must be the element type).
+    pub fn typed<T: Numeric>(self) -> Result<Expr<T>> {
+        if self.dtype() != T::NAME {
+            return Err(Error::BadArgument(format!(
+                "an expression of {} is not one of {}",
+                self.dtype(),
+                T::NAME
+            )));
+        }
+        Ok(Expr::new(Ok(self)))
+    }
+
+    /// The arrays, each in the first one's layout.
+    async fn aligned(&self) -> Result<Vec<Arc<dyn Leaf>>> {
+        let target = self.leaves[0].layout();
+        let moves = self.leaves.iter().map(|l| l.aligned_to(target));
+        join_all(moves).await.into_iter().collect()
+    }
+
+    fn explain(&self, e: Error) -> Error {
+        self.leaves.iter().fold(e, |e, l| l.explain(e))
+    }
+
+    /// For each partition of the value: its owner and the partitions the
+    /// expression reads there.
+    async fn inputs(&self) -> Result<(Vec<Arc<dyn Leaf>>, Vec<Vec<GlobalId>>)> {
+        let leaves = self.aligned().await?;
+        let ids: Vec<Vec<GlobalId>> = leaves.iter().map(|l| l.ids()).collect();
+        let n = leaves[0].layout().num_partitions();
+        let per_part = (0..n).map(|p| ids.iter().map(|v| v[p]).collect()).collect();
+        Ok((leaves, per_part))
+    }
+
+    /// Runs the expression: a new array in the first array's layout (`T`
+    /// must be the element type).
+    pub async fn evaluate<T: Numeric>(&self) -> Result<PartitionedVector<T>> {
+        if self.dtype() != T::NAME {
+            return Err(Error::BadArgument(format!(
+                "an expression of {} evaluated as {}",
+                self.dtype(),
+                T::NAME
+            )));
+        }
+        let (leaves, inputs) = self.inputs().await?;
+        let calls = remote_first(
+            inputs.len(),
+            |p| inputs[p][0].owner(),
+            |p| {
+                let args = (inputs[p].clone(), self.steps.clone());
+                async_at(inputs[p][0].owner(), partition::part_eval, args)
+            },
+        );
+        let mut parts = Vec::with_capacity(inputs.len());
+        for r in join_all(calls).await {
+            parts.push(r.map_err(|e| self.explain(e))?);
+        }
+        PartitionedVector::assemble(T::NAME, leaves[0].layout().clone(), parts)
+    }
+
+    /// Every partition's partial reduction `r` of the value, run on the
+    /// owners.
+    async fn partials(&self, r: Reduction) -> Result<Vec<Option<PodVec<u8>>>> {
+        // The arrays (redistributed copies among them) live until the
+        // calls are done.
+        let (_leaves, inputs) = self.inputs().await?;
+        let calls = remote_first(
+            inputs.len(),
+            |p| inputs[p][0].owner(),
+            |p| {
+                let args = (inputs[p].clone(), self.steps.clone(), r);
+                async_at(inputs[p][0].owner(), partition::part_eval_reduce, args)
+            },
+        );
+        join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| self.explain(e)))
+            .collect()
+    }
+}
+
+/// An element-wise expression of distributed arrays with values of type
+/// `T`, built by the operators (`&a * 2.0 + &b`) and run when it is
+/// awaited (a new array) or reduced (`.sum()`, `.max()`, ...), in one pass
+/// over each partition on its owner, with no temporary array.
+///
+/// ```no_run
+/// # async fn demo() -> hpx_runtime::Result<()> {
+/// use hpx_containers::{ones, Expr};
+/// let a = ones::<f64>(1000).await?;
+/// let b = ones::<f64>(1000).await?;
+/// let total = (&a * 2.0 + &b).sum().await?; // one pass, nothing stored
+/// let c = (&a * 2.0 + &b).await?; // a new array
+/// let norm = (Expr::from(&a) * &a + &b).sqrt().max().await?;
+/// # let _ = (total, c, norm); Ok(()) }
+/// ```
+///
+/// An error found while building (different shapes, say) is returned by
+/// the evaluation.
+pub struct Expr<T> {
+    inner: std::result::Result<AnyExpr, String>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Expr<T> {
+    fn clone(&self) -> Self {
+        Expr {
+            inner: self.inner.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Expr<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Ok(e) => e.fmt(f),
+            Err(e) => f.debug_tuple("Expr").field(e).finish(),
+        }
+    }
+}
+
+impl<T: Numeric> From<&PartitionedVector<T>> for Expr<T> {
+    fn from(a: &PartitionedVector<T>) -> Expr<T> {
+        Expr::new(Ok(AnyExpr::of(a)))
+    }
+}
+
+impl<T: Numeric> From<PartitionedVector<T>> for Expr<T> {
+    fn from(a: PartitionedVector<T>) -> Expr<T> {
+        Expr::from(&a)
+    }
+}
+
+impl<T: Numeric> Expr<T> {
+    fn new(inner: Result<AnyExpr>) -> Expr<T> {
+        Expr {
+            inner: inner.map_err(|e| match e {
+                Error::BadArgument(m) => m,
+                other => other.to_string(),
+            }),
+            _type: PhantomData,
+        }
+    }
+
+    /// The dtype-erased expression, or the error found while building.
+    pub fn into_any(self) -> Result<AnyExpr> {
+        self.inner.map_err(Error::BadArgument)
+    }
+
+    fn any(&self) -> Result<&AnyExpr> {
+        self.inner
+            .as_ref()
+            .map_err(|e| Error::BadArgument(e.clone()))
+    }
+
+    fn then<U: Numeric>(self, f: impl FnOnce(AnyExpr) -> Result<AnyExpr>) -> Expr<U> {
+        Expr::new(self.into_any().and_then(f))
+    }
+
+    /// `self op other`, element by element.
+    pub fn binary(self, op: BinaryOp, other: impl Into<Expr<T>>) -> Expr<T> {
+        let other = other.into();
+        self.then(|a| a.binary(op, other.any()?))
+    }
+
+    /// `self op s` (or `s op self` with `scalar_first`).
+    pub fn binary_scalar(self, op: BinaryOp, s: T, scalar_first: bool) -> Expr<T> {
+        self.then(|a| a.binary_scalar(op, s, scalar_first))
+    }
+
+    /// `-x` or `|x|` of every element, in the element type (NumPy wraps
+    /// integers); a float-valued function is an error: use
+    /// [`unary_float`](Self::unary_float).
+    pub fn unary(self, op: UnaryOp) -> Expr<T> {
+        self.then(|a| {
+            if op.is_float_valued() {
+                return Err(Error::BadArgument(format!(
+                    "{} gives floats: use unary_float",
+                    op.name()
+                )));
+            }
+            a.unary(op)
+        })
+    }
+
+    /// A function of every element in `T::Float` (f64 for integers, like
+    /// NumPy): `sqrt exp log sin cos`, and `neg abs` as floats.
+    pub fn unary_float(self, op: UnaryOp) -> Expr<T::Float> {
+        self.then(|a| {
+            if op.is_float_valued() {
+                a.unary(op)
+            } else {
+                a.cast(<T::Float as hpx_runtime::element::Element>::NAME)?
+                    .unary(op)
+            }
+        })
+    }
+
+    /// The square root of every element (NaN for negative numbers).
+    pub fn sqrt(self) -> Expr<T::Float> {
+        self.unary_float(UnaryOp::Sqrt)
+    }
+
+    /// `|x|` of every element.
+    pub fn abs(self) -> Expr<T> {
+        self.unary(UnaryOp::Abs)
+    }
+
+    /// The comparison `self op other` as a mask of 0/1 (`u8`).
+    pub fn compare(self, op: CompareOp, other: impl Into<Expr<T>>) -> Expr<u8> {
+        let other = other.into();
+        self.then(|a| a.compare(op, other.any()?))
+    }
+
+    /// The comparison `self op s` (or `s op self`) as a mask of 0/1.
+    pub fn compare_scalar(self, op: CompareOp, s: T, scalar_first: bool) -> Expr<u8> {
+        self.then(|a| a.compare_scalar(op, s, scalar_first))
+    }
+
+    /// Every element converted to `U` (as Rust's `as`).
+    pub fn astype<U: Numeric>(self) -> Expr<U> {
+        self.then(|a| a.cast(U::NAME))
+    }
+
+    /// Runs the expression into a new array (the first array's layout).
+    pub async fn evaluate(&self) -> Result<PartitionedVector<T>> {
+        self.any()?.evaluate::<T>().await
+    }
+
+    async fn reduce(&self, r: Reduction) -> Result<Option<Vec<u8>>> {
+        let partials = self.any()?.partials(r).await?;
+        expr::merge_partials::<T>(r, &partials)
+    }
+
+    /// The sum of the values: integers in `T::Sum` (NumPy's rule), floats
+    /// exactly, rounded once: the same bits for any layout and any number
+    /// of localities.
+    pub async fn sum(&self) -> Result<T::Sum> {
+        let bytes = self.reduce(Reduction::Sum).await?.unwrap_or_default();
+        element_from_bytes::<T::Sum>(&bytes)
+    }
+
+    /// The mean of the values in `T::Float` (NaN when there are none); for
+    /// floats the exact sum over the count, rounded once to f64.
+    pub async fn mean(&self) -> Result<T::Float> {
+        let any = self.any()?;
+        let n: usize = any.shape().iter().product();
+        let partials = any.partials(Reduction::Sum).await?;
+        let total = if T::IS_FLOAT {
+            expr::exact_total(&partials)?.to_f64()
+        } else {
+            // In 128 bits, which does not wrap for any realistic array.
+            expr::int_total(&partials)? as f64
+        };
+        Ok(<T::Float as Numeric>::from_f64(total / n as f64))
+    }
+
+    /// The smallest value, NaN if any is NaN (NumPy's `min`); None when
+    /// there are no values.
+    pub async fn min(&self) -> Result<Option<T>> {
+        self.reduce(Reduction::Min)
+            .await?
+            .map(|b| element_from_bytes::<T>(&b))
+            .transpose()
+    }
+
+    /// The largest value, NaN if any is NaN (NumPy's `max`); None when
+    /// there are no values.
+    pub async fn max(&self) -> Result<Option<T>> {
+        self.reduce(Reduction::Max)
+            .await?
+            .map(|b| element_from_bytes::<T>(&b))
+            .transpose()
+    }
+
+    /// The number of values that are not zero (NaN counts).
+    pub async fn count_nonzero(&self) -> Result<u64> {
+        let bytes = self
+            .reduce(Reduction::CountNonzero)
+            .await?
+            .unwrap_or_default();
+        element_from_bytes::<u64>(&bytes)
+    }
+}
+
+impl<T: Numeric> IntoFuture for Expr<T> {
+    type Output = Result<PartitionedVector<T>>;
+    type IntoFuture = ArrayFuture<T>;
+
+    fn into_future(self) -> ArrayFuture<T> {
+        Box::pin(async move { self.evaluate().await })
+    }
+}
+
+/// `mask ? a : b`, element by element (one shape; `b` and `mask` are
+/// redistributed to `a`'s layout if needed when it runs).
+pub fn select<T: Numeric>(
+    mask: impl Into<Expr<u8>>,
+    a: impl Into<Expr<T>>,
+    b: impl Into<Expr<T>>,
+) -> Expr<T> {
+    let (mask, a, b) = (mask.into(), a.into(), b.into());
+    Expr::new((|| AnyExpr::select(mask.any()?, a.any()?, b.any()?))())
+}
+
+macro_rules! operators {
+    ($($trait:ident $method:ident $op:ident),*) => {$(
+        impl<T: Numeric> $trait<Expr<T>> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, other: Expr<T>) -> Expr<T> {
+                self.binary(BinaryOp::$op, other)
+            }
+        }
+
+        impl<T: Numeric> $trait<&PartitionedVector<T>> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, other: &PartitionedVector<T>) -> Expr<T> {
+                self.binary(BinaryOp::$op, other)
+            }
+        }
+
+        impl<T: Numeric> $trait<T> for Expr<T> {
+            type Output = Expr<T>;
+            fn $method(self, s: T) -> Expr<T> {
+                self.binary_scalar(BinaryOp::$op, s, false)
+            }
+        }
+
+        impl<T: Numeric> $trait<Expr<T>> for &PartitionedVector<T> {
+            type Output = Expr<T>;
+            fn $method(self, other: Expr<T>) -> Expr<T> {
+                Expr::from(self).binary(BinaryOp::$op, other)
+            }
+        }
+
+        impl<T: Numeric> $trait<&PartitionedVector<T>> for &PartitionedVector<T> {
+            type Output = Expr<T>;
+            fn $method(self, other: &PartitionedVector<T>) -> Expr<T> {
+                Expr::from(self).binary(BinaryOp::$op, other)
+            }
+        }
+
+        impl<T: Numeric> $trait<T> for &PartitionedVector<T> {
+            type Output = Expr<T>;
+            fn $method(self, s: T) -> Expr<T> {
+                Expr::from(self).binary_scalar(BinaryOp::$op, s, false)
+            }
+        }
+    )*};
+}
+
+operators!(Add add Add, Sub sub Sub, Mul mul Mul, Div div Div, Rem rem Rem);
+
+/// `s op array` for a constant on the left (`1.0 - &a`), for each element
+/// type.
+macro_rules! scalar_first {
+    ($($t:ty),*) => {$(
+        scalar_first!(@ops $t: Add add Add, Sub sub Sub, Mul mul Mul, Div div Div, Rem rem Rem);
+    )*};
+    (@ops $t:ty: $($trait:ident $method:ident $op:ident),*) => {$(
+        impl $trait<Expr<$t>> for $t {
+            type Output = Expr<$t>;
+            fn $method(self, e: Expr<$t>) -> Expr<$t> {
+                e.binary_scalar(BinaryOp::$op, self, true)
+            }
+        }
+
+        impl $trait<&PartitionedVector<$t>> for $t {
+            type Output = Expr<$t>;
+            fn $method(self, a: &PartitionedVector<$t>) -> Expr<$t> {
+                Expr::from(a).binary_scalar(BinaryOp::$op, self, true)
+            }
+        }
+    )*};
+}
+
+scalar_first!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64);
+
+impl<T: Numeric> Neg for Expr<T> {
+    type Output = Expr<T>;
+    fn neg(self) -> Expr<T> {
+        self.unary(UnaryOp::Neg)
+    }
+}
+
+impl<T: Numeric> Neg for &PartitionedVector<T> {
+    type Output = Expr<T>;
+    fn neg(self) -> Expr<T> {
+        Expr::from(self).unary(UnaryOp::Neg)
+    }
+}
