@@ -676,3 +676,111 @@ pub(crate) fn int_total(partials: &[Option<PodVec<u8>>]) -> Result<i128> {
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(v: f64) -> Step {
+        Step::Scalar("f64".into(), PodVec(v.to_ne_bytes().to_vec()))
+    }
+
+    /// `a * 2 + b` over chunk boundaries, against the plain loop, stored
+    /// and reduced.
+    #[test]
+    fn a_program_computes_what_the_operations_compute_one_by_one() {
+        let n = 3 * CHUNK + 17;
+        let a: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 7.0).collect();
+        let b: Vec<f64> = (0..n).map(|i| (i % 13) as f64).collect();
+        let steps = vec![
+            Step::Input(0),
+            scalar(2.0),
+            Step::Binary(BinaryOp::Mul, 0, 1),
+            Step::Input(1),
+            Step::Binary(BinaryOp::Add, 2, 3),
+        ];
+        let plan = Plan::new(&steps, vec![&a as &dyn ErasedVec, &b]).unwrap();
+        let out = plan.evaluate().unwrap();
+        let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * 2.0 + y).collect();
+        assert_eq!(
+            out.bytes(0, n).unwrap(),
+            bytemuck::cast_slice::<f64, u8>(&want)
+        );
+        let sum = plan.reduce(Reduction::Sum).unwrap().unwrap();
+        let mut exact = ExactSum::new();
+        exact.add_f64(&want);
+        assert_eq!(ExactSum::from_bytes(&sum).unwrap().to_f64(), exact.to_f64());
+        let max = plan.reduce(Reduction::Max).unwrap().unwrap();
+        let top = want.iter().copied().fold(f64::MIN, f64::max);
+        assert_eq!(element_from_bytes::<f64>(&max).unwrap(), top);
+        let masked = vec![
+            Step::Input(0),
+            scalar(0.0),
+            Step::Compare(CompareOp::Gt, 0, 1),
+            Step::Select(2, 0, 1),
+            Step::Cast(3, "i32".into()),
+        ];
+        let plan = Plan::new(&masked, vec![&a as &dyn ErasedVec]).unwrap();
+        let out = plan.evaluate().unwrap();
+        let want: Vec<i32> = a
+            .iter()
+            .map(|&x| if x > 0.0 { x as i32 } else { 0 })
+            .collect();
+        assert_eq!(
+            out.bytes(0, n).unwrap(),
+            bytemuck::cast_slice::<i32, u8>(&want)
+        );
+        let count = plan.reduce(Reduction::CountNonzero).unwrap().unwrap();
+        let nonzero = want.iter().filter(|&&v| v != 0).count() as u64;
+        assert_eq!(element_from_bytes::<u64>(&count).unwrap(), nonzero);
+    }
+
+    /// Programs from the network that are not well formed are errors,
+    /// never panics.
+    #[test]
+    fn malformed_programs_are_errors() {
+        let a = vec![1.0f64; 10];
+        let short = vec![1.0f64; 9];
+        let ints = vec![1i64; 10];
+        let bad: Vec<(Vec<Step>, Vec<&dyn ErasedVec>)> = vec![
+            (vec![], vec![&a]),
+            (vec![Step::Input(1)], vec![&a]),
+            (vec![Step::Input(0), Step::Unary(UnaryOp::Neg, 1)], vec![&a]),
+            (
+                vec![Step::Input(0), Step::Binary(BinaryOp::Add, 0, 5)],
+                vec![&a],
+            ),
+            (
+                vec![
+                    Step::Input(0),
+                    Step::Input(1),
+                    Step::Binary(BinaryOp::Add, 0, 1),
+                ],
+                vec![&a, &ints],
+            ),
+            (vec![Step::Input(0), Step::Select(0, 0, 0)], vec![&a]),
+            (vec![Step::Input(0), Step::Cast(0, "f16".into())], vec![&a]),
+            (
+                vec![
+                    Step::Input(0),
+                    Step::Scalar("f64".into(), PodVec(vec![1, 2])),
+                ],
+                vec![&a],
+            ),
+            (vec![Step::Input(0), Step::Input(1)], vec![&a, &short]),
+            (vec![scalar(1.0)], vec![]),
+            (vec![Step::Input(0); MAX_STEPS + 1], vec![&a]),
+        ];
+        for (steps, inputs) in bad {
+            assert!(Plan::new(&steps, inputs).is_err(), "{steps:?}");
+        }
+        let zero = vec![0i64; 10];
+        let steps = vec![
+            Step::Input(0),
+            Step::Input(1),
+            Step::Binary(BinaryOp::Div, 0, 1),
+        ];
+        let plan = Plan::new(&steps, vec![&ints as &dyn ErasedVec, &zero]).unwrap();
+        assert!(plan.evaluate().is_err(), "integer division by zero");
+    }
+}

@@ -486,3 +486,55 @@ def test_row_of_a_2d_array(run_job):
     check("m[1] = 0", m.to_numpy(), x)
     done("bug")
     """), args=(2,)).assert_done("bug")
+
+
+# --- lazy, fused expressions: NumPy's eager results ------------------------------
+
+LAZY = OPS_PRELUDE + textwrap.dedent(r"""
+x = data("float64", 20011, 5)
+y = data("float64", 20011, 6)
+for lay in ({"distribution": "block"}, {"distribution": "cyclic"}, {"chunks": 7}):
+    a = hpx.from_numpy(x, **lay)
+    b = hpx.from_numpy(y, distribution="block")
+    c = a * 2.0 + b
+    truth(f"{lay} a * 2 + b is held, not run", c._core.pending)
+    equal(f"{lay} shape and dtype known unevaluated", (c.shape, c.dtype), ((20011,), np.float64))
+    check(f"{lay} (a*2+b).sum() exact", np.float64(c.sum()), np.float64(np.sum(x * 2.0 + y)), rtol=1e-15)
+    check(f"{lay} sqrt(a*a+b*b).max()", hpx.sqrt(a * a + b * b).max(), np.sqrt(x * x + y * y).max())
+    check(f"{lay} where(a > 0, a, 0.0)", hpx.where(a > 0, a, 0.0).to_numpy(), np.where(x > 0, x, 0.0))
+    check(f"{lay} mean of an expression", (a - b).mean(), np.mean(x - y), rtol=1e-14)
+    equal(f"{lay} count_nonzero of a mask", int((a > b).count_nonzero()), int(np.count_nonzero(x > y)))
+    # What an expression reads is what the array held when it was built.
+    d = a.copy()
+    e = a + 1.0
+    a.fill(3.0)
+    a[0] = 7.0
+    check(f"{lay} a copy made before fill keeps the old values", d.to_numpy(), x)
+    check(f"{lay} a + 1 built before fill keeps the old values", e.to_numpy(), x + 1.0)
+    check(f"{lay} a after fill", a.to_numpy(), np.where(np.arange(x.size) == 0, 7.0, 3.0))
+    # A read on one locality alone of an expression all hold.
+    f = b * 3.0
+    if me == 0:
+        check(f"{lay} to_numpy on locality 0 only", f.to_numpy(), y * 3.0)
+    if n > 1:
+        equal(f"{lay} the expression is still held on every locality", f._core.pending, True)
+    check(f"{lay} then reduced collectively", f.sum(), np.sum(y * 3.0), rtol=1e-14)
+    hpx.evaluate(f)
+    truth(f"{lay} evaluate() makes it an array", not f._core.pending)
+i = hpx.from_numpy(np.arange(10, dtype=np.int64), distribution="block")
+z = hpx.zeros(10, dtype="int64", distribution="block")
+raises("integer division by zero raises at its line", (Exception,), lambda: i // z)
+k = i
+for _ in range(100):
+    k = k + 1
+check("a long chain of additions", k.to_numpy(), np.arange(10) + 100)
+nan = hpx.from_numpy(np.array([1.0, np.nan, 3.0]), distribution="block")
+truth("max with a NaN is NaN", np.isnan(nan.max()))
+truth("min with a NaN is NaN", np.isnan((nan + 1.0).min()))
+done("lazy")
+""")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_lazy_expressions_give_numpys_eager_results(run_job, n):
+    run_job(n, LAZY, args=(n,), timeout=180).assert_done("lazy")
