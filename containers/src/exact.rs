@@ -163,13 +163,28 @@ impl ExactSum {
     }
 
     /// Adds `xs` exactly.
+    #[cfg(test)]
     pub(crate) fn add_f64(&mut self, xs: &[f64]) {
-        self.add_values(xs, |x| x);
+        self.add_values(xs, |x| x, &mut 0);
     }
 
     /// Adds `xs` exactly (each `f32` widens exactly to `f64`).
+    #[cfg(test)]
     pub(crate) fn add_f32(&mut self, xs: &[f32]) {
-        self.add_values(xs, f64::from);
+        self.add_values(xs, f64::from, &mut 0);
+    }
+
+    /// [`add_f64`](Self::add_f64) for a run of slices: `top` (0 at first)
+    /// carries the magnitude of the last block from one slice to the next,
+    /// so that slices of one block each keep the one-pass split path.
+    pub(crate) fn add_f64_run(&mut self, xs: &[f64], top: &mut i32) {
+        self.add_values(xs, |x| x, top);
+    }
+
+    /// [`add_f32`](Self::add_f32) for a run of slices (see
+    /// [`add_f64_run`](Self::add_f64_run)).
+    pub(crate) fn add_f32_run(&mut self, xs: &[f32], top: &mut i32) {
+        self.add_values(xs, f64::from, top);
     }
 
     /// Adds the values of `other`, as if they had been added to `self`.
@@ -271,7 +286,7 @@ impl ExactSum {
 
     /// Adds `xs`, each widened exactly to `f64` by `widen`.
     #[inline(always)]
-    fn add_values<T: Copy>(&mut self, xs: &[T], widen: impl Fn(T) -> f64 + Copy) {
+    fn add_values<T: Copy>(&mut self, xs: &[T], widen: impl Fn(T) -> f64 + Copy, top: &mut i32) {
         if xs.is_empty() {
             return;
         }
@@ -283,11 +298,10 @@ impl ExactSum {
             return;
         }
         let mut rest = xs;
-        // The exponent of the largest magnitude of the block before.
-        let mut top = 0;
+        // `top`: the exponent of the largest magnitude of the block before.
         while rest.len() >= SMALL {
             let (block, after) = rest.split_at(rest.len().min(SPLIT_BLOCK));
-            let Some(split) = split_block(block, widen, &mut top) else {
+            let Some(split) = split_block(block, widen, top) else {
                 break;
             };
             self.flags |= split.flags;

@@ -513,9 +513,13 @@ fn reduce_typed<R: Numeric>(plan: &Plan<'_>, r: Reduction) -> Result<Option<Vec<
 
 /// A running reduction of values of type `R`.
 enum Acc<R> {
-    Exact(ExactSum),
+    /// The exact sum and the magnitude of the last block added.
+    Exact(ExactSum, i32),
     Int([i128; 8]),
-    Extreme { largest: bool, best: Option<R> },
+    Extreme {
+        largest: bool,
+        best: Option<R>,
+    },
     Count(u64),
 }
 
@@ -535,7 +539,7 @@ fn pick<R: Numeric>(acc: R, x: R, largest: bool) -> R {
 impl<R: Numeric> Acc<R> {
     fn new(r: Reduction) -> Acc<R> {
         match r {
-            Reduction::Sum if R::IS_FLOAT => Acc::Exact(ExactSum::new()),
+            Reduction::Sum if R::IS_FLOAT => Acc::Exact(ExactSum::new(), 0),
             Reduction::Sum => Acc::Int([0; 8]),
             Reduction::Min | Reduction::Max => Acc::Extreme {
                 largest: r == Reduction::Max,
@@ -547,9 +551,9 @@ impl<R: Numeric> Acc<R> {
 
     fn add(&mut self, xs: &[R]) {
         match self {
-            Acc::Exact(acc) => match R::NAME {
-                "f64" => acc.add_f64(bytemuck::cast_slice(xs)),
-                _ => acc.add_f32(bytemuck::cast_slice(xs)),
+            Acc::Exact(acc, top) => match R::NAME {
+                "f64" => acc.add_f64_run(bytemuck::cast_slice(xs), top),
+                _ => acc.add_f32_run(bytemuck::cast_slice(xs), top),
             },
             Acc::Int(lanes) => {
                 for chunk in xs.chunks(8) {
@@ -585,7 +589,7 @@ impl<R: Numeric> Acc<R> {
 
     fn merge(&mut self, other: Acc<R>) {
         match (self, other) {
-            (Acc::Exact(a), Acc::Exact(b)) => a.merge(&b),
+            (Acc::Exact(a, _), Acc::Exact(b, _)) => a.merge(&b),
             (Acc::Int(a), Acc::Int(b)) => {
                 for (x, y) in a.iter_mut().zip(b) {
                     *x = x.wrapping_add(y);
@@ -607,7 +611,7 @@ impl<R: Numeric> Acc<R> {
     /// values), the count as a `u64`.
     fn finish(self) -> Option<Vec<u8>> {
         match self {
-            Acc::Exact(acc) => Some(acc.to_bytes()),
+            Acc::Exact(acc, _) => Some(acc.to_bytes()),
             Acc::Int(lanes) => {
                 let total = lanes.into_iter().fold(0i128, i128::wrapping_add);
                 Some(total.to_ne_bytes().to_vec())

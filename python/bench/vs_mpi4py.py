@@ -16,8 +16,10 @@ array, beside what the same user writes with hpxpy:
     arange          hpx.arange(n, dtype=float64,  np.arange of the block
                       distribution="block")
     sum             a.sum()                       block.sum() + Allreduce
-    axpy            a * 2.0 + b                   x * 2.0 + y
+    axpy            hpx.evaluate(a * 2.0 + b)     x * 2.0 + y
+                      (the new array made: an expression is otherwise held)
     axpy_sum        (a * 2.0 + b).sum()           (x * 2.0 + y).sum() + Allreduce
+    norm_max        hpx.sqrt(a*a + b*b).max()     np.sqrt(x*x + y*y).max() + Allreduce MAX
     gather          hpx.gather(a, 0)              comm.Gatherv to rank 0
     to_numpy        a.to_numpy() everywhere       comm.Allgatherv
 
@@ -40,7 +42,7 @@ import time
 import numpy as np
 
 CASES = ["barrier", "allreduce1", "allreduce8M", "arange", "sum", "axpy",
-         "axpy_sum", "gather", "to_numpy"]
+         "axpy_sum", "norm_max", "gather", "to_numpy"]
 # Calls per timed repetition: many for the small collectives, whose single
 # call is shorter than the clock's noise.
 CALLS = {"barrier": 2000, "allreduce1": 2000}
@@ -49,7 +51,8 @@ CALLS = {"barrier": 2000, "allreduce1": 2000}
 def check(name, got, n):
     """Ends the run if a reduction of ``a = arange(n)``, ``b = ones(n)``
     is wrong."""
-    expect = {"sum": n * (n - 1) / 2, "axpy_sum": float(n * (n - 1) + n)}
+    expect = {"sum": n * (n - 1) / 2, "axpy_sum": float(n * (n - 1) + n),
+              "norm_max": float(np.sqrt((n - 1.0) ** 2 + 1.0))}
     if name in expect and abs(got - expect[name]) > 1e-9 * abs(expect[name]):
         sys.exit(f"{name}: got {got}, expected {expect[name]}")
 
@@ -83,8 +86,9 @@ class Hpx:
             "allreduce8M": lambda: hpx.all_reduce(self.big, op="sum"),
             "arange": lambda: hpx.arange(self.n, dtype="float64", distribution="block"),
             "sum": a.sum,
-            "axpy": lambda: a * 2.0 + b,
+            "axpy": lambda: hpx.evaluate(a * 2.0 + b),
             "axpy_sum": lambda: (a * 2.0 + b).sum(),
+            "norm_max": lambda: hpx.sqrt(a * a + b * b).max(),
             "gather": lambda: hpx.gather(a, 0),
             "to_numpy": a.to_numpy,
         }[name]
@@ -120,9 +124,9 @@ class Mpi:
     def slowest(self, seconds):
         return self.comm.allreduce(seconds, op=self.MPI.MAX)
 
-    def total(self, local):
+    def total(self, local, op=None):
         out = np.empty(1)
-        self.comm.Allreduce(np.array([local]), out)
+        self.comm.Allreduce(np.array([local]), out, op=op or self.MPI.SUM)
         return out[0]
 
     def gatherv(self):
@@ -146,6 +150,7 @@ class Mpi:
             "sum": lambda: self.total(x.sum()),
             "axpy": lambda: x * 2.0 + y,
             "axpy_sum": lambda: self.total((x * 2.0 + y).sum()),
+            "norm_max": lambda: self.total(np.sqrt(x * x + y * y).max(), self.MPI.MAX),
             "gather": self.gatherv,
             "to_numpy": self.allgatherv,
         }[name]
@@ -163,7 +168,7 @@ def run(impl, name, reps):
             result = fn()
         took = (time.perf_counter() - t0) / calls
         slowest = impl.slowest(took)
-        if rep == 0 and name in ("sum", "axpy_sum"):
+        if rep == 0 and name in ("sum", "axpy_sum", "norm_max"):
             check(name, result, impl.n)
         if rep:
             times.append(slowest)
