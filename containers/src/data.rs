@@ -35,8 +35,6 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     fn fill(&mut self, value: &[u8]) -> Result<()>;
     /// Reduces all elements (None if there are none), as raw bytes.
     fn reduce(&self, op: ReduceOp) -> Result<Option<Vec<u8>>>;
-    /// The sum of products with `other`'s elements, as raw bytes.
-    fn dot(&self, other: &dyn ErasedVec) -> Result<Vec<u8>>;
     /// Replaces the elements by their running `op` (inclusive or exclusive),
     /// starting from `carry` (the combination of all earlier elements), and
     /// returns the combination including this partition.
@@ -297,31 +295,6 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         Ok(reduce_slice(op, self).map(|v| bytemuck::bytes_of(&v).to_vec()))
     }
 
-    fn dot(&self, other: &dyn ErasedVec) -> Result<Vec<u8>> {
-        let other = other.as_any().downcast_ref::<Vec<T>>().ok_or_else(|| {
-            Error::BadArgument(format!("dot of {} with {}", T::NAME, other.dtype()))
-        })?;
-        if other.len() != self.len() {
-            return Err(Error::BadArgument(format!(
-                "dot of partitions of {} and {} elements",
-                self.len(),
-                other.len()
-            )));
-        }
-        let mut lanes = [T::zeroed(); LANES];
-        let mut products = [T::zeroed(); LANES];
-        for (a, b) in self.chunks(LANES).zip(other.chunks(LANES)) {
-            let n = a.len();
-            products[..n].copy_from_slice(a);
-            T::combine_slices(ReduceOp::Prod, &mut products[..n], b, false);
-            T::combine_slices(ReduceOp::Sum, &mut lanes[..n], &products[..n], false);
-        }
-        let total = lanes
-            .into_iter()
-            .fold(T::zeroed(), |a, b| combine(ReduceOp::Sum, a, b));
-        Ok(bytemuck::bytes_of(&total).to_vec())
-    }
-
     fn scan(
         &mut self,
         op: ReduceOp,
@@ -553,11 +526,6 @@ mod tests {
         assert_eq!(reduce_slice(ReduceOp::Max, &v), v.iter().max().copied());
         assert_eq!(reduce_slice(ReduceOp::Min, &v[..3]), Some(-300));
         assert_eq!(reduce_slice::<i64>(ReduceOp::Sum, &[]), None);
-        let bytes = v.dot(&v).unwrap();
-        assert_eq!(
-            element_from_bytes::<i64>(&bytes).unwrap(),
-            v.iter().map(|x| x * x).sum::<i64>()
-        );
     }
 
     #[test]
@@ -627,7 +595,6 @@ mod tests {
         assert!(v.fill(&[0u8; 3]).is_err());
         assert!(v.bytes(2, 9).is_err());
         assert!(v.reduce(ReduceOp::BitAnd).is_err());
-        assert!(v.dot(&vec![0f32; 4]).is_err());
         assert!(zeros("bool", 3).is_err());
         assert!(from_bytes("u16", &[1, 2, 3]).is_err());
     }

@@ -424,17 +424,6 @@ pub(crate) async fn part_scan_chunks(
     )
 }
 
-/// The dot product of two partitions on this locality.
-#[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_dot(a: GlobalId, b: GlobalId) -> Result<PodVec<u8>, Error> {
-    let first = component_shared::<Partition>(a).await?;
-    if a == b {
-        return Ok(PodVec(first.data.dot(first.data.as_ref())?));
-    }
-    let second = component_shared::<Partition>(b).await?;
-    Ok(PodVec(first.data.dot(second.data.as_ref())?))
-}
-
 /// Copies partition `from` into partition `into`, both on this locality.
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_copy(into: GlobalId, from: GlobalId) -> Result<(), Error> {

@@ -858,19 +858,13 @@ impl<T: Numeric> PartitionedVector<T> {
     }
 
     /// The dot product with `other` (same shape; redistributed to this
-    /// array's layout first if needed); each owner multiplies its
-    /// partitions, the partial sums combine in partition order.
+    /// array's layout first if needed), in one pass over each pair of
+    /// partitions on its owner. Integers wrap; for floats each product is
+    /// rounded and their sum is exact, rounded once: the same bits for any
+    /// layout and any number of localities.
     pub async fn dot(&self, other: &PartitionedVector<T>) -> Result<T> {
-        same_shape(self, other, "dot")?;
-        let other = other.aligned_with(self).await?;
-        let partials = self
-            .on_pairs(&other, partition::part_dot, |a, b| (a, b))
-            .await?;
-        let mut total = T::zeroed();
-        for bytes in partials {
-            total = combine(ReduceOp::Sum, total, element_from_bytes(&bytes)?);
-        }
-        Ok(total)
+        let total = (crate::lazy::Expr::from(self) * other).sum().await?;
+        Ok(total.cast::<T>())
     }
 
     /// Copies `other` (same shape, any layout) into this array. With the
