@@ -616,8 +616,13 @@ fn float_sums_have_the_same_bits_for_any_locality_count_and_layout() {
                 let len = 100_003;
                 let x = values(len, 5);
                 let mut seen = Vec::new();
+                let mut dots = Vec::new();
+                let other = hpx::from_vec(values(len, 6), Distribution::Cyclic)
+                    .await
+                    .map_err(s)?;
                 for dist in layouts_1d(len, n) {
                     let a = hpx::from_vec(x.clone(), dist).await.map_err(s)?;
+                    dots.push(a.dot(&other).await.map_err(s)?.to_bits());
                     let sum = a.sum().await.map_err(s)?;
                     let mean = a.mean().await.map_err(s)?;
                     seen.push((sum.to_bits(), mean.to_bits()));
@@ -633,9 +638,13 @@ fn float_sums_have_the_same_bits_for_any_locality_count_and_layout() {
                     f64s.windows(2).all(|w| w[0] == w[1]) && f32s.windows(2).all(|w| w[0] == w[1]),
                     format!("sums differ between layouts: {seen:x?}"),
                 )?;
+                ensure(
+                    dots.windows(2).all(|w| w[0] == w[1]),
+                    format!("dot products differ between layouts: {dots:x?}"),
+                )?;
                 println!(
-                    "RESULT bits {:016x} {:016x} {:08x}",
-                    f64s[0].0, f64s[0].1, f32s[0].0
+                    "RESULT bits {:016x} {:016x} {:08x} {:016x}",
+                    f64s[0].0, f64s[0].1, f32s[0].0, dots[0]
                 );
                 // The exact sum: a plain loop loses the small terms.
                 let a = hpx::from_vec(vec![1e100f64, 1.0, -1e100, 0.5], Distribution::Cyclic)
