@@ -24,9 +24,14 @@ use crate::data::{self, by_dtype, ErasedVec};
 use crate::exact::ExactSum;
 use crate::math::{self, BinaryOp, CompareOp, Numeric, UnaryOp};
 
-/// Elements per chunk: a multiple of the exact sum's blocks, and small
-/// enough that a few registers of `f64` stay in the core's L2 cache.
+/// Elements per chunk, the run a reduction is fed at a time: a multiple of
+/// the exact sum's blocks.
 const CHUNK: usize = 8192;
+
+/// Elements per piece of a chunk that every step computes before the next
+/// step runs: a piece of each register (8 KiB of `f64`) stays in the
+/// core's L1 cache.
+const PIECE: usize = 1024;
 
 /// Steps a program may have (it may arrive from another process).
 pub(crate) const MAX_STEPS: usize = 256;
@@ -289,10 +294,13 @@ impl<'a> Plan<'a> {
         let regs = (0..self.steps.len())
             .map(|i| {
                 let leaf = matches!(self.steps[i], Step::Input(_) | Step::Scalar(..));
+                // The value fed to a reduction is held for a whole chunk;
+                // the other steps for a piece of it.
+                let len = if i == last { CHUNK } else { PIECE };
                 if leaf || (stored && i == last) {
                     Ok(Vec::new())
                 } else {
-                    Ok(vec![0u128; (CHUNK * size_of(self.types[i])?).div_ceil(16)])
+                    Ok(vec![0u128; (len * size_of(self.types[i])?).div_ceil(16)])
                 }
             })
             .collect::<Result<Vec<_>>>()?;
@@ -300,31 +308,43 @@ impl<'a> Plan<'a> {
         let mut start = range.start;
         while start < range.end {
             let end = (start + CHUNK).min(range.end);
-            for i in 0..=last {
-                let leaf = matches!(self.steps[i], Step::Input(_) | Step::Scalar(..));
-                let into_store = stored && i == last;
-                if leaf && !into_store {
-                    continue;
-                }
-                let size = size_of(self.types[i])?;
-                let mut reg = std::mem::take(&mut frame.regs[i]);
-                let out: &mut [u8] = match store.as_deref_mut() {
-                    Some(s) if into_store => s
-                        .get_mut((start - range.start) * size..(end - range.start) * size)
-                        .ok_or_else(|| {
+            let mut from = start;
+            while from < end {
+                let to = (from + PIECE).min(end);
+                for i in 0..=last {
+                    let leaf = matches!(self.steps[i], Step::Input(_) | Step::Scalar(..));
+                    let into_store = stored && i == last;
+                    if leaf && !into_store {
+                        continue;
+                    }
+                    let size = size_of(self.types[i])?;
+                    // Where the piece goes: the output, the last step's
+                    // register at the piece's place in the chunk, or the
+                    // start of an inner step's register.
+                    let at = match (into_store, i == last) {
+                        (true, _) => from - range.start,
+                        (false, true) => from - start,
+                        (false, false) => 0,
+                    };
+                    let bytes = at * size..(at + to - from) * size;
+                    let mut reg = std::mem::take(&mut frame.regs[i]);
+                    let out: &mut [u8] = match store.as_deref_mut() {
+                        Some(s) if into_store => s.get_mut(bytes).ok_or_else(|| {
                             Error::BadArgument("output shorter than its range".into())
                         })?,
-                    _ => bytemuck::cast_slice_mut::<u128, u8>(&mut reg)
-                        .get_mut(..(end - start) * size)
-                        .ok_or_else(|| Error::BadArgument("a register too short".into()))?,
-                };
-                let result = if leaf {
-                    frame.copy_leaf(i, start..end, out)
-                } else {
-                    by_dtype!(self.operand_type(i), compute, &frame, i, start..end, out)
-                };
-                frame.regs[i] = reg;
-                result?;
+                        _ => bytemuck::cast_slice_mut::<u128, u8>(&mut reg)
+                            .get_mut(bytes)
+                            .ok_or_else(|| Error::BadArgument("a register too short".into()))?,
+                    };
+                    let result = if leaf {
+                        frame.copy_leaf(i, from..to, out)
+                    } else {
+                        by_dtype!(self.operand_type(i), dispatch, &frame, i, from..to, out)
+                    };
+                    frame.regs[i] = reg;
+                    result?;
+                }
+                from = to;
             }
             if !stored {
                 feed(&frame, start..end)?;
@@ -397,7 +417,58 @@ impl Frame<'_, '_> {
     }
 }
 
+/// [`compute`] compiled for the widest vector instructions this CPU has
+/// (the kernels are plain loops: the same results, more lanes at a time).
+fn dispatch<T: Numeric>(
+    f: &Frame<'_, '_>,
+    i: usize,
+    r: Range<usize>,
+    out: &mut [u8],
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the CPU has these features, checked just above.
+            return unsafe { compute_avx512::<T>(f, i, r, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { compute_avx2::<T>(f, i, r, out) };
+        }
+    }
+    compute::<T>(f, i, r, out)
+}
+
+/// [`compute`] with AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
+unsafe fn compute_avx512<T: Numeric>(
+    f: &Frame<'_, '_>,
+    i: usize,
+    r: Range<usize>,
+    out: &mut [u8],
+) -> Result<()> {
+    compute::<T>(f, i, r, out)
+}
+
+/// [`compute`] with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn compute_avx2<T: Numeric>(
+    f: &Frame<'_, '_>,
+    i: usize,
+    r: Range<usize>,
+    out: &mut [u8],
+) -> Result<()> {
+    compute::<T>(f, i, r, out)
+}
+
 /// Computes step `i` over `r` into `out`; `T` is its first operand's type.
+#[inline(always)]
 fn compute<T: Numeric>(f: &Frame<'_, '_>, i: usize, r: Range<usize>, out: &mut [u8]) -> Result<()> {
     let n = r.len();
     match &f.plan.steps[i] {
@@ -536,6 +607,33 @@ fn pick<R: Numeric>(acc: R, x: R, largest: bool) -> R {
     }
 }
 
+/// The largest (`LARGEST`) or smallest of `xs`, NaN if any is NaN; None
+/// for no values. Eight lanes that compare and select without branches
+/// (NaNs are only noted on the way), then the lanes in order.
+#[allow(clippy::eq_op)]
+fn extreme<R: Numeric, const LARGEST: bool>(xs: &[R]) -> Option<R> {
+    let (&first, rest) = xs.split_first()?;
+    let mut lanes = [first; 8];
+    let mut nan = [false; 8];
+    let mut chunks = rest.chunks_exact(8);
+    for chunk in &mut chunks {
+        for ((l, n), &x) in lanes.iter_mut().zip(&mut nan).zip(chunk) {
+            *n |= x != x;
+            let better = if LARGEST { x > *l } else { x < *l };
+            *l = if better { x } else { *l };
+        }
+    }
+    let mut m = first;
+    for x in lanes.into_iter().chain(chunks.remainder().iter().copied()) {
+        m = pick(m, x, LARGEST);
+    }
+    if nan.iter().any(|&n| n) {
+        // A NaN of the lanes: the first one any lane saw.
+        return rest.iter().copied().find(|&x| x != x);
+    }
+    Some(m)
+}
+
 impl<R: Numeric> Acc<R> {
     fn new(r: Reduction) -> Acc<R> {
         match r {
@@ -563,22 +661,14 @@ impl<R: Numeric> Acc<R> {
                 }
             }
             Acc::Extreme { largest, best } => {
-                let largest = *largest;
-                let Some((&first, rest)) = xs.split_first() else {
+                let Some(m) = (if *largest {
+                    extreme::<R, true>(xs)
+                } else {
+                    extreme::<R, false>(xs)
+                }) else {
                     return;
                 };
-                let mut lanes = [first; 8];
-                let mut chunks = rest.chunks_exact(8);
-                for chunk in &mut chunks {
-                    for (l, &x) in lanes.iter_mut().zip(chunk) {
-                        *l = pick(*l, x, largest);
-                    }
-                }
-                let mut m = best.unwrap_or(first);
-                for x in lanes.into_iter().chain(chunks.remainder().iter().copied()) {
-                    m = pick(m, x, largest);
-                }
-                *best = Some(m);
+                *best = Some(best.map_or(m, |b| pick(b, m, *largest)));
             }
             Acc::Count(n) => {
                 let zero = R::zero();

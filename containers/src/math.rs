@@ -319,6 +319,7 @@ macro_rules! integer_kernels_common {
             }
         }
 
+        #[inline(always)]
         fn unary_float_kernel(op: UnaryOp, a: &[Self], out: &mut [f64]) {
             match op {
                 UnaryOp::Neg => kernels::map(a, out, |x| -(x as f64)),
@@ -393,6 +394,7 @@ macro_rules! signed {
         impl Kernels for $t {
             integer_kernels_common!($t, I, i128);
 
+            #[inline(always)]
             fn binary_kernel(op: BinaryOp, ops: Operands<'_, $t>, out: &mut [$t]) -> Result<()> {
                 integer_binary!(
                     $t,
@@ -422,6 +424,7 @@ macro_rules! signed {
                 )
             }
 
+            #[inline(always)]
             fn unary_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
                 match op {
                     UnaryOp::Neg => kernels::map(a, out, <$t>::wrapping_neg),
@@ -440,6 +443,7 @@ macro_rules! unsigned {
         impl Kernels for $t {
             integer_kernels_common!($t, U, u128);
 
+            #[inline(always)]
             fn binary_kernel(op: BinaryOp, ops: Operands<'_, $t>, out: &mut [$t]) -> Result<()> {
                 integer_binary!(
                     $t,
@@ -452,6 +456,7 @@ macro_rules! unsigned {
                 )
             }
 
+            #[inline(always)]
             fn unary_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
                 match op {
                     UnaryOp::Neg => kernels::map(a, out, <$t>::wrapping_neg),
@@ -483,6 +488,7 @@ macro_rules! float {
                 }
             }
 
+            #[inline(always)]
             fn binary_kernel(op: BinaryOp, ops: Operands<'_, $t>, out: &mut [$t]) -> Result<()> {
                 match op {
                     BinaryOp::Add => ops.apply(out, |x: $t, y: $t| x + y),
@@ -512,6 +518,7 @@ macro_rules! float {
                 Ok(())
             }
 
+            #[inline(always)]
             fn unary_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
                 match op {
                     UnaryOp::Neg => kernels::map(a, out, |x: $t| -x),
@@ -520,6 +527,7 @@ macro_rules! float {
                 }
             }
 
+            #[inline(always)]
             fn unary_float_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
                 match op {
                     UnaryOp::Neg => kernels::map(a, out, |x: $t| -x),
@@ -540,6 +548,7 @@ unsigned!(u8 => u64, u16 => u64, u32 => u64, u64 => u64, u128 => u128, usize => 
 float!(f32 => F32, f64 => F64);
 
 /// Checks that the operand and output slices have the same length.
+#[inline(always)]
 fn check_lengths(name: &str, a: usize, b: Option<usize>, out: usize) -> Result<()> {
     match b {
         Some(b) if a != b || a != out => Err(Error::BadArgument(format!(
@@ -557,6 +566,7 @@ fn check_lengths(name: &str, a: usize, b: Option<usize>, out: usize) -> Result<(
 /// The three lengths must be equal, else [`Error::BadArgument`]; so is an
 /// integer `Div` or `Rem` by zero and an integer `Pow` with a negative
 /// exponent (then `out` is left unchanged).
+#[inline(always)]
 pub(crate) fn binary<T: Numeric>(op: BinaryOp, a: &[T], b: &[T], out: &mut [T]) -> Result<()> {
     check_lengths(op.name(), a.len(), Some(b.len()), out.len())?;
     T::binary_kernel(op, Operands::Both(a, b), out)
@@ -567,6 +577,7 @@ pub(crate) fn binary<T: Numeric>(op: BinaryOp, a: &[T], b: &[T], out: &mut [T]) 
 /// `a` and `out` must have the same length. Errors as [`binary`]; a zero
 /// scalar divisor (or negative scalar exponent) is an error unless `a` is
 /// empty, since then no operation happens (as in NumPy).
+#[inline(always)]
 pub(crate) fn binary_scalar<T: Numeric>(
     op: BinaryOp,
     a: &[T],
@@ -588,6 +599,7 @@ pub(crate) fn binary_scalar<T: Numeric>(
 ///
 /// A float-valued function ([`UnaryOp::is_float_valued`]) is an
 /// [`Error::BadArgument`]: use [`unary_float`]. So are different lengths.
+#[inline(always)]
 pub(crate) fn unary<T: Numeric>(op: UnaryOp, a: &[T], out: &mut [T]) -> Result<()> {
     if op.is_float_valued() {
         return Err(Error::BadArgument(format!(
@@ -603,6 +615,7 @@ pub(crate) fn unary<T: Numeric>(op: UnaryOp, a: &[T], out: &mut [T]) -> Result<(
 /// `out[i] = op(a[i])` computed in `T::Float` (integers are converted to
 /// `f64` first, like NumPy). Every function is allowed, `Neg` and `Abs`
 /// included. Different lengths are an [`Error::BadArgument`].
+#[inline(always)]
 pub(crate) fn unary_float<T: Numeric>(op: UnaryOp, a: &[T], out: &mut [T::Float]) -> Result<()> {
     check_lengths(op.name(), a.len(), None, out.len())?;
     T::unary_float_kernel(op, a, out);
@@ -625,6 +638,7 @@ fn compare_kernel<T: Numeric>(op: CompareOp, ops: Operands<'_, T>, out: &mut [u8
 /// `out[i] = (a[i] op b[i]) as u8`: NaN compares false except with `Ne`, as
 /// in IEEE 754. The three lengths must be equal, else
 /// [`Error::BadArgument`].
+#[inline(always)]
 pub(crate) fn compare<T: Numeric>(op: CompareOp, a: &[T], b: &[T], out: &mut [u8]) -> Result<()> {
     check_lengths(op.name(), a.len(), Some(b.len()), out.len())?;
     compare_kernel(op, Operands::Both(a, b), out);
@@ -633,6 +647,7 @@ pub(crate) fn compare<T: Numeric>(op: CompareOp, a: &[T], b: &[T], out: &mut [u8
 
 /// `out[i] = (a[i] op s) as u8`, or `(s op a[i]) as u8` when
 /// `scalar_first`. `a` and `out` must have the same length.
+#[inline(always)]
 pub(crate) fn compare_scalar<T: Numeric>(
     op: CompareOp,
     a: &[T],
@@ -652,6 +667,7 @@ pub(crate) fn compare_scalar<T: Numeric>(
 
 /// `out[i] = if mask[i] != 0 { a[i] } else { b[i] }`. The four lengths must
 /// be equal, else [`Error::BadArgument`].
+#[inline(always)]
 pub(crate) fn select<T: Numeric>(mask: &[u8], a: &[T], b: &[T], out: &mut [T]) -> Result<()> {
     if mask.len() != out.len() {
         return Err(Error::BadArgument(format!(
@@ -671,6 +687,7 @@ pub(crate) fn select<T: Numeric>(mask: &[u8], a: &[T], b: &[T], out: &mut [T]) -
 ///
 /// Converts the first `min(a.len(), out.len())` elements; callers pass
 /// slices of the same length.
+#[inline(always)]
 pub(crate) fn cast_slice<T: Numeric, U: Numeric>(a: &[T], out: &mut [U]) {
     kernels::map(a, out, |x| x.cast::<U>());
 }
