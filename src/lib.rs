@@ -51,9 +51,9 @@
 pub use hpx_collectives::{Element, ReduceOp};
 pub use hpx_containers::{
     arange, array, empty, from_fn, from_vec, full, linspace, ones, random, select, zeros, AnyExpr,
-    ArrayBuilder, ArrayFuture, BinaryOp, CompareOp, Distribution, ElementMap, ElementPredicate,
-    ElementReduce, Expr, IndexFn, IntoShape, Layout, LayoutSpec, LocalPartition, LocalPartitionMut,
-    Numeric, PartitionRef, PartitionedVector, Place, UnaryOp,
+    AnyVector, ArrayBuilder, ArrayFuture, BinaryOp, CompareOp, Distribution, ElementMap,
+    ElementPredicate, ElementReduce, Expr, IndexFn, IntoShape, Layout, LayoutSpec, LocalPartition,
+    LocalPartitionMut, Numeric, PartitionRef, PartitionedVector, Place, UnaryOp,
 };
 pub use hpx_macros::{action, component, element_fn, main};
 pub use hpx_runtime::trace;

@@ -384,6 +384,25 @@ async fn check_fused(len: usize) -> Result<(), String> {
             format!("{what}: astype after a constant first"),
         )?;
     }
+    let any = hpx::AnyVector::new(
+        hpx::from_vec(x.clone(), Distribution::Block)
+            .await
+            .map_err(s)?,
+    );
+    ensure(
+        any.typed::<i32>().is_err() && any.typed::<f64>().is_ok() && any.dtype() == "f64",
+        "an AnyVector gives back its own element type only",
+    )?;
+    let twice = hpx::AnyExpr::of_any(&any)
+        .binary(hpx::BinaryOp::Add, &hpx::AnyExpr::of_any(&any))
+        .map_err(s)?
+        .evaluate::<f64>()
+        .await
+        .map_err(s)?;
+    ensure(
+        twice.to_vec().await.map_err(s)? == x.iter().map(|v| v + v).collect::<Vec<_>>(),
+        "an AnyExpr of an AnyVector",
+    )?;
     if len > 0 {
         y[len / 2] = f64::NAN;
         let b = hpx::from_vec(y.clone(), Distribution::Block)

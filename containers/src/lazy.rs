@@ -11,62 +11,21 @@
 //! are redistributed to it once, when the expression runs.
 
 use std::fmt;
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::marker::PhantomData;
 use std::ops::{Add, Div, Mul, Neg, Rem, Sub};
-use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::future::join_all;
 use hpx_runtime::element::element_from_bytes;
 use hpx_runtime::{async_at, Error, GlobalId, PodVec, Result};
 
+use crate::erased::AnyVector;
 use crate::expr::{self, Reduction, Step, MAX_STEPS};
 use crate::layout::Layout;
 use crate::math::{BinaryOp, CompareOp, Numeric, UnaryOp};
 use crate::ops::ArrayFuture;
 use crate::partition;
 use crate::vector::{remote_first, PartitionedVector};
-
-type Aligned<'a> = Pin<Box<dyn Future<Output = Result<Arc<dyn Leaf>>> + Send + 'a>>;
-
-/// An array an expression reads, whatever its element type.
-trait Leaf: Send + Sync {
-    fn dtype(&self) -> &'static str;
-    fn layout(&self) -> &Layout;
-    fn ids(&self) -> Vec<GlobalId>;
-    fn explain(&self, e: Error) -> Error;
-    /// The array in `layout` (itself if the placements agree).
-    fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Aligned<'a>;
-}
-
-impl<T: Numeric> Leaf for PartitionedVector<T> {
-    fn dtype(&self) -> &'static str {
-        T::NAME
-    }
-
-    fn layout(&self) -> &Layout {
-        PartitionedVector::layout(self)
-    }
-
-    fn ids(&self) -> Vec<GlobalId> {
-        self.partition_ids()
-    }
-
-    fn explain(&self, e: Error) -> Error {
-        PartitionedVector::explain(self, e)
-    }
-
-    fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Aligned<'a> {
-        Box::pin(async move {
-            if PartitionedVector::layout(self).same_placement(layout) {
-                return Ok(Arc::new(self.clone()) as Arc<dyn Leaf>);
-            }
-            let moved = self.redistribute(layout.spec().clone()).await?;
-            Ok(Arc::new(moved) as Arc<dyn Leaf>)
-        })
-    }
-}
 
 /// An element-wise expression of distributed arrays whose element type is
 /// known at run time: the dtype-erased form of [`Expr`].
@@ -76,7 +35,7 @@ impl<T: Numeric> Leaf for PartitionedVector<T> {
 /// [`evaluate`](AnyExpr::evaluate) or a reduction of [`typed`](AnyExpr::typed).
 #[derive(Clone)]
 pub struct AnyExpr {
-    leaves: Vec<Arc<dyn Leaf>>,
+    leaves: Vec<AnyVector>,
     steps: Vec<Step>,
     types: Vec<&'static str>,
     shape: Vec<usize>,
@@ -96,10 +55,15 @@ impl fmt::Debug for AnyExpr {
 impl AnyExpr {
     /// The expression whose value is the array `a`.
     pub fn of<T: Numeric>(a: &PartitionedVector<T>) -> AnyExpr {
+        AnyExpr::of_any(&AnyVector::new(a.clone()))
+    }
+
+    /// The expression whose value is the array `a`.
+    pub fn of_any(a: &AnyVector) -> AnyExpr {
         AnyExpr {
-            leaves: vec![Arc::new(a.clone())],
+            leaves: vec![a.clone()],
             steps: vec![Step::Input(0)],
-            types: vec![T::NAME],
+            types: vec![a.dtype()],
             shape: a.shape().to_vec(),
         }
     }
@@ -130,7 +94,7 @@ impl AnyExpr {
     pub fn arrays(&self) -> Vec<GlobalId> {
         self.leaves
             .iter()
-            .filter_map(|l| l.ids().first().copied())
+            .filter_map(|l| l.partition_ids().first().copied())
             .collect()
     }
 
@@ -170,11 +134,11 @@ impl AnyExpr {
         let mut out = self.clone();
         let mut leaf_of = Vec::with_capacity(other.leaves.len());
         for leaf in &other.leaves {
-            let ids = leaf.ids();
+            let ids = leaf.partition_ids();
             let found = out
                 .leaves
                 .iter()
-                .position(|l| l.dtype() == leaf.dtype() && l.ids() == ids);
+                .position(|l| l.dtype() == leaf.dtype() && l.partition_ids() == ids);
             leaf_of.push(match found {
                 Some(i) => i as u32,
                 None => {
@@ -228,11 +192,34 @@ impl AnyExpr {
         self.clone().push(Step::Unary(op, a))
     }
 
+    /// `step(self, other)` appended to both joined (same shape).
+    fn pair(
+        &self,
+        other: &AnyExpr,
+        what: &str,
+        step: impl FnOnce(u32, u32) -> Step,
+    ) -> Result<AnyExpr> {
+        let a = self.root();
+        let (joined, b) = self.join(other, what)?;
+        joined.push(step(a, b))
+    }
+
+    /// `step(self, s)` (or `step(s, self)` with `scalar_first`) appended.
+    fn pair_scalar<T: Numeric>(
+        &self,
+        s: T,
+        scalar_first: bool,
+        step: impl FnOnce(u32, u32) -> Step,
+    ) -> Result<AnyExpr> {
+        let a = self.root();
+        let (out, s) = self.with_scalar(s)?;
+        let (x, y) = if scalar_first { (s, a) } else { (a, s) };
+        out.push(step(x, y))
+    }
+
     /// `self op other`, element by element (same element type and shape).
     pub fn binary(&self, op: BinaryOp, other: &AnyExpr) -> Result<AnyExpr> {
-        let a = self.root();
-        let (joined, b) = self.join(other, op.name())?;
-        joined.push(Step::Binary(op, a, b))
+        self.pair(other, op.name(), |a, b| Step::Binary(op, a, b))
     }
 
     /// `self op s` (or `s op self` with `scalar_first`); `T` must be the
@@ -243,17 +230,12 @@ impl AnyExpr {
         s: T,
         scalar_first: bool,
     ) -> Result<AnyExpr> {
-        let a = self.root();
-        let (out, s) = self.with_scalar(s)?;
-        let (x, y) = if scalar_first { (s, a) } else { (a, s) };
-        out.push(Step::Binary(op, x, y))
+        self.pair_scalar(s, scalar_first, |a, b| Step::Binary(op, a, b))
     }
 
     /// The comparison `self op other` as a mask of 0/1 `u8`.
     pub fn compare(&self, op: CompareOp, other: &AnyExpr) -> Result<AnyExpr> {
-        let a = self.root();
-        let (joined, b) = self.join(other, op.name())?;
-        joined.push(Step::Compare(op, a, b))
+        self.pair(other, op.name(), |a, b| Step::Compare(op, a, b))
     }
 
     /// The comparison `self op s` (or `s op self`) as a mask of 0/1 `u8`.
@@ -263,10 +245,7 @@ impl AnyExpr {
         s: T,
         scalar_first: bool,
     ) -> Result<AnyExpr> {
-        let a = self.root();
-        let (out, s) = self.with_scalar(s)?;
-        let (x, y) = if scalar_first { (s, a) } else { (a, s) };
-        out.push(Step::Compare(op, x, y))
+        self.pair_scalar(s, scalar_first, |a, b| Step::Compare(op, a, b))
     }
 
     /// `mask ? a : b`, element by element (`mask` of `u8`; `a` and `b` of
@@ -299,7 +278,7 @@ impl AnyExpr {
     }
 
     /// The arrays, each in the first one's layout.
-    async fn aligned(&self) -> Result<Vec<Arc<dyn Leaf>>> {
+    async fn aligned(&self) -> Result<Vec<AnyVector>> {
         let target = self.leaves[0].layout();
         let moves = self.leaves.iter().map(|l| l.aligned_to(target));
         join_all(moves).await.into_iter().collect()
@@ -311,9 +290,9 @@ impl AnyExpr {
 
     /// For each partition of the value: its owner and the partitions the
     /// expression reads there.
-    async fn inputs(&self) -> Result<(Vec<Arc<dyn Leaf>>, Vec<Vec<GlobalId>>)> {
+    async fn inputs(&self) -> Result<(Vec<AnyVector>, Vec<Vec<GlobalId>>)> {
         let leaves = self.aligned().await?;
-        let ids: Vec<Vec<GlobalId>> = leaves.iter().map(|l| l.ids()).collect();
+        let ids: Vec<Vec<GlobalId>> = leaves.iter().map(|l| l.partition_ids()).collect();
         let n = leaves[0].layout().num_partitions();
         let per_part = (0..n).map(|p| ids.iter().map(|v| v[p]).collect()).collect();
         Ok((leaves, per_part))

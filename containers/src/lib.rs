@@ -64,6 +64,7 @@
 
 mod builder;
 mod data;
+mod erased;
 mod exact;
 mod expr;
 mod function;
@@ -79,6 +80,7 @@ pub use builder::{
     arange, array, empty, from_fn, from_vec, full, linspace, ones, random, zeros, ArrayBuilder,
     IntoShape,
 };
+pub use erased::AnyVector;
 pub use function::{ElementFnEntry, ElementMap, ElementPredicate, ElementReduce, IndexFn};
 pub use layout::{Distribution, Layout, LayoutSpec, Place, Run, Runs, MAX_PARTITIONS};
 pub use lazy::{select, AnyExpr, Expr};

@@ -248,6 +248,11 @@ impl<T: Numeric> PartitionedVector<T> {
         })
     }
 
+    /// The partitions' component handles, in partition order.
+    pub(crate) fn part_refs(&self) -> &[ComponentRef] {
+        &self.meta.parts
+    }
+
     /// Creates the partitions of `layout`, each initialised by `init(partition)`.
     pub(crate) async fn create(
         layout: Layout,

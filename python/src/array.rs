@@ -18,9 +18,10 @@ use hpx::{
     BinaryOp, CompareOp, Distribution, GlobalId, LayoutSpec, LocalityId, Numeric, ReduceOp, UnaryOp,
 };
 
-use crate::dtype::{scalar, with_array, with_dtype, AnyArray, Dt};
+use crate::dtype::{numpy_name, scalar, with_array, with_dtype, Dt};
 use crate::errors::{raise, to_py, Failure};
 use crate::job::{block, block_failing, once, spmd};
+use hpx::AnyVector;
 
 /// Steps past which an expression is evaluated as it is built (so that a
 /// loop that keeps building on one expression does not grow it without
@@ -30,7 +31,7 @@ const EAGER_FROM: usize = 64;
 /// What an [`Array`] holds: an array, or an expression of arrays not yet
 /// evaluated.
 enum State {
-    Ready(AnyArray),
+    Ready(AnyVector),
     Pending(hpx::AnyExpr),
 }
 
@@ -65,7 +66,7 @@ type Reader = Weak<Mutex<Option<State>>>;
 
 impl Array {
     /// A Python object for `inner`.
-    pub(crate) fn new(inner: AnyArray) -> Array {
+    pub(crate) fn new(inner: AnyVector) -> Array {
         Array::of(State::Ready(inner))
     }
 
@@ -94,7 +95,7 @@ impl Array {
     /// The expression whose value this is.
     fn expr(&self) -> PyResult<hpx::AnyExpr> {
         match &*self.state.lock() {
-            Some(State::Ready(a)) => Ok(with_array!(a, x, _T => hpx::AnyExpr::of(x))),
+            Some(State::Ready(a)) => Ok(hpx::AnyExpr::of_any(a)),
             Some(State::Pending(e)) => Ok(e.clone()),
             None => Err(raise("HPXError", "the array was dropped")),
         }
@@ -102,15 +103,15 @@ impl Array {
 
     /// The array, evaluated first if it is an expression: collectively in
     /// a job of several localities (every locality makes this call).
-    pub(crate) fn ready(&self, py: Python<'_>) -> PyResult<AnyArray> {
+    pub(crate) fn ready(&self, py: Python<'_>) -> PyResult<AnyVector> {
         force(py, &self.state)
     }
 
     /// The array, about to change: the expressions that read it run first
     /// (collectively, in the order they were built).
-    fn writable(&self, py: Python<'_>) -> PyResult<AnyArray> {
+    fn writable(&self, py: Python<'_>) -> PyResult<AnyVector> {
         let array = self.ready(py)?;
-        let Some(id) = with_array!(&array, a, _T => a.partition_ids().first().copied()) else {
+        let Some(id) = array.partition_ids().first().copied() else {
             return Ok(array);
         };
         let readers: Vec<Shared> = READERS
@@ -135,7 +136,7 @@ impl Array {
 
     /// The array to read from (not collective): an expression is evaluated
     /// for this locality alone and kept only in a job of one locality.
-    pub(crate) fn readable(&self, py: Python<'_>) -> PyResult<AnyArray> {
+    pub(crate) fn readable(&self, py: Python<'_>) -> PyResult<AnyVector> {
         let e = match &*self.state.lock() {
             Some(State::Ready(a)) => return Ok(a.clone()),
             Some(State::Pending(e)) => e.clone(),
@@ -162,7 +163,7 @@ impl Array {
     /// The layout of the array (or of the expression's value).
     fn layout(&self) -> PyResult<hpx::Layout> {
         match &*self.state.lock() {
-            Some(State::Ready(a)) => Ok(with_array!(a, x, _T => x.layout().clone())),
+            Some(State::Ready(a)) => Ok(a.layout().clone()),
             Some(State::Pending(e)) => Ok(e.layout().clone()),
             None => Err(raise("HPXError", "the array was dropped")),
         }
@@ -178,7 +179,7 @@ impl Drop for Array {
 
 /// The array in `cell`, evaluated (collectively in a job of several) and
 /// kept if it is an expression.
-fn force(py: Python<'_>, cell: &Shared) -> PyResult<AnyArray> {
+fn force(py: Python<'_>, cell: &Shared) -> PyResult<AnyVector> {
     let e = match &*cell.lock() {
         Some(State::Ready(a)) => return Ok(a.clone()),
         Some(State::Pending(e)) => e.clone(),
@@ -190,22 +191,8 @@ fn force(py: Python<'_>, cell: &Shared) -> PyResult<AnyArray> {
     Ok(array)
 }
 
-/// The NumPy name of a Rust element type that hpxpy arrays hold.
-fn numpy_name(rust: &str) -> &'static str {
-    match rust {
-        "f64" => "float64",
-        "f32" => "float32",
-        "i64" => "int64",
-        "i32" => "int32",
-        "u64" => "uint64",
-        "u32" => "uint32",
-        "u8" => "uint8",
-        _ => "an element type hpxpy does not hold",
-    }
-}
-
 /// Evaluates `e` into a new array, collectively in a job of several.
-fn evaluate(py: Python<'_>, e: hpx::AnyExpr) -> PyResult<AnyArray> {
+fn evaluate(py: Python<'_>, e: hpx::AnyExpr) -> PyResult<AnyVector> {
     with_dtype!(numpy_name(e.dtype()), T => {
         block_failing(py, shared_array(async move { Ok(T::wrap(e.evaluate::<T>().await?)) }))
     })
@@ -249,14 +236,14 @@ impl Value {
 
 /// `work`, an array-making operation, done once for the job (see
 /// [`once`]); every locality then holds the new array.
-async fn shared_array<F>(work: F) -> Result<AnyArray, Failure>
+async fn shared_array<F>(work: F) -> Result<AnyVector, Failure>
 where
-    F: std::future::Future<Output = hpx::Result<AnyArray>> + Send,
+    F: std::future::Future<Output = hpx::Result<AnyVector>> + Send,
 {
     let array = once(work).await?;
     if spmd() {
         if hpx::get_locality_id() != 0 {
-            with_array!(&array, a, _T => a.keep_alive().await?);
+            array.keep_alive().await?;
         }
         // Locality 0 keeps its handle until every other holds its own.
         hpx::barrier().await?;
@@ -476,10 +463,9 @@ impl Array {
     /// an expression not yet evaluated is no array.
     fn same_array(&self, other: &Array) -> bool {
         let key = |a: &Array| match &*a.state.lock() {
-            Some(State::Ready(any)) => Some((
-                any.dtype(),
-                with_array!(any, x, _T => (x.shape().to_vec(), x.partition_ids())),
-            )),
+            Some(State::Ready(any)) => {
+                Some((any.dtype(), any.shape().to_vec(), any.partition_ids()))
+            }
             _ => None,
         };
         matches!((key(self), key(other)), (Some(x), Some(y)) if x == y)

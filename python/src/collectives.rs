@@ -10,9 +10,10 @@ use pyo3::types::PyBytes;
 use hpx::{Communicator, LocalityId, PodVec};
 
 use crate::array::{reduce_op, Array};
-use crate::dtype::{with_array, with_dtype, AnyArray};
+use crate::dtype::with_dtype;
 use crate::errors::raise;
 use crate::job::block;
+use hpx::AnyVector;
 
 /// A group of localities that run collectives together: the whole job
 /// (`Comm()`), or the members of a named sub-group (made by every member
@@ -144,9 +145,9 @@ impl Comm {
         let c = self.inner.clone();
         let value = array.map(|a| a.readable(py)).transpose()?;
         let got = block(py, async move {
-            let got: AnyArray = c.broadcast(value, root).await?;
+            let got: AnyVector = c.broadcast(value, root).await?;
             if c.rank() != root {
-                with_array!(&got, a, _T => a.keep_alive().await?);
+                got.keep_alive().await?;
             }
             c.barrier().await?;
             Ok(got)

@@ -1,77 +1,54 @@
 //! The element types HPXPy arrays hold (NumPy's `float64 float32 int64
 //! int32 uint64 uint32 uint8`; `bool` is `uint8` marked by the Python
-//! layer), a distributed array of any of them, and Python scalars.
+//! layer), the typed array inside an `hpx::AnyVector`, and Python scalars.
 
 use numpy::Element as NpElement;
 use pyo3::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use hpx::{Numeric, PartitionedVector};
+use hpx::{AnyVector, Numeric, PartitionedVector};
 
 /// An element type both NumPy and hpx arrays hold.
 pub(crate) trait Dt: Numeric + NpElement {
     /// Wraps an array of this type.
-    fn wrap(array: PartitionedVector<Self>) -> AnyArray;
+    fn wrap(array: PartitionedVector<Self>) -> AnyVector {
+        AnyVector::new(array)
+    }
 }
 
-/// A distributed array of one of the supported element types.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) enum AnyArray {
-    F64(PartitionedVector<f64>),
-    F32(PartitionedVector<f32>),
-    I64(PartitionedVector<i64>),
-    I32(PartitionedVector<i32>),
-    U64(PartitionedVector<u64>),
-    U32(PartitionedVector<u32>),
-    U8(PartitionedVector<u8>),
+impl Dt for f64 {}
+impl Dt for f32 {}
+impl Dt for i64 {}
+impl Dt for i32 {}
+impl Dt for u64 {}
+impl Dt for u32 {}
+impl Dt for u8 {}
+
+/// The NumPy name of a Rust element type that hpxpy arrays hold.
+pub(crate) fn numpy_name(rust: &str) -> &'static str {
+    match rust {
+        "f64" => "float64",
+        "f32" => "float32",
+        "i64" => "int64",
+        "i32" => "int32",
+        "u64" => "uint64",
+        "u32" => "uint32",
+        "u8" => "uint8",
+        _ => "an element type hpxpy does not hold",
+    }
 }
 
-macro_rules! dts {
-    ($($t:ty => $v:ident),*) => {$(
-        impl Dt for $t {
-            fn wrap(array: PartitionedVector<$t>) -> AnyArray {
-                AnyArray::$v(array)
-            }
-        }
-    )*};
-}
-dts!(f64 => F64, f32 => F32, i64 => I64, i32 => I32, u64 => U64, u32 => U32, u8 => U8);
-
-/// Runs `$body` with `$a` bound to the typed array inside `$any` and `$t`
-/// to its element type.
+/// Runs `$body` with `$a` bound to the typed array inside `$any` (an
+/// `&AnyVector`) and `$t` to its element type; in a function that returns
+/// a `PyResult`.
 macro_rules! with_array {
-    ($any:expr, $a:ident, $t:ident => $body:expr) => {
-        match $any {
-            $crate::dtype::AnyArray::F64($a) => {
-                type $t = f64;
-                $body
-            }
-            $crate::dtype::AnyArray::F32($a) => {
-                type $t = f32;
-                $body
-            }
-            $crate::dtype::AnyArray::I64($a) => {
-                type $t = i64;
-                $body
-            }
-            $crate::dtype::AnyArray::I32($a) => {
-                type $t = i32;
-                $body
-            }
-            $crate::dtype::AnyArray::U64($a) => {
-                type $t = u64;
-                $body
-            }
-            $crate::dtype::AnyArray::U32($a) => {
-                type $t = u32;
-                $body
-            }
-            $crate::dtype::AnyArray::U8($a) => {
-                type $t = u8;
-                $body
-            }
-        }
-    };
+    ($any:expr, $a:ident, $t:ident => $body:expr) => {{
+        let any: &hpx::AnyVector = $any;
+        $crate::dtype::with_dtype!($crate::dtype::numpy_name(any.dtype()), $t => {
+            let typed = any.typed::<$t>().map_err($crate::errors::to_py)?;
+            let $a = &typed;
+            $body
+        })
+    }};
 }
 pub(crate) use with_array;
 
@@ -121,21 +98,6 @@ macro_rules! with_dtype {
     };
 }
 pub(crate) use with_dtype;
-
-impl AnyArray {
-    /// The NumPy name of the element type.
-    pub(crate) fn dtype(&self) -> &'static str {
-        match self {
-            AnyArray::F64(_) => "float64",
-            AnyArray::F32(_) => "float32",
-            AnyArray::I64(_) => "int64",
-            AnyArray::I32(_) => "int32",
-            AnyArray::U64(_) => "uint64",
-            AnyArray::U32(_) => "uint32",
-            AnyArray::U8(_) => "uint8",
-        }
-    }
-}
 
 /// A Python number as `T` (floats for float types; integers wrap into
 /// integer types as NumPy's `astype` does).
