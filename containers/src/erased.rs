@@ -23,7 +23,7 @@ trait Erased: Send + Sync {
     fn dtype(&self) -> &'static str;
     fn layout(&self) -> &Layout;
     fn ids(&self) -> Vec<GlobalId>;
-    fn parts(&self) -> Vec<ComponentRef>;
+    fn parts(&self) -> &[ComponentRef];
     fn explain(&self, e: Error) -> Error;
     fn as_any(&self) -> &dyn Any;
     fn keep_alive(&self) -> Boxed<'_, ()>;
@@ -44,8 +44,8 @@ impl<T: Numeric> Erased for PartitionedVector<T> {
         self.partition_ids()
     }
 
-    fn parts(&self) -> Vec<ComponentRef> {
-        self.part_refs().to_vec()
+    fn parts(&self) -> &[ComponentRef] {
+        self.part_refs()
     }
 
     fn explain(&self, e: Error) -> Error {

@@ -85,7 +85,11 @@ impl Array {
         let arrays = e.arrays();
         let array = Array::of(State::Pending(e));
         let mut readers = READERS.lock();
-        readers.retain(|(_, r)| r.strong_count() > 0);
+        // Entries of expressions dropped or evaluated since go.
+        readers.retain(|(_, r)| {
+            r.upgrade()
+                .is_some_and(|cell| matches!(&*cell.lock(), Some(State::Pending(_))))
+        });
         for id in arrays {
             readers.push((id, Arc::downgrade(&array.state)));
         }
