@@ -61,13 +61,7 @@ impl<T: Numeric> Erased for PartitionedVector<T> {
     }
 
     fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Boxed<'a, AnyVector> {
-        Box::pin(async move {
-            if PartitionedVector::layout(self).same_placement(layout) {
-                return Ok(AnyVector::new(self.clone()));
-            }
-            let moved = self.redistribute(layout.spec().clone()).await?;
-            Ok(AnyVector::new(moved))
-        })
+        Box::pin(async move { Ok(AnyVector::new(self.in_layout(layout).await?)) })
     }
 }
 

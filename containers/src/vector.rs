@@ -722,10 +722,16 @@ impl<T: Numeric> PartitionedVector<T> {
         other: &PartitionedVector<U>,
     ) -> Result<PartitionedVector<T>> {
         same_shape(self, other, "aligning")?;
-        if self.meta.layout.same_placement(&other.meta.layout) {
+        self.in_layout(&other.meta.layout).await
+    }
+
+    /// This array's elements in `layout` (of the same shape): `self`
+    /// itself, shared, if the placements already agree.
+    pub(crate) async fn in_layout(&self, layout: &Layout) -> Result<PartitionedVector<T>> {
+        if self.meta.layout.same_placement(layout) {
             return Ok(self.clone());
         }
-        self.redistribute(other.meta.layout.spec().clone()).await
+        self.redistribute(layout.spec().clone()).await
     }
 
     /// Overwrites this array's elements with `source`'s (same shape, any

@@ -30,6 +30,7 @@ const EAGER_FROM: usize = 64;
 
 /// What an [`Array`] holds: an array, or an expression of arrays not yet
 /// evaluated.
+#[derive(Clone)]
 enum State {
     Ready(AnyVector),
     Pending(hpx::AnyExpr),
@@ -98,11 +99,10 @@ impl Array {
 
     /// The expression whose value this is.
     fn expr(&self) -> PyResult<hpx::AnyExpr> {
-        match &*self.state.lock() {
-            Some(State::Ready(a)) => Ok(hpx::AnyExpr::of_any(a)),
-            Some(State::Pending(e)) => Ok(e.clone()),
-            None => Err(raise("HPXError", "the array was dropped")),
-        }
+        Ok(match current(&self.state)? {
+            State::Ready(a) => hpx::AnyExpr::of_any(&a),
+            State::Pending(e) => e,
+        })
     }
 
     /// The array, evaluated first if it is an expression: collectively in
@@ -141,10 +141,9 @@ impl Array {
     /// The array to read from (not collective): an expression is evaluated
     /// for this locality alone and kept only in a job of one locality.
     pub(crate) fn readable(&self, py: Python<'_>) -> PyResult<AnyVector> {
-        let e = match &*self.state.lock() {
-            Some(State::Ready(a)) => return Ok(a.clone()),
-            Some(State::Pending(e)) => e.clone(),
-            None => return Err(raise("HPXError", "the array was dropped")),
+        let e = match current(&self.state)? {
+            State::Ready(a) => return Ok(a),
+            State::Pending(e) => e,
         };
         if !spmd() {
             return self.ready(py);
@@ -166,11 +165,10 @@ impl Array {
 
     /// The layout of the array (or of the expression's value).
     fn layout(&self) -> PyResult<hpx::Layout> {
-        match &*self.state.lock() {
-            Some(State::Ready(a)) => Ok(a.layout().clone()),
-            Some(State::Pending(e)) => Ok(e.layout().clone()),
-            None => Err(raise("HPXError", "the array was dropped")),
-        }
+        Ok(match current(&self.state)? {
+            State::Ready(a) => a.layout().clone(),
+            State::Pending(e) => e.layout().clone(),
+        })
     }
 }
 
@@ -181,13 +179,19 @@ impl Drop for Array {
     }
 }
 
+/// What `cell` holds now (a handle or an expression: cheap clones).
+fn current(cell: &Shared) -> PyResult<State> {
+    cell.lock()
+        .clone()
+        .ok_or_else(|| raise("HPXError", "the array was dropped"))
+}
+
 /// The array in `cell`, evaluated (collectively in a job of several) and
 /// kept if it is an expression.
 fn force(py: Python<'_>, cell: &Shared) -> PyResult<AnyVector> {
-    let e = match &*cell.lock() {
-        Some(State::Ready(a)) => return Ok(a.clone()),
-        Some(State::Pending(e)) => e.clone(),
-        None => return Err(raise("HPXError", "the array was dropped")),
+    let e = match current(cell)? {
+        State::Ready(a) => return Ok(a),
+        State::Pending(e) => e,
     };
     let array = evaluate(py, e)?;
     let previous = cell.lock().replace(State::Ready(array.clone()));
@@ -675,9 +679,9 @@ impl Array {
         );
         let value = if fused {
             let e = self.expr()?;
+            let len: usize = e.shape().iter().product();
             with_dtype!(numpy_name(e.dtype()), T => {
                 let e = e.typed::<T>().map_err(to_py)?;
-                let len: usize = e.clone().into_any().map_err(to_py)?.shape().iter().product();
                 block_failing(py, once(async move {
                     Ok(match name.as_str() {
                         "sum" => Value::of(e.sum().await?),

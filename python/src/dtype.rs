@@ -23,8 +23,9 @@ impl Dt for u64 {}
 impl Dt for u32 {}
 impl Dt for u8 {}
 
-/// The NumPy name of a Rust element type that hpxpy arrays hold.
-pub(crate) fn numpy_name(rust: &str) -> &'static str {
+/// The NumPy name of a Rust element type that hpxpy arrays hold (another
+/// type keeps its Rust name).
+pub(crate) fn numpy_name(rust: &'static str) -> &'static str {
     match rust {
         "f64" => "float64",
         "f32" => "float32",
@@ -33,7 +34,8 @@ pub(crate) fn numpy_name(rust: &str) -> &'static str {
         "u64" => "uint64",
         "u32" => "uint32",
         "u8" => "uint8",
-        _ => "an element type hpxpy does not hold",
+        // Not one of hpxpy's: its Rust name, which `with_dtype!` refuses.
+        other => other,
     }
 }
 
