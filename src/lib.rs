@@ -63,7 +63,7 @@ pub use hpx_runtime::{
     get_locality_id, get_num_localities, locality_addresses, locality_lost, new_component,
     panic_message, post, run_in_process, Action, ActionFuture, ActionResult, Component,
     ComponentAction, ComponentRef, ComponentType, Config, Counters, Error, GlobalId, LocalityId,
-    PodVec, Result, Runtime, Started, EXIT_ABORTED,
+    PodVec, Result, Runtime, SharedBytes, Started, EXIT_ABORTED,
 };
 
 /// What `use hpx::prelude::*;` brings into scope.

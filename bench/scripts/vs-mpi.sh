@@ -24,7 +24,7 @@
 #
 # Environment:
 #   CASES          subset of: pingpong bw allreduce1 barrier allreduceM bcast gather
-#                  (default: all; bw also runs hpx-rs's bwget)
+#                  (default: all; bw also runs hpx-rs's bwshared and bwget)
 #   REPS           launches per program and case (default 3)
 #   WORK           work directory (default /tmp/vs-mpi)
 #   MPIBENCH_SRC   mpibench.c (default: shared/baselines/mpibench.c beside the checkout)
@@ -134,7 +134,8 @@ case_run() {
     done
 }
 
-# hpx_only TEST NP: REPS launches of hpx-rs alone (bwget has no MPI twin).
+# hpx_only TEST NP: REPS launches of hpx-rs alone (bwshared and bwget have no
+# MPI twin).
 hpx_only() {
     local test=$1 np=$2 r hpx
     hpx=$(hpx_cmd "$test" "$np")
@@ -152,8 +153,10 @@ if want pingpong; then
 fi
 if want bw; then
     case_run bw 2
+    hpx_only bwshared 2
     hpx_only bwget 2
     row "bandwidth 64 MiB 0→1: action argument (bw)" 2 GB/s bw bw ge 1.0
+    row "bandwidth 64 MiB 0→1: SharedBytes argument, read in place (bwshared) vs MPI bw" 2 GB/s bwshared bw ge 1.0
     row "bandwidth 64 MiB 1→0: array to_vec (bwget) vs MPI bw" 2 GB/s bwget bw ge 1.0
 fi
 if want allreduce1; then

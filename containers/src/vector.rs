@@ -6,10 +6,10 @@ use std::ops::{Deref, DerefMut, Range};
 use std::sync::Arc;
 
 use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use hpx_runtime::element::ReduceOp;
 use hpx_runtime::{
     async_at, Action, Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result,
-    SharedBytes,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
@@ -26,6 +26,12 @@ type Object = Box<dyn Any + Send + Sync>;
 /// Chunks of at least this many elements are scanned where they live, from
 /// carries (two elements per chunk travel); shorter ones move to blocks.
 const CHUNKED_SCAN: usize = 64;
+/// Bytes of one read from another locality in
+/// [`PartitionedVector::get_range_into`].
+const READ_PIECE: usize = 2 << 20;
+/// Reads in flight to each owner at a time there: one being written by the
+/// owner while the last is copied here.
+const READS_PER_OWNER: usize = 2;
 
 struct Meta {
     layout: Layout,
@@ -555,67 +561,95 @@ impl<T: Numeric> PartitionedVector<T> {
     /// Elements `start..start + out.len()` written into `out` (memory the
     /// caller owns, such as a NumPy array's): partitions held here are
     /// copied straight from their memory, the others read from their owners
-    /// in parallel as raw bytes.
+    /// in parallel as raw bytes, in pieces of at most [`READ_PIECE`] bytes
+    /// so that an owner writes the next piece while this locality copies
+    /// the last one ([`READS_PER_OWNER`] at a time).
     pub async fn get_range_into(&self, start: usize, out: &mut [T]) -> Result<()> {
         let range = start..start.saturating_add(out.len());
         self.check_range(&range)?;
-        let pieces = self.pieces(&range)?;
-        // One read per partition covering its pieces, not one per piece.
-        let mut spans: Vec<Option<(usize, usize)>> = vec![None; self.num_partitions()];
-        for &(p, local, _, n) in &pieces {
-            let span = spans[p].get_or_insert((local, local + n));
-            span.0 = span.0.min(local);
-            span.1 = span.1.max(local + n);
+        // Per partition: its pieces of the range (local index, offset in
+        // `out`, length), in local order, and the span they cover.
+        let mut by_part: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); self.num_partitions()];
+        for (p, local, offset, n) in self.pieces(&range)? {
+            by_part[p].push((local, offset, n));
         }
-        let size = std::mem::size_of::<T>();
-        // Partitions held elsewhere are asked for first, all at once (the
-        // requests leave now), then those held here are copied straight
-        // from their memory into the result while the others answer.
+        let size = std::mem::size_of::<T>().max(1);
         let here = hpx_runtime::find_here();
-        let local: Vec<bool> = self.meta.parts.iter().map(|p| owner(p) == here).collect();
-        let reads: Vec<_> = spans
+        let per_read = (READ_PIECE / size).max(1);
+        // Reads of the partitions held elsewhere, one piece of each in turn
+        // so that every owner is busy from the start.
+        let mut reads: Vec<(usize, usize, usize)> = Vec::new();
+        let spans: Vec<(usize, usize, usize)> = by_part
             .iter()
             .enumerate()
-            .filter(|(p, _)| !local[*p])
-            .filter_map(|(p, span)| {
-                span.map(|(start, end)| {
-                    let (gid, at) = (self.meta.parts[p].gid(), owner(&self.meta.parts[p]));
-                    let read =
-                        async_at(at, partition::part_read, (gid, to_u64(start), to_u64(end)));
-                    async move { Ok::<_, Error>((p, start, read.await?)) }
-                })
+            .filter(|(p, pieces)| !pieces.is_empty() && owner(&self.meta.parts[*p]) != here)
+            .map(|(p, pieces)| {
+                let first = pieces[0].0;
+                let last = pieces[pieces.len() - 1];
+                (p, first, last.0 + last.2)
             })
             .collect();
-        for (p, part) in self.meta.parts.iter().enumerate() {
-            if spans[p].is_some() && local[p] {
-                let view = partition::view::<T>(part.gid())
-                    .await
-                    .map_err(|e| self.explain(e))?;
-                for &(q, from, offset, n) in pieces.iter().filter(|piece| piece.0 == p) {
-                    let piece = view.get(from..from + n).ok_or_else(|| {
-                        Error::Codec(format!(
-                            "partition {q} holds fewer elements than its layout"
-                        ))
-                    })?;
-                    out[offset..offset + n].copy_from_slice(piece);
+        for k in 0usize.. {
+            let before = reads.len();
+            for &(p, from, to) in &spans {
+                let at = from.saturating_add(k.saturating_mul(per_read));
+                if at < to {
+                    reads.push((p, at, (at + per_read).min(to)));
                 }
             }
+            if reads.len() == before {
+                break;
+            }
         }
-        let mut read: Vec<Option<(usize, SharedBytes)>> = vec![None; self.num_partitions()];
-        for r in join_all(reads).await {
-            let (p, start, bytes) = r?;
-            read[p] = Some((start, bytes));
+        let read = |(p, from, to): (usize, usize, usize)| {
+            let (gid, at) = (self.meta.parts[p].gid(), owner(&self.meta.parts[p]));
+            let call = async_at(at, partition::part_read, (gid, to_u64(from), to_u64(to)));
+            async move { Ok::<_, Error>((p, from, to, call.await?)) }
+        };
+        // The first reads leave now; partitions held here are copied
+        // straight from their memory while their owners answer.
+        let mut waiting = reads.into_iter();
+        let mut in_flight: FuturesUnordered<_> = waiting
+            .by_ref()
+            .take(READS_PER_OWNER * spans.len())
+            .map(read)
+            .collect();
+        for (p, pieces) in by_part.iter().enumerate() {
+            if pieces.is_empty() || owner(&self.meta.parts[p]) != here {
+                continue;
+            }
+            let view = partition::view::<T>(self.meta.parts[p].gid())
+                .await
+                .map_err(|e| self.explain(e))?;
+            for &(from, offset, n) in pieces {
+                let piece = view.get(from..from + n).ok_or_else(|| {
+                    Error::Codec(format!(
+                        "partition {p} holds fewer elements than its layout"
+                    ))
+                })?;
+                out[offset..offset + n].copy_from_slice(piece);
+            }
         }
         let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
-        for (p, at, offset, n) in pieces.into_iter().filter(|piece| !local[piece.0]) {
-            let (start, bytes) = read[p]
-                .as_ref()
-                .ok_or_else(|| Error::BadArgument("a partition was not read".into()))?;
-            let from = (at - start) * size;
-            let piece = bytes
-                .get(from..from + n * size)
-                .ok_or_else(|| Error::Codec("a partition sent fewer bytes than asked".into()))?;
-            out_bytes[offset * size..(offset + n) * size].copy_from_slice(piece);
+        while let Some(done) = in_flight.next().await {
+            let (p, from, to, bytes) = done?;
+            if let Some(next) = waiting.next() {
+                in_flight.push(read(next));
+            }
+            if bytes.len() != (to - from) * size {
+                return Err(Error::Codec(format!(
+                    "partition {p} sent {} bytes for elements {from}..{to}",
+                    bytes.len()
+                )));
+            }
+            let pieces = &by_part[p];
+            let first = pieces.partition_point(|&(local, _, n)| local + n <= from);
+            for &(local, offset, n) in pieces[first..].iter().take_while(|piece| piece.0 < to) {
+                let (a, b) = (local.max(from), (local + n).min(to));
+                let at = offset + (a - local);
+                out_bytes[at * size..(at + b - a) * size]
+                    .copy_from_slice(&bytes[(a - from) * size..(b - from) * size]);
+            }
         }
         Ok(())
     }

@@ -26,6 +26,7 @@ pub mod batch;
 mod config;
 mod error;
 pub mod handshake;
+mod lent;
 pub mod liveness;
 mod locality;
 mod loopback;
@@ -46,6 +47,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 pub use config::NetConfig;
 pub use error::TransportError;
+pub use lent::PayloadBuffer;
 pub use locality::LocalityId;
 pub use loopback::LoopbackParcelport;
 pub use parcel::{Parcel, ParcelHeader};
@@ -150,6 +152,15 @@ pub trait Parcelport: Send + Sync + 'static {
         _len: usize,
         _members: &[LocalityId],
     ) -> Option<Result<SharedRegion, TransportError>> {
+        None
+    }
+
+    /// Memory for a payload of up to `capacity` bytes to `dest`, lent by
+    /// the parcelport so that what is written there crosses to `dest`
+    /// without another copy (shared memory: the bulk segment the peer
+    /// maps); `None` where it has none to lend (write the payload anywhere
+    /// and send it as usual).
+    fn payload_buffer(&self, _dest: LocalityId, _capacity: usize) -> Option<PayloadBuffer> {
         None
     }
 

@@ -124,4 +124,8 @@ impl Parcelport for Routed {
     fn awake(&self, on: bool) {
         self.shm.awake(on);
     }
+
+    fn payload_buffer(&self, dest: LocalityId, capacity: usize) -> Option<crate::PayloadBuffer> {
+        self.port(dest).payload_buffer(dest, capacity)
+    }
 }

@@ -79,10 +79,11 @@ pub(crate) async fn run_caught<T>(
 }
 
 /// The type-erased entry point of a registered action: run on locality
-/// `here` with encoded arguments, it gives the encoded result and the credit
-/// that component handles in it minted (to register before the result
-/// leaves, see [`crate::agas`]).
-pub type ActionHandler = fn(LocalityId, &Bytes) -> BoxFuture<'static, Result<(Bytes, Minted)>>;
+/// `here` with encoded arguments from locality `from`, it gives the result,
+/// encoded for `from`, and the credit that component handles in it minted
+/// (to register before the result leaves, see [`crate::agas`]).
+pub type ActionHandler =
+    fn(LocalityId, LocalityId, &Bytes) -> BoxFuture<'static, Result<(Bytes, Minted)>>;
 
 /// One registered action.
 #[derive(Debug)]
@@ -113,6 +114,7 @@ inventory::collect!(ActionEntry);
 
 fn run_encoded<A: Action>(
     here: LocalityId,
+    from: LocalityId,
     args: &Bytes,
 ) -> BoxFuture<'static, Result<(Bytes, Minted)>> {
     // Decoding runs before the action's future, outside its panic guard:
@@ -135,7 +137,7 @@ fn run_encoded<A: Action>(
             ))
         })?;
         let out = A::invoke(args).await?;
-        codec::encode_minting(&out)
+        codec::encode_minting(&out, from)
     })
 }
 

@@ -151,7 +151,7 @@ pub fn async_at<A: Action>(
     if locality.0 >= rt.num_localities() {
         return ActionFuture::ready(Err(Error::NoSuchLocality(locality)));
     }
-    let (payload, minted) = match codec::encode_minting(&args) {
+    let (payload, minted) = match codec::encode_minting(&args, locality) {
         Ok(encoded) => encoded,
         Err(e) => return ActionFuture::ready(Err(e)),
     };
@@ -217,7 +217,7 @@ pub fn post<A: Action>(locality: LocalityId, _action: A, args: A::Args) -> Resul
     if locality.0 >= rt.num_localities() {
         return Err(Error::NoSuchLocality(locality));
     }
-    let (payload, minted) = codec::encode_minting(&args)?;
+    let (payload, minted) = codec::encode_minting(&args, locality)?;
     if minted.is_empty() {
         return rt.post(locality, A::ID, payload);
     }

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::gid::GlobalId;
+use crate::LocalityId;
 use crate::{Error, Result};
 
 /// Upper bound on what a decoder may be asked to allocate (1 GiB).
@@ -26,10 +27,23 @@ fn config() -> impl bincode::config::Config {
 /// Encodes a value. Large values are written into a buffer kept for reuse
 /// ([`crate::memory::buffer`]) that goes back once the bytes are dropped.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
-    let mut out = Encoded(Vec::new());
+    encode_with(value, None)
+}
+
+/// [`encode`] for a payload to `to`: large values are written straight
+/// into memory the transport lends for it (a shared-memory segment that
+/// `to` maps), where it has some.
+fn encode_with<T: Serialize + ?Sized>(value: &T, to: Option<LocalityId>) -> Result<Bytes> {
+    let mut out = Encoded {
+        sink: Sink::Vec(Vec::new()),
+        to,
+    };
     bincode::serde::encode_into_writer(value, &mut out, config())
         .map_err(|e| Error::Codec(e.to_string()))?;
-    Ok(crate::memory::shared(out.0))
+    Ok(match out.sink {
+        Sink::Vec(v) => crate::memory::shared(v),
+        Sink::Lent { buf, len } => buf.freeze(len),
+    })
 }
 
 /// Encodes a value into a plain vector, for callers that put several
@@ -76,21 +90,81 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<(
 }
 
 /// Where [`encode`] writes: a small vector, moved into a reusable large
-/// buffer when a large block (a bulk buffer's bytes) comes.
-struct Encoded(Vec<u8>);
+/// buffer, or into memory the transport lends for the destination, when a
+/// large block (a bulk buffer's bytes) comes.
+struct Encoded {
+    sink: Sink,
+    /// The destination, for lent memory.
+    to: Option<LocalityId>,
+}
+
+enum Sink {
+    Vec(Vec<u8>),
+    /// The first `len` bytes of `buf` are written.
+    Lent {
+        buf: hpx_parcelport::PayloadBuffer,
+        len: usize,
+    },
+}
 
 /// Room left after a large block for what follows it.
 const AFTER_LARGE: usize = 4096;
 
+impl Encoded {
+    /// A buffer for `need` bytes and what may follow: lent for the
+    /// destination if the transport has one, else a reusable one.
+    fn grow(&mut self, written: &[u8], need: usize) {
+        let room = need.saturating_add(AFTER_LARGE);
+        let lent = self
+            .to
+            .and_then(|to| crate::context::current().ok()?.payload_buffer(to, room));
+        self.sink = match lent {
+            Some(mut buf) if buf.capacity() >= room => {
+                buf.memory()[..written.len()].copy_from_slice(written);
+                Sink::Lent {
+                    buf,
+                    len: written.len(),
+                }
+            }
+            _ => {
+                let mut large = crate::memory::buffer(room);
+                large.extend_from_slice(written);
+                Sink::Vec(large)
+            }
+        };
+    }
+}
+
 impl bincode::enc::write::Writer for Encoded {
     fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), bincode::error::EncodeError> {
-        let need = self.0.len().saturating_add(bytes.len());
-        if bytes.len() >= crate::memory::POOLED_FROM && need > self.0.capacity() {
-            let mut large = crate::memory::buffer(need.saturating_add(AFTER_LARGE));
-            large.extend_from_slice(&self.0);
-            self.0 = large;
+        match &mut self.sink {
+            Sink::Vec(v) => {
+                let need = v.len().saturating_add(bytes.len());
+                if bytes.len() >= crate::memory::POOLED_FROM && need > v.capacity() {
+                    let written = std::mem::take(v);
+                    self.grow(&written, need);
+                    return self.write(bytes);
+                }
+                v.extend_from_slice(bytes);
+            }
+            Sink::Lent { buf, len } => {
+                let end = len.saturating_add(bytes.len());
+                match buf.memory().get_mut(*len..end) {
+                    Some(room) => {
+                        room.copy_from_slice(bytes);
+                        *len = end;
+                    }
+                    None => {
+                        // More than the room left after the large block:
+                        // on in a buffer of our own.
+                        let mut large = crate::memory::buffer(end.saturating_add(AFTER_LARGE));
+                        large.extend_from_slice(&buf.memory()[..*len]);
+                        large.extend_from_slice(bytes);
+                        self.sink = Sink::Vec(large);
+                    }
+                }
+            }
         }
-        self.0.extend_from_slice(bytes);
         Ok(())
     }
 }
@@ -155,7 +229,10 @@ thread_local! {
 /// Encodes a value to send to another locality, returning the credit that
 /// component handles inside it minted (see [`crate::agas`]): the owners must
 /// learn of it before the bytes leave this locality.
-pub(crate) fn encode_minting<T: Serialize + ?Sized>(value: &T) -> Result<(Bytes, Minted)> {
+pub(crate) fn encode_minting<T: Serialize + ?Sized>(
+    value: &T,
+    to: LocalityId,
+) -> Result<(Bytes, Minted)> {
     /// Ends the recording, also when a `Serialize` panics: the thread must
     /// not go on recording credit into a message it no longer encodes.
     struct Recording;
@@ -166,7 +243,7 @@ pub(crate) fn encode_minting<T: Serialize + ?Sized>(value: &T) -> Result<(Bytes,
     }
     MINTED.with(|m| *m.borrow_mut() = Some(Vec::new()));
     let recording = Recording;
-    let bytes = encode(value);
+    let bytes = encode_with(value, Some(to));
     let minted = MINTED.with(|m| m.borrow_mut().take()).unwrap_or_default();
     drop(recording);
     bytes.map(|b| (b, minted))
@@ -377,7 +454,7 @@ mod tests {
                 panic!("a bad Serialize")
             }
         }
-        assert!(std::panic::catch_unwind(|| encode_minting(&Panics)).is_err());
+        assert!(std::panic::catch_unwind(|| encode_minting(&Panics, LocalityId(1))).is_err());
         assert!(!sending(), "still recording after the panic");
     }
 

@@ -10,7 +10,7 @@
 //! (`bench/scripts/vs-mpi.sh` runs both programs case by case and prints
 //! the table of ratios.)
 //!
-//! Tests (mpibench's, plus `bwget`):
+//! Tests (mpibench's, plus `bwshared` and `bwget`):
 //!
 //! - `pingpong`: an 8-byte action (`u64` argument, `u64` result) called
 //!   from locality 0 on locality 1 and awaited, back to back; µs per round
@@ -19,6 +19,10 @@
 //!   each call awaited (so locality 0's clock covers full delivery, as the
 //!   acknowledgement of mpibench does); GB/s (10^9 bytes/s), timed on
 //!   locality 0.
+//! - `bwshared`: as `bw`, with a [`SharedBytes`] argument: locality 1's
+//!   action reads the bytes where they arrived (the shared-memory segment
+//!   locality 0 encoded them into) instead of owning a copy, as MPI's
+//!   receiver reads a buffer it reuses; GB/s.
 //! - `bwget`: the same 64 MiB the other way round, the way a distributed
 //!   array is read: a `PartitionedVector<u8>` of 64 MiB held entirely by
 //!   locality 1 (one partition, `Distribution::Explicit`), made by locality
@@ -65,7 +69,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use hpx::prelude::*;
-use hpx::Error;
+use hpx::{Error, SharedBytes};
 
 /// One mebibyte.
 const MIB: usize = 1024 * 1024;
@@ -79,7 +83,7 @@ const BW_FILL: u8 = 0x5a;
 const DEFAULT_REPS: usize = 5;
 /// How to call the program.
 const USAGE: &str = "usage: hpxrun -l N vs_mpi <test> [reps] [iters], <test> one of \
-                     pingpong, bw, bwget, allreduce1, allreduceM, barrier, bcast, gather \
+                     pingpong, bw, bwshared, bwget, allreduce1, allreduceM, barrier, bcast, gather \
                      (reps default 5; iters 0 or absent: the test's default)";
 
 /// The tests, named as mpibench names them (`bwget` is extra).
@@ -89,6 +93,8 @@ enum Test {
     PingPong,
     /// 64 MiB action argument 0 → 1.
     Bw,
+    /// 64 MiB shared-bytes action argument 0 → 1.
+    BwShared,
     /// 64 MiB array held by 1 read by 0.
     BwGet,
     /// All-reduce of one `f64`.
@@ -105,9 +111,10 @@ enum Test {
 
 impl Test {
     /// Every test, in the order of the usage line.
-    const ALL: [Test; 8] = [
+    const ALL: [Test; 9] = [
         Test::PingPong,
         Test::Bw,
+        Test::BwShared,
         Test::BwGet,
         Test::AllReduce1,
         Test::AllReduceM,
@@ -121,6 +128,7 @@ impl Test {
         match self {
             Test::PingPong => "pingpong",
             Test::Bw => "bw",
+            Test::BwShared => "bwshared",
             Test::BwGet => "bwget",
             Test::AllReduce1 => "allreduce1",
             Test::AllReduceM => "allreduceM",
@@ -139,13 +147,21 @@ impl Test {
     fn default_iters(self) -> usize {
         match self {
             Test::PingPong | Test::AllReduce1 | Test::Barrier => 10_000,
-            Test::Bw | Test::BwGet | Test::AllReduceM | Test::Bcast | Test::Gather => 20,
+            Test::Bw
+            | Test::BwShared
+            | Test::BwGet
+            | Test::AllReduceM
+            | Test::Bcast
+            | Test::Gather => 20,
         }
     }
 
     /// Whether the test needs localities 0 and 1.
     fn needs_two(self) -> bool {
-        matches!(self, Test::PingPong | Test::Bw | Test::BwGet)
+        matches!(
+            self,
+            Test::PingPong | Test::Bw | Test::BwShared | Test::BwGet
+        )
     }
 }
 
@@ -245,6 +261,17 @@ async fn echo(x: u64) -> u64 {
 /// byte, for the check.
 #[hpx::action]
 async fn receive(bytes: PodVec<u8>) -> (u64, u8, u8) {
+    ends(&bytes)
+}
+
+/// Receives the 64 MiB of `bwshared` where they arrived; as [`receive`].
+#[hpx::action]
+async fn receive_shared(bytes: SharedBytes) -> (u64, u8, u8) {
+    ends(&bytes)
+}
+
+/// The length and first and last byte of `bytes`.
+fn ends(bytes: &[u8]) -> (u64, u8, u8) {
     (
         bytes.len() as u64,
         bytes.first().copied().unwrap_or(0),
@@ -278,21 +305,28 @@ async fn pingpong(reps: usize, iters: usize) -> Result<(), Error> {
     hpx::barrier().await
 }
 
-/// `bw`: 64 MiB action arguments 0 → 1, each call awaited; GB/s.
-async fn bw(reps: usize, iters: usize) -> Result<(), Error> {
-    let test = Test::Bw;
+/// `bw` (and `bwshared`, with `shared`): 64 MiB action arguments 0 → 1,
+/// each call awaited; GB/s.
+async fn bw(reps: usize, iters: usize, shared: bool) -> Result<(), Error> {
+    let test = if shared { Test::BwShared } else { Test::Bw };
     let sender = hpx::get_locality_id() == 0;
-    let block = PodVec(vec![if sender { BW_FILL } else { 0 }; BW_BYTES]);
+    let block = vec![if sender { BW_FILL } else { 0 }; BW_BYTES];
+    let view = SharedBytes::from(block.clone());
     for rep in repetitions(reps) {
         let n = if rep.is_some() { iters } else { 2 };
-        let arguments: Vec<PodVec<u8>> = if sender {
-            (0..n).map(|_| block.clone()).collect()
+        let arguments: Vec<PodVec<u8>> = if sender && !shared {
+            (0..n).map(|_| PodVec(block.clone())).collect()
         } else {
             Vec::new()
         };
         hpx::barrier().await?;
         let start = Instant::now();
         let mut last = None;
+        if shared && sender {
+            for _ in 0..n {
+                last = Some(hpx::async_at(LocalityId(1), receive_shared, view.clone()).await?);
+            }
+        }
         for argument in arguments {
             last = Some(hpx::async_at(LocalityId(1), receive, argument).await?);
         }
@@ -561,7 +595,8 @@ async fn main() -> Result<(), Error> {
     }
     match test {
         Test::PingPong => pingpong(reps, iters).await,
-        Test::Bw => bw(reps, iters).await,
+        Test::Bw => bw(reps, iters, false).await,
+        Test::BwShared => bw(reps, iters, true).await,
         Test::BwGet => bwget(reps, iters).await,
         Test::AllReduce1 => allreduce1(reps, iters).await,
         Test::AllReduceM => allreduce_m(reps, iters).await,

@@ -18,6 +18,13 @@
 //! slice. A kept segment the sender gives up is marked retired, and the
 //! receiver drops its mapping when it next hears from that sender.
 //!
+//! A sender can also *lend* a free kept segment to the layer above
+//! ([`Outgoing::lend`]), which encodes its payload straight into it; when
+//! that payload is sent, the segment is handed over as it is, so the bytes
+//! cross with no copy of the transport's own. A segment is lent or written
+//! again only when no slice of a payload lent from it is left on the
+//! sending side.
+//!
 //! The receiver trusts nothing in a segment but what it checks: the id and
 //! the length from the ring, the segment's size, its state. Segments are
 //! files of this job only (their names are made here from numbers, never
@@ -48,6 +55,8 @@ const FREE: u32 = 0;
 const FULL: u32 = 1;
 /// The sender gave it up: the receiver unmaps it.
 const RETIRED: u32 = 2;
+/// Lent to the layer above on the sending side, being written.
+const LENT: u32 = 3;
 
 /// The ring record for a payload in a bulk segment: its id and length.
 pub(super) const NOTE_LEN: usize = 12;
@@ -63,7 +72,18 @@ pub(super) fn bulk_prefix(job: &str, s: LocalityId) -> String {
 
 struct Kept {
     id: u32,
-    seg: Segment,
+    /// Shared with the payloads lent from it ([`LentSegment`]).
+    seg: Arc<Segment>,
+}
+
+impl Kept {
+    /// Free for a payload of `len` bytes: the receiver is done with it, and
+    /// nothing lent from it is alive here.
+    fn free_for(&self, len: usize) -> bool {
+        self.seg.len() - HEADER >= len
+            && Arc::strong_count(&self.seg) == 1
+            && self.seg.u32_at(STATE_AT).load(Ordering::Acquire) == FREE
+    }
 }
 
 /// The sending side's segments to one peer.
@@ -91,32 +111,20 @@ impl Outgoing {
         payload: &[u8],
     ) -> std::io::Result<Bytes> {
         let len = payload.len();
+        if let Some(id) = self.lent_as(payload) {
+            return Ok(self.hand_over(id, len));
+        }
         let reuse = self
             .kept
             .iter()
-            .filter(|k| {
-                k.seg.len() - HEADER >= len
-                    && k.seg.u32_at(STATE_AT).load(Ordering::Acquire) == FREE
-            })
+            .filter(|k| k.free_for(len))
             .min_by_key(|k| k.seg.len())
             .map(|k| k.id);
         let (id, one_shot) = match reuse {
             Some(id) => (id, None),
             None => {
-                let size = (len + HEADER).div_ceil(GRAIN) * GRAIN;
-                let keep = self.room_for(place, size);
-                let id = self.next_id;
-                self.next_id = self.next_id.wrapping_add(1);
-                let seg =
-                    Segment::create(&bulk_path(place.dir, place.job, place.here, dest, id), size)?;
-                seg.u32_at(KEEP_AT)
-                    .store(u32::from(keep), Ordering::Relaxed);
-                if keep {
-                    self.kept.push(Kept { id, seg });
-                    (id, None)
-                } else {
-                    (id, Some(seg))
-                }
+                let (id, seg, keep) = self.create(place, dest, len)?;
+                (id, (!keep).then_some(seg))
             }
         };
         let seg = match &one_shot {
@@ -129,10 +137,94 @@ impl Outgoing {
         seg.write(HEADER, payload);
         seg.u64_at(LEN_AT).store(len as u64, Ordering::Relaxed);
         seg.u32_at(STATE_AT).store(FULL, Ordering::Release);
-        let mut note = Vec::with_capacity(NOTE_LEN);
-        note.extend_from_slice(&id.to_le_bytes());
-        note.extend_from_slice(&(len as u64).to_le_bytes());
-        Ok(Bytes::from(note))
+        Ok(note(id, len))
+    }
+
+    /// A new segment for a payload of `len` bytes to `dest`: its id, the
+    /// segment, and whether it is kept (in `self.kept` then).
+    fn create(
+        &mut self,
+        place: &Place<'_>,
+        dest: LocalityId,
+        len: usize,
+    ) -> std::io::Result<(u32, Arc<Segment>, bool)> {
+        let size = (len + HEADER).div_ceil(GRAIN) * GRAIN;
+        let keep = self.room_for(place, size);
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let made = Segment::create(&bulk_path(place.dir, place.job, place.here, dest, id), size);
+        let seg = match made {
+            Ok(seg) => Arc::new(seg),
+            Err(e) => {
+                if keep {
+                    place.kept_bytes.fetch_sub(size, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
+        };
+        seg.u32_at(KEEP_AT)
+            .store(u32::from(keep), Ordering::Relaxed);
+        if keep {
+            self.kept.push(Kept {
+                id,
+                seg: seg.clone(),
+            });
+        }
+        Ok((id, seg, keep))
+    }
+
+    /// Lends a kept segment to `dest` with room for `capacity` bytes, to be
+    /// written in place and then sent; `None` where none is free and no
+    /// new one may be kept.
+    pub(super) fn lend(
+        &mut self,
+        place: &Place<'_>,
+        dest: LocalityId,
+        capacity: usize,
+    ) -> Option<LentSegment> {
+        let free = self
+            .kept
+            .iter()
+            .filter(|k| k.free_for(capacity))
+            .min_by_key(|k| k.seg.len())
+            .map(|k| k.seg.clone());
+        let seg = match free {
+            Some(seg) => seg,
+            None => match self.create(place, dest, capacity) {
+                Ok((_, seg, true)) => seg,
+                // A segment that may not be kept is not lent: it goes when
+                // the payload is dropped, and the next one starts cold.
+                Ok((id, _, false)) => {
+                    let _ =
+                        std::fs::remove_file(bulk_path(place.dir, place.job, place.here, dest, id));
+                    return None;
+                }
+                Err(_) => return None,
+            },
+        };
+        seg.u32_at(STATE_AT).store(LENT, Ordering::Release);
+        Some(LentSegment { seg: Some(seg) })
+    }
+
+    /// The kept segment whose lent memory `payload` is, if it is one.
+    fn lent_as(&self, payload: &[u8]) -> Option<u32> {
+        self.kept
+            .iter()
+            .find(|k| {
+                k.seg.u32_at(STATE_AT).load(Ordering::Acquire) == LENT
+                    && std::ptr::eq(k.seg.bytes(HEADER, 0).as_ptr(), payload.as_ptr())
+                    && payload.len() <= k.seg.len() - HEADER
+            })
+            .map(|k| k.id)
+    }
+
+    /// Hands lent segment `id`, written with `len` bytes, to the receiver.
+    fn hand_over(&self, id: u32, len: usize) -> Bytes {
+        if let Some(k) = self.kept.iter().find(|k| k.id == id) {
+            k.seg.u64_at(LEN_AT).store(len as u64, Ordering::Relaxed);
+            k.seg.u32_at(STATE_AT).store(FULL, Ordering::Release);
+        }
+        note(id, len)
     }
 
     /// Whether a segment of `size` bytes may be kept, retiring free kept
@@ -168,6 +260,80 @@ impl Outgoing {
             k.seg.u32_at(STATE_AT).store(RETIRED, Ordering::Release);
             kept_bytes.fetch_sub(k.seg.len(), Ordering::Relaxed);
         }
+    }
+}
+
+/// The ring record for payload `id` of `len` bytes.
+fn note(id: u32, len: usize) -> Bytes {
+    let mut note = Vec::with_capacity(NOTE_LEN);
+    note.extend_from_slice(&id.to_le_bytes());
+    note.extend_from_slice(&(len as u64).to_le_bytes());
+    Bytes::from(note)
+}
+
+/// A kept segment lent to the layer above on the sending side
+/// ([`Outgoing::lend`]); `None` once frozen into a payload.
+pub(super) struct LentSegment {
+    seg: Option<Arc<Segment>>,
+}
+
+impl crate::lent::Lend for LentSegment {
+    fn memory(&mut self) -> &mut [u8] {
+        match &self.seg {
+            // SAFETY: the segment is LENT: the receiver does not read it
+            // before it is handed over, and the sender neither lends nor
+            // writes it while this Arc (or a payload frozen from it) lives.
+            Some(seg) => unsafe { seg.bytes_mut(HEADER, seg.len() - HEADER) },
+            None => &mut [],
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.seg.as_ref().map_or(0, |seg| seg.len() - HEADER)
+    }
+
+    fn freeze(mut self: Box<Self>, len: usize) -> Bytes {
+        match self.seg.take() {
+            Some(seg) => {
+                let len = len.min(seg.len() - HEADER);
+                Bytes::from_owner(LentPayload { seg, len })
+            }
+            None => Bytes::new(),
+        }
+    }
+}
+
+impl Drop for LentSegment {
+    fn drop(&mut self) {
+        if let Some(seg) = &self.seg {
+            give_back(seg);
+        }
+    }
+}
+
+/// Marks a lent segment free again (not if it was handed over meanwhile).
+fn give_back(seg: &Segment) {
+    let _ = seg
+        .u32_at(STATE_AT)
+        .compare_exchange(LENT, FREE, Ordering::Release, Ordering::Relaxed);
+}
+
+/// A payload written into a lent segment, as sent: handed over by
+/// [`Outgoing::put`], or given back when dropped unsent.
+struct LentPayload {
+    seg: Arc<Segment>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for LentPayload {
+    fn as_ref(&self) -> &[u8] {
+        self.seg.bytes(HEADER, self.len)
+    }
+}
+
+impl Drop for LentPayload {
+    fn drop(&mut self) {
+        give_back(&self.seg);
     }
 }
 
@@ -311,6 +477,73 @@ mod tests {
         let note4 = out.put(&place(&dir, &job, 1, &kept), r, &later).unwrap();
         inc.take(&dir, &job, s, r, &note4, 8 << 20).unwrap();
         assert!(inc.mapped.len() <= 1, "retired segments are unmapped");
+    }
+
+    #[test]
+    fn lent_segments_cross_without_a_copy_and_come_back() {
+        use crate::lent::Lend;
+        /// Removes the segments the test made, also when it fails.
+        struct Clean(PathBuf, String);
+        impl Drop for Clean {
+            fn drop(&mut self) {
+                for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&self.1) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        let dir = std::env::temp_dir();
+        let job = crate::shared::job_tag(format!("lent-{}", std::process::id()).as_bytes());
+        let _clean = Clean(dir.clone(), bulk_prefix(&job, LocalityId(5)));
+        let kept = AtomicUsize::new(0);
+        let (s, r) = (LocalityId(5), LocalityId(6));
+        let mut out = Outgoing::default();
+        let mut inc = Incoming::default();
+        let at = place(&dir, &job, 5, &kept);
+        let mut lent = out.lend(&at, r, 3 << 20).unwrap();
+        assert!(lent.capacity() >= 3 << 20);
+        lent.memory()[..5].copy_from_slice(b"hello");
+        let payload = Box::new(lent).freeze(5);
+        assert!(
+            out.lend(&at, r, 1 << 20).is_some_and(|other| !std::ptr::eq(
+                other.seg.as_ref().unwrap().bytes(HEADER, 0).as_ptr(),
+                payload.as_ptr()
+            )),
+            "a lent segment is not lent twice"
+        );
+        let note = out.put(&at, r, &payload).unwrap();
+        let got = inc.take(&dir, &job, s, r, &note, 8 << 20).unwrap();
+        assert_eq!(&got[..], b"hello");
+        assert_eq!(
+            note_ptr(&out, &note),
+            payload.as_ptr(),
+            "the lent segment itself is handed over"
+        );
+        drop(got);
+        // The receiver is done, but the sender still holds the payload: the
+        // segment is neither lent nor written again until it drops it.
+        let copy = out.put(&at, r, &[7u8; 2 << 20]).unwrap();
+        assert_ne!(&note[..4], &copy[..4], "another segment");
+        drop(payload);
+        let again = out.lend(&at, r, 3 << 20).unwrap();
+        assert_eq!(
+            again.seg.as_ref().unwrap().bytes(HEADER, 0).as_ptr(),
+            note_ptr(&out, &note)
+        );
+        // Dropped unsent: free again for the next payload.
+        drop(again);
+        let reused = out.put(&at, r, &[8u8; 3 << 20]).unwrap();
+        assert_eq!(&reused[..4], &note[..4]);
+        out.release(&kept);
+        assert_eq!(kept.load(Ordering::Relaxed), 0);
+    }
+
+    /// Where the payload of `note` starts on the sending side.
+    fn note_ptr(out: &Outgoing, note: &[u8]) -> *const u8 {
+        let id = u32::from_le_bytes([note[0], note[1], note[2], note[3]]);
+        let k = out.kept.iter().find(|k| k.id == id).unwrap();
+        k.seg.bytes(HEADER, 0).as_ptr()
     }
 
     #[test]

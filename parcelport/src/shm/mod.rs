@@ -522,6 +522,25 @@ impl Parcelport for ShmParcelport {
         self.inner.progress()
     }
 
+    fn payload_buffer(&self, dest: LocalityId, capacity: usize) -> Option<crate::PayloadBuffer> {
+        let inner = &self.inner;
+        if dest == inner.here || inner.closing.load(Ordering::Relaxed) {
+            return None;
+        }
+        let peer = inner.peer(dest).ok()?;
+        if peer.lost.get().is_some() {
+            return None;
+        }
+        let place = bulk::Place {
+            dir: &inner.dir,
+            job: &inner.job,
+            here: inner.here,
+            kept_bytes: &inner.kept_bytes,
+        };
+        let lent = peer.bulk_out.lock().lend(&place, dest, capacity)?;
+        Some(crate::PayloadBuffer::new(lent))
+    }
+
     fn shared_region(
         &self,
         key: &str,

@@ -223,7 +223,7 @@ impl Locality {
                 let (outcome, waited) = trace::watched(run_caught(
                     here,
                     entry.name,
-                    (entry.handler)(here, &payload),
+                    (entry.handler)(here, header.source, &payload),
                 ))
                 .await;
                 self.action_ran(index, entry.name, started, waited);

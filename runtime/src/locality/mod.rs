@@ -228,6 +228,16 @@ impl Locality {
         self.port.addresses()
     }
 
+    /// Memory the transport lends for a payload of up to `capacity` bytes
+    /// to `dest` (see [`hpx_parcelport::Parcelport::payload_buffer`]).
+    pub(crate) fn payload_buffer(
+        &self,
+        dest: LocalityId,
+        capacity: usize,
+    ) -> Option<hpx_parcelport::PayloadBuffer> {
+        self.port.payload_buffer(dest, capacity)
+    }
+
     /// The region of shared memory `key` for `members` of this host (see
     /// [`crate::shared_region`]).
     pub(crate) fn shared_region(
