@@ -394,6 +394,40 @@ async fn check_functions() -> Result<(), String> {
     Ok(())
 }
 
+/// Reads of arrays whose partitions are larger than one read from another
+/// locality (2 MiB): a partition is read in several pieces, and a piece of
+/// the layout can straddle two of them.
+async fn check_large_reads<T: TestElem>(len: usize, n: u32) -> Result<(), String> {
+    let source: Vec<T> = (0..len).map(T::make).collect();
+    for dist in [
+        Distribution::Block,
+        Distribution::Cyclic,
+        Distribution::BlockCyclic(1000),
+        Distribution::Explicit {
+            sizes: vec![len / 3, len - len / 3],
+            localities: vec![LocalityId(n - 1), LocalityId(0)],
+        },
+    ] {
+        let what = format!("{len} {} {dist:?}", std::any::type_name::<T>());
+        let a = hpx::from_vec(source.clone(), dist.clone())
+            .await
+            .map_err(s)?;
+        ensure(
+            a.to_vec().await.map_err(s)? == source,
+            format!("{what}: to_vec"),
+        )?;
+        let mid = len / 5 + 1..len - len / 7;
+        ensure(
+            a.get_range(mid.clone()).await.map_err(s)? == source[mid.clone()],
+            format!("{what}: get_range({mid:?})"),
+        )?;
+        let mut into = vec![T::zero(); 3];
+        a.get_range_into(len - 3, &mut into).await.map_err(s)?;
+        ensure(into == source[len - 3..], format!("{what}: the last three"))?;
+    }
+    Ok(())
+}
+
 #[test]
 fn arrays_match_a_serial_reference() {
     if in_locality() {
@@ -411,6 +445,8 @@ fn arrays_match_a_serial_reference() {
                 }
             }
             check_functions().await?;
+            check_large_reads::<f64>(700_001, n).await?;
+            check_large_reads::<u8>(5_000_003, n).await?;
             println!("RESULT matrix ok");
             done("arrays_match_a_serial_reference");
             Ok(())
