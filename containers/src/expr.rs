@@ -145,7 +145,16 @@ pub(crate) fn types(steps: &[Step], inputs: &[&'static str]) -> Result<Vec<&'sta
             }
             Step::Unary(op, a) if op.is_float_valued() => by_dtype!(at(a)?, float_name)?,
             Step::Unary(_, a) => at(a)?,
-            Step::Binary(op, a, b) => same(a, b, op.name())?,
+            Step::Binary(op, a, b) => {
+                let t = same(a, b, op.name())?;
+                if op.is_float_only() && !matches!(t, "f32" | "f64") {
+                    return Err(Error::BadArgument(format!(
+                        "{} of {t}: convert to a floating-point type first",
+                        op.name()
+                    )));
+                }
+                t
+            }
             Step::Compare(op, a, b) => {
                 same(a, b, op.name())?;
                 "u8"

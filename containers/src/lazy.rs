@@ -184,9 +184,9 @@ impl AnyExpr {
         Ok(self.with_scalar(s)?.0)
     }
 
-    /// `op` of every element: `Neg` and `Abs` keep the element type (NumPy
-    /// wraps integers), the other functions give the type's float (`f32`
-    /// stays `f32`, the others give `f64`).
+    /// `op` of every element: `Neg`, `Abs`, `Sign` and the roundings keep
+    /// the element type (NumPy wraps integers), the other functions give
+    /// the type's float (`f32` stays `f32`, the others give `f64`).
     pub fn unary(&self, op: UnaryOp) -> Result<AnyExpr> {
         let a = self.root();
         self.clone().push(Step::Unary(op, a))
@@ -436,8 +436,9 @@ impl<T: Numeric> Expr<T> {
         self.then(|a| a.binary_scalar(op, s, scalar_first))
     }
 
-    /// `-x` or `|x|` of every element, in the element type (NumPy wraps
-    /// integers); a float-valued function is an error: use
+    /// A function that keeps the element type (`Neg`, `Abs`, `Sign`,
+    /// `Floor`, `Ceil`, `Trunc`, `Rint`; NumPy wraps integers, roundings
+    /// keep them); a float-valued function is an error: use
     /// [`unary_float`](Self::unary_float).
     pub fn unary(self, op: UnaryOp) -> Expr<T> {
         self.then(|a| {
@@ -452,7 +453,9 @@ impl<T: Numeric> Expr<T> {
     }
 
     /// A function of every element in `T::Float` (f64 for integers, like
-    /// NumPy): `sqrt exp log sin cos`, and `neg abs` as floats.
+    /// NumPy): the float-valued ones (`Sqrt`, `Exp`, `Log`, `Sin`, `Tan`,
+    /// `Arctanh`, ... see [`UnaryOp`]), and the others on the values as
+    /// floats.
     pub fn unary_float(self, op: UnaryOp) -> Expr<T::Float> {
         self.then(|a| {
             if op.is_float_valued() {

@@ -43,6 +43,17 @@ pub enum BinaryOp {
     Minimum,
     /// The larger operand (NaN if either is NaN).
     Maximum,
+    /// The angle of the point `(b, a)`, NumPy's `arctan2(a, b)`
+    /// (floating-point types only).
+    Arctan2,
+    /// `sqrt(a² + b²)` without overflow on the way (floating-point types
+    /// only).
+    Hypot,
+    /// `a` with the sign of `b` (floating-point types only).
+    Copysign,
+    /// The remainder with the sign of the dividend, C's `fmod` (a zero
+    /// integer divisor is an error).
+    Fmod,
 }
 
 impl BinaryOp {
@@ -57,7 +68,19 @@ impl BinaryOp {
             BinaryOp::Pow => "pow",
             BinaryOp::Minimum => "minimum",
             BinaryOp::Maximum => "maximum",
+            BinaryOp::Arctan2 => "arctan2",
+            BinaryOp::Hypot => "hypot",
+            BinaryOp::Copysign => "copysign",
+            BinaryOp::Fmod => "fmod",
         }
+    }
+
+    /// Whether the operation is defined for floating-point types only.
+    pub fn is_float_only(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Arctan2 | BinaryOp::Hypot | BinaryOp::Copysign
+        )
     }
 }
 
@@ -68,37 +91,199 @@ pub enum UnaryOp {
     Neg,
     /// `|a|` (the minimum of a signed type wraps to itself, like NumPy).
     Abs,
+    /// -1, 0 or 1 by the sign of `a` (NaN stays NaN), in `a`'s type.
+    Sign,
+    /// The largest integer not above `a` (integers are kept as they are).
+    Floor,
+    /// The smallest integer not below `a` (integers are kept).
+    Ceil,
+    /// `a` rounded toward zero (integers are kept).
+    Trunc,
+    /// `a` rounded to the nearest integer, halves to even (NumPy's `rint`
+    /// and `round`; integers are kept).
+    Rint,
     /// The square root (NaN for negative numbers).
     Sqrt,
+    /// The cube root.
+    Cbrt,
     /// `e ** a`.
     Exp,
+    /// `2 ** a`.
+    Exp2,
+    /// `e ** a - 1`, exact near 0.
+    Expm1,
     /// The natural logarithm (`log(0)` is `-inf`, negative numbers give NaN).
     Log,
+    /// The base-2 logarithm.
+    Log2,
+    /// The base-10 logarithm.
+    Log10,
+    /// `log(1 + a)`, exact near 0.
+    Log1p,
     /// The sine (radians).
     Sin,
     /// The cosine (radians).
     Cos,
+    /// The tangent (radians).
+    Tan,
+    /// The inverse sine (NaN outside [-1, 1]).
+    Arcsin,
+    /// The inverse cosine (NaN outside [-1, 1]).
+    Arccos,
+    /// The inverse tangent.
+    Arctan,
+    /// The hyperbolic sine.
+    Sinh,
+    /// The hyperbolic cosine.
+    Cosh,
+    /// The hyperbolic tangent.
+    Tanh,
+    /// The inverse hyperbolic sine.
+    Arcsinh,
+    /// The inverse hyperbolic cosine (NaN below 1).
+    Arccosh,
+    /// The inverse hyperbolic tangent (NaN outside [-1, 1]).
+    Arctanh,
 }
 
 impl UnaryOp {
-    /// The function's name, as used in error messages.
+    /// Every function, for lookups by name.
+    pub const ALL: [UnaryOp; 28] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Trunc,
+        UnaryOp::Rint,
+        UnaryOp::Sqrt,
+        UnaryOp::Cbrt,
+        UnaryOp::Exp,
+        UnaryOp::Exp2,
+        UnaryOp::Expm1,
+        UnaryOp::Log,
+        UnaryOp::Log2,
+        UnaryOp::Log10,
+        UnaryOp::Log1p,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Tan,
+        UnaryOp::Arcsin,
+        UnaryOp::Arccos,
+        UnaryOp::Arctan,
+        UnaryOp::Sinh,
+        UnaryOp::Cosh,
+        UnaryOp::Tanh,
+        UnaryOp::Arcsinh,
+        UnaryOp::Arccosh,
+        UnaryOp::Arctanh,
+    ];
+
+    /// The function's name (NumPy's, but `neg` for `negative`), as used in
+    /// error messages.
     pub fn name(self) -> &'static str {
         match self {
             UnaryOp::Neg => "neg",
             UnaryOp::Abs => "abs",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Trunc => "trunc",
+            UnaryOp::Rint => "rint",
             UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Cbrt => "cbrt",
             UnaryOp::Exp => "exp",
+            UnaryOp::Exp2 => "exp2",
+            UnaryOp::Expm1 => "expm1",
             UnaryOp::Log => "log",
+            UnaryOp::Log2 => "log2",
+            UnaryOp::Log10 => "log10",
+            UnaryOp::Log1p => "log1p",
             UnaryOp::Sin => "sin",
             UnaryOp::Cos => "cos",
+            UnaryOp::Tan => "tan",
+            UnaryOp::Arcsin => "arcsin",
+            UnaryOp::Arccos => "arccos",
+            UnaryOp::Arctan => "arctan",
+            UnaryOp::Sinh => "sinh",
+            UnaryOp::Cosh => "cosh",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Arcsinh => "arcsinh",
+            UnaryOp::Arccosh => "arccosh",
+            UnaryOp::Arctanh => "arctanh",
         }
     }
 
-    /// Whether the function's values are floating-point numbers whatever the
-    /// operand type (every function except `Neg` and `Abs`).
-    pub fn is_float_valued(self) -> bool {
-        !matches!(self, UnaryOp::Neg | UnaryOp::Abs)
+    /// The function called `name` ([`UnaryOp::name`]), if any.
+    pub fn from_name(name: &str) -> Option<UnaryOp> {
+        UnaryOp::ALL.into_iter().find(|op| op.name() == name)
     }
+
+    /// Whether the function's values are floating-point numbers whatever the
+    /// operand type (every function but those that keep the operand's
+    /// type: `Neg`, `Abs`, `Sign` and the roundings).
+    pub fn is_float_valued(self) -> bool {
+        !matches!(
+            self,
+            UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sign
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Trunc
+                | UnaryOp::Rint
+        )
+    }
+}
+
+/// `op` on each of `a` into `out`, in the floating-point type `$f`, each
+/// element converted by `$conv` first: one loop per function, the match
+/// outside it.
+macro_rules! float_map {
+    ($op:expr, $a:expr, $out:expr, $f:ty, |$x:ident| $conv:expr) => {{
+        let (a, out) = ($a, $out);
+        match $op {
+            UnaryOp::Neg => kernels::map(a, out, |$x| -($conv)),
+            UnaryOp::Abs => kernels::map(a, out, |$x| <$f>::abs($conv)),
+            UnaryOp::Sign => kernels::map(a, out, |$x| {
+                let v: $f = $conv;
+                if v > 0.0 {
+                    1.0
+                } else if v < 0.0 {
+                    -1.0
+                } else if v == 0.0 {
+                    0.0
+                } else {
+                    v
+                }
+            }),
+            UnaryOp::Floor => kernels::map(a, out, |$x| <$f>::floor($conv)),
+            UnaryOp::Ceil => kernels::map(a, out, |$x| <$f>::ceil($conv)),
+            UnaryOp::Trunc => kernels::map(a, out, |$x| <$f>::trunc($conv)),
+            UnaryOp::Rint => kernels::map(a, out, |$x| <$f>::round_ties_even($conv)),
+            UnaryOp::Sqrt => kernels::map(a, out, |$x| <$f>::sqrt($conv)),
+            UnaryOp::Cbrt => kernels::map(a, out, |$x| <$f>::cbrt($conv)),
+            UnaryOp::Exp => kernels::map(a, out, |$x| <$f>::exp($conv)),
+            UnaryOp::Exp2 => kernels::map(a, out, |$x| <$f>::exp2($conv)),
+            UnaryOp::Expm1 => kernels::map(a, out, |$x| <$f>::exp_m1($conv)),
+            UnaryOp::Log => kernels::map(a, out, |$x| <$f>::ln($conv)),
+            UnaryOp::Log2 => kernels::map(a, out, |$x| <$f>::log2($conv)),
+            UnaryOp::Log10 => kernels::map(a, out, |$x| <$f>::log10($conv)),
+            UnaryOp::Log1p => kernels::map(a, out, |$x| <$f>::ln_1p($conv)),
+            UnaryOp::Sin => kernels::map(a, out, |$x| <$f>::sin($conv)),
+            UnaryOp::Cos => kernels::map(a, out, |$x| <$f>::cos($conv)),
+            UnaryOp::Tan => kernels::map(a, out, |$x| <$f>::tan($conv)),
+            UnaryOp::Arcsin => kernels::map(a, out, |$x| <$f>::asin($conv)),
+            UnaryOp::Arccos => kernels::map(a, out, |$x| <$f>::acos($conv)),
+            UnaryOp::Arctan => kernels::map(a, out, |$x| <$f>::atan($conv)),
+            UnaryOp::Sinh => kernels::map(a, out, |$x| <$f>::sinh($conv)),
+            UnaryOp::Cosh => kernels::map(a, out, |$x| <$f>::cosh($conv)),
+            UnaryOp::Tanh => kernels::map(a, out, |$x| <$f>::tanh($conv)),
+            UnaryOp::Arcsinh => kernels::map(a, out, |$x| <$f>::asinh($conv)),
+            UnaryOp::Arccosh => kernels::map(a, out, |$x| <$f>::acosh($conv)),
+            UnaryOp::Arctanh => kernels::map(a, out, |$x| <$f>::atanh($conv)),
+        }
+    }};
 }
 
 /// Element-wise comparisons; the result is a mask of 0/1 bytes (u8).
@@ -321,15 +506,7 @@ macro_rules! integer_kernels_common {
 
         #[inline(always)]
         fn unary_float_kernel(op: UnaryOp, a: &[Self], out: &mut [f64]) {
-            match op {
-                UnaryOp::Neg => kernels::map(a, out, |x| -(x as f64)),
-                UnaryOp::Abs => kernels::map(a, out, |x| (x as f64).abs()),
-                UnaryOp::Sqrt => kernels::map(a, out, |x| (x as f64).sqrt()),
-                UnaryOp::Exp => kernels::map(a, out, |x| (x as f64).exp()),
-                UnaryOp::Log => kernels::map(a, out, |x| (x as f64).ln()),
-                UnaryOp::Sin => kernels::map(a, out, |x| (x as f64).sin()),
-                UnaryOp::Cos => kernels::map(a, out, |x| (x as f64).cos()),
-            }
+            float_map!(op, a, out, f64, |x| x as f64)
         }
     };
 }
@@ -382,6 +559,18 @@ macro_rules! integer_binary {
             }
             BinaryOp::Minimum => ops.apply(out, |x: $t, y: $t| if x <= y { x } else { y }),
             BinaryOp::Maximum => ops.apply(out, |x: $t, y: $t| if x >= y { x } else { y }),
+            BinaryOp::Fmod => {
+                if ops.any_right(|y| y == 0) {
+                    return Err(division_by_zero());
+                }
+                ops.apply(out, <$t>::wrapping_rem)
+            }
+            BinaryOp::Arctan2 | BinaryOp::Hypot | BinaryOp::Copysign => {
+                return Err(Error::BadArgument(format!(
+                    "{} of integers: convert them to a floating-point type first",
+                    $op.name()
+                )))
+            }
         }
         Ok(())
     }};
@@ -429,7 +618,10 @@ macro_rules! signed {
                 match op {
                     UnaryOp::Neg => kernels::map(a, out, <$t>::wrapping_neg),
                     UnaryOp::Abs => kernels::map(a, out, <$t>::wrapping_abs),
-                    _ => {}
+                    UnaryOp::Sign => kernels::map(a, out, <$t>::signum),
+                    // Roundings keep integers; float-valued functions go
+                    // through unary_float.
+                    _ => out.copy_from_slice(a),
                 }
             }
         }
@@ -460,8 +652,10 @@ macro_rules! unsigned {
             fn unary_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
                 match op {
                     UnaryOp::Neg => kernels::map(a, out, <$t>::wrapping_neg),
-                    UnaryOp::Abs => kernels::map(a, out, |x: $t| x),
-                    _ => {}
+                    UnaryOp::Sign => kernels::map(a, out, |x: $t| <$t>::from(x != 0)),
+                    // Abs and the roundings keep unsigned integers;
+                    // float-valued functions go through unary_float.
+                    _ => out.copy_from_slice(a),
                 }
             }
         }
@@ -514,30 +708,22 @@ macro_rules! float {
                     BinaryOp::Maximum => ops.apply(out, |x: $t, y: $t| {
                         if x >= y || x.is_nan() { x } else { y }
                     }),
+                    BinaryOp::Arctan2 => ops.apply(out, <$t>::atan2),
+                    BinaryOp::Hypot => ops.apply(out, <$t>::hypot),
+                    BinaryOp::Copysign => ops.apply(out, <$t>::copysign),
+                    BinaryOp::Fmod => ops.apply(out, |x: $t, y: $t| x % y),
                 }
                 Ok(())
             }
 
             #[inline(always)]
             fn unary_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
-                match op {
-                    UnaryOp::Neg => kernels::map(a, out, |x: $t| -x),
-                    UnaryOp::Abs => kernels::map(a, out, <$t>::abs),
-                    _ => {}
-                }
+                float_map!(op, a, out, $t, |x| x)
             }
 
             #[inline(always)]
             fn unary_float_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
-                match op {
-                    UnaryOp::Neg => kernels::map(a, out, |x: $t| -x),
-                    UnaryOp::Abs => kernels::map(a, out, <$t>::abs),
-                    UnaryOp::Sqrt => kernels::map(a, out, <$t>::sqrt),
-                    UnaryOp::Exp => kernels::map(a, out, <$t>::exp),
-                    UnaryOp::Log => kernels::map(a, out, <$t>::ln),
-                    UnaryOp::Sin => kernels::map(a, out, <$t>::sin),
-                    UnaryOp::Cos => kernels::map(a, out, <$t>::cos),
-                }
+                float_map!(op, a, out, $t, |x| x)
             }
         }
     )*};
@@ -697,7 +883,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const BINARY: [BinaryOp; 8] = [
+    const BINARY: [BinaryOp; 12] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
@@ -706,6 +892,10 @@ mod tests {
         BinaryOp::Pow,
         BinaryOp::Minimum,
         BinaryOp::Maximum,
+        BinaryOp::Arctan2,
+        BinaryOp::Hypot,
+        BinaryOp::Copysign,
+        BinaryOp::Fmod,
     ];
     const UNARY: [UnaryOp; 7] = [
         UnaryOp::Neg,
@@ -779,6 +969,13 @@ mod tests {
             }
             BinaryOp::Minimum => x.min(y),
             BinaryOp::Maximum => x.max(y),
+            BinaryOp::Fmod => {
+                if y == 0 {
+                    return None;
+                }
+                x.wrapping_rem(y)
+            }
+            BinaryOp::Arctan2 | BinaryOp::Hypot | BinaryOp::Copysign => return None,
         }))
     }
 
@@ -799,6 +996,8 @@ mod tests {
                 BinaryOp::Pow => x.wrapping_pow(u32::try_from(y).ok()?),
                 BinaryOp::Minimum => x.min(y),
                 BinaryOp::Maximum => x.max(y),
+                BinaryOp::Fmod => x.checked_rem(y)?,
+                BinaryOp::Arctan2 | BinaryOp::Hypot | BinaryOp::Copysign => return None,
             },
         )
     }
@@ -835,6 +1034,10 @@ mod tests {
                     x.max(y)
                 }
             }
+            BinaryOp::Arctan2 => x.atan2(y),
+            BinaryOp::Hypot => x.hypot(y),
+            BinaryOp::Copysign => x.copysign(y),
+            BinaryOp::Fmod => x % y,
         }
     }
 
@@ -867,8 +1070,13 @@ mod tests {
         for op in BINARY {
             let got = all_shapes(op, x, y).expect("float ops never fail");
             let expected = T::from_f64(float_ref(op, x.to_f64(), y.to_f64()));
-            // f32 Pow and Rem are computed in f32, not f64.
-            if T::NAME == "f32" && matches!(op, BinaryOp::Pow | BinaryOp::Rem) {
+            // f32 Pow, Rem, Arctan2 and Hypot are computed in f32, not f64.
+            if T::NAME == "f32"
+                && matches!(
+                    op,
+                    BinaryOp::Pow | BinaryOp::Rem | BinaryOp::Arctan2 | BinaryOp::Hypot
+                )
+            {
                 continue;
             }
             assert!(
@@ -1089,7 +1297,10 @@ mod tests {
         let names: Vec<_> = BINARY.iter().map(|op| op.name()).collect();
         assert_eq!(
             names,
-            ["add", "sub", "mul", "div", "rem", "pow", "minimum", "maximum"]
+            [
+                "add", "sub", "mul", "div", "rem", "pow", "minimum", "maximum", "arctan2", "hypot",
+                "copysign", "fmod"
+            ]
         );
         let names: Vec<_> = UNARY.iter().map(|op| op.name()).collect();
         assert_eq!(names, ["neg", "abs", "sqrt", "exp", "log", "sin", "cos"]);
@@ -1275,6 +1486,88 @@ mod tests {
             unary(UnaryOp::Neg, &[1i32], &mut [0; 2]),
             "length"
         ));
+    }
+
+    #[test]
+    fn math_signs_and_roundings_keep_the_type() {
+        let mut out = [0i32; 4];
+        unary(UnaryOp::Sign, &[-7, 0, 3, i32::MIN], &mut out).expect("sign");
+        assert_eq!(out, [-1, 0, 1, -1]);
+        for op in [UnaryOp::Floor, UnaryOp::Ceil, UnaryOp::Trunc, UnaryOp::Rint] {
+            unary(op, &[-7, 0, 3, i32::MAX], &mut out).expect("a rounding");
+            assert_eq!(out, [-7, 0, 3, i32::MAX], "{} keeps integers", op.name());
+        }
+        let mut out = [9u8; 3];
+        unary(UnaryOp::Sign, &[0, 1, 255], &mut out).expect("sign");
+        assert_eq!(out, [0, 1, 1]);
+        let x = [-2.5f64, -1.5, -0.5, 0.5, 1.5, 2.5, -0.0, f64::NAN];
+        let mut out = [0.0f64; 8];
+        unary(UnaryOp::Rint, &x, &mut out).expect("rint");
+        assert_eq!(out[..7], [-2.0, -2.0, -0.0, 0.0, 2.0, 2.0, -0.0]);
+        assert!(out[7].is_nan());
+        unary(UnaryOp::Floor, &x, &mut out).expect("floor");
+        assert_eq!(out[..7], [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, -0.0]);
+        unary(UnaryOp::Ceil, &x, &mut out).expect("ceil");
+        assert_eq!(out[..7], [-2.0, -1.0, -0.0, 1.0, 2.0, 3.0, -0.0]);
+        unary(UnaryOp::Trunc, &x, &mut out).expect("trunc");
+        assert_eq!(out[..7], [-2.0, -1.0, -0.0, 0.0, 1.0, 2.0, -0.0]);
+        unary(UnaryOp::Sign, &x, &mut out).expect("sign");
+        assert_eq!(out[..7], [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 0.0]);
+        assert!(out[6].is_sign_positive() && out[7].is_nan());
+        for op in UnaryOp::ALL {
+            assert_eq!(UnaryOp::from_name(op.name()), Some(op));
+        }
+        assert_eq!(UnaryOp::from_name("nope"), None);
+    }
+
+    #[test]
+    fn math_float_only_and_c_remainders() {
+        let mut out = [0.0f64; 3];
+        binary(
+            BinaryOp::Arctan2,
+            &[1.0, -1.0, 0.0],
+            &[1.0, -1.0, -1.0],
+            &mut out,
+        )
+        .expect("arctan2");
+        assert_eq!(
+            out,
+            [1f64.atan2(1.0), (-1f64).atan2(-1.0), std::f64::consts::PI]
+        );
+        binary(
+            BinaryOp::Hypot,
+            &[3.0, 1e300, 0.0],
+            &[4.0, 1e300, -0.0],
+            &mut out,
+        )
+        .expect("hypot");
+        assert_eq!(out, [5.0, 1e300f64.hypot(1e300), 0.0]);
+        binary_scalar(BinaryOp::Copysign, &[1.0, -2.0, 3.0], -0.0, false, &mut out)
+            .expect("copysign");
+        assert_eq!(out, [-1.0, -2.0, -3.0]);
+        binary(
+            BinaryOp::Fmod,
+            &[-7.5, 7.5, 1.0],
+            &[2.0, -2.0, 0.0],
+            &mut out,
+        )
+        .expect("fmod");
+        assert_eq!(out[..2], [-1.5, 1.5]);
+        assert!(out[2].is_nan());
+        let mut ints = [0i32; 2];
+        binary(BinaryOp::Fmod, &[-7, 7], &[2, -2], &mut ints).expect("fmod");
+        assert_eq!(ints, [-1, 1], "the sign of the dividend");
+        assert!(is_bad_argument(
+            binary(BinaryOp::Fmod, &[1i32], &[0], &mut [0]),
+            "division by zero"
+        ));
+        for op in [BinaryOp::Arctan2, BinaryOp::Hypot, BinaryOp::Copysign] {
+            assert!(op.is_float_only());
+            assert!(is_bad_argument(
+                binary(op, &[1u8], &[2], &mut [0]),
+                "floating-point"
+            ));
+        }
     }
 
     #[test]

@@ -276,12 +276,119 @@ def _unary(name):
 
 
 sqrt = _unary("sqrt")
+cbrt = _unary("cbrt")
 exp = _unary("exp")
+exp2 = _unary("exp2")
+expm1 = _unary("expm1")
 log = _unary("log")
+log2 = _unary("log2")
+log10 = _unary("log10")
+log1p = _unary("log1p")
 sin = _unary("sin")
 cos = _unary("cos")
+tan = _unary("tan")
+arcsin = _unary("arcsin")
+arccos = _unary("arccos")
+arctan = _unary("arctan")
+sinh = _unary("sinh")
+cosh = _unary("cosh")
+tanh = _unary("tanh")
+arcsinh = _unary("arcsinh")
+arccosh = _unary("arccosh")
+arctanh = _unary("arctanh")
 abs = _unary("abs")
+absolute = abs
 negative = _unary("neg")
+sign = _unary("sign")
+floor = _unary("floor")
+ceil = _unary("ceil")
+trunc = _unary("trunc")
+_rint = _unary("rint")
+
+
+def rint(x):
+    """Element-wise rounding to the nearest integer, halves to even, as
+    floats (integers become float64, as NumPy's)."""
+    if isinstance(x, DistributedArray) and x.dtype.kind != "f":
+        x = x.astype("float64")
+    return _rint(x)
+
+
+def positive(x):
+    """Element-wise ``+x`` (a copy, as NumPy's)."""
+    return +x if isinstance(x, DistributedArray) else np.positive(x)
+
+
+def square(x):
+    """Element-wise ``x * x``, in ``x``'s type."""
+    return x * x if isinstance(x, DistributedArray) else np.square(x)
+
+
+def fabs(x):
+    """Element-wise absolute value as floats (integers become float64)."""
+    if isinstance(x, DistributedArray):
+        return builtins.abs(x if x.dtype.kind == "f" else x.astype("float64"))
+    return np.fabs(x)
+
+
+def reciprocal(x):
+    """Element-wise ``1 / x`` for floating-point arrays."""
+    if isinstance(x, DistributedArray):
+        if x.dtype.kind != "f":
+            raise DTypeError("reciprocal is supported for floating-point arrays; use 1 / x")
+        return 1.0 / x
+    return np.reciprocal(x)
+
+
+def round(x, decimals=0):
+    """Element-wise rounding to ``decimals`` places, halves to even, as
+    NumPy's ``round``: floats as ``rint(x * 10**d) / 10**d``; integers are
+    kept for ``decimals >= 0`` and rounded to tens, hundreds, ... below."""
+    if not isinstance(x, DistributedArray):
+        return np.round(x, decimals)
+    return x.round(decimals)
+
+
+around = round
+
+
+def clip(x, a_min=None, a_max=None):
+    """``x`` limited to ``[a_min, a_max]`` element by element (either bound
+    may be None; NaN stays NaN)."""
+    if not isinstance(x, DistributedArray):
+        return np.clip(x, a_min, a_max)
+    return x.clip(a_min, a_max)
+
+
+def isnan(x):
+    """A boolean array: where ``x`` is NaN."""
+    if not isinstance(x, DistributedArray):
+        return np.isnan(x)
+    return x != x
+
+
+def isfinite(x):
+    """A boolean array: where ``x`` is neither infinite nor NaN."""
+    if not isinstance(x, DistributedArray):
+        return np.isfinite(x)
+    # x - x is 0 for finite values, NaN for infinities and NaN.
+    return (x - x) == 0 if x.dtype.kind == "f" else x == x
+
+
+def isinf(x):
+    """A boolean array: where ``x`` is positive or negative infinity."""
+    if not isinstance(x, DistributedArray):
+        return np.isinf(x)
+    return builtins.abs(x) == float("inf") if x.dtype.kind == "f" else x != x
+
+
+def signbit(x):
+    """A boolean array: where the sign bit of ``x`` is set (-0.0 included)."""
+    if not isinstance(x, DistributedArray):
+        return np.signbit(x)
+    if x.dtype.kind == "f":
+        return x._binary("copysign", 1.0, True) < 0
+    return x < 0
 
 
 def _binary(name):
@@ -299,6 +406,82 @@ def _binary(name):
 
 minimum = _binary("minimum")
 maximum = _binary("maximum")
+fmod = _binary("fmod")
+
+
+def _float_binary(name):
+    def f(x, y):
+        if isinstance(x, DistributedArray):
+            return x._binary(name, y, dtype=x._float_dtype(y))
+        if isinstance(y, DistributedArray):
+            return y._binary(name, x, True, dtype=y._float_dtype(x))
+        return getattr(np, name)(x, y)
+
+    f.__name__ = name
+    f.__doc__ = f"Element-wise {name} of two arrays, or an array and a scalar, as floats."
+    return f
+
+
+arctan2 = _float_binary("arctan2")
+hypot = _float_binary("hypot")
+copysign = _float_binary("copysign")
+
+
+def _truth(x):
+    """``x`` as a boolean array (non-zero is true), or a Python bool."""
+    if isinstance(x, DistributedArray):
+        return x if x.dtype == np.bool_ else x != 0
+    return bool(x)
+
+
+def _logical(name, op):
+    def f(x, y):
+        if not isinstance(x, DistributedArray) and not isinstance(y, DistributedArray):
+            return getattr(np, name)(x, y)
+        a, b = _truth(x), _truth(y)
+        if not isinstance(a, DistributedArray):
+            a, b = b, a
+        return op(a, b)
+
+    f.__name__ = name
+    f.__doc__ = f"Element-wise {name} (non-zero is true), a boolean array."
+    return f
+
+
+logical_and = _logical("logical_and", lambda a, b: a & b)
+logical_or = _logical("logical_or", lambda a, b: a | b)
+logical_xor = _logical("logical_xor", lambda a, b: a ^ b)
+
+
+def logical_not(x):
+    """Element-wise ``not x`` (non-zero is true), a boolean array."""
+    if not isinstance(x, DistributedArray):
+        return np.logical_not(x)
+    return ~_truth(x)
+
+
+def full_like(x, fill_value, dtype=None):
+    """An array of ``fill_value`` with ``x``'s shape and layout, of
+    ``dtype`` (``x``'s if None)."""
+    name = _dtype_name(dtype if dtype is not None else x.dtype)
+    value = bool(fill_value) if name == "bool" else fill_value
+    return DistributedArray._wrap(x._core.full_like(name, value), name == "bool")
+
+
+def zeros_like(x, dtype=None):
+    """Zeros with ``x``'s shape and layout (see :func:`full_like`)."""
+    return full_like(x, 0, dtype)
+
+
+def ones_like(x, dtype=None):
+    """Ones with ``x``'s shape and layout (see :func:`full_like`)."""
+    return full_like(x, 1, dtype)
+
+
+def empty_like(x, dtype=None):
+    """An array with ``x``'s shape and layout whose values are not to be
+    relied on (zeros here)."""
+    return full_like(x, 0, dtype)
 
 
 def power(x, y):
@@ -707,14 +890,59 @@ __all__ = [
     "from_numpy",
     "array",
     "sqrt",
+    "cbrt",
     "exp",
+    "exp2",
+    "expm1",
     "log",
+    "log2",
+    "log10",
+    "log1p",
     "sin",
     "cos",
+    "tan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
     "abs",
+    "absolute",
     "negative",
+    "positive",
+    "sign",
+    "floor",
+    "ceil",
+    "trunc",
+    "rint",
+    "round",
+    "around",
+    "square",
+    "fabs",
+    "reciprocal",
+    "clip",
+    "isnan",
+    "isfinite",
+    "isinf",
+    "signbit",
     "minimum",
     "maximum",
+    "fmod",
+    "arctan2",
+    "hypot",
+    "copysign",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "logical_not",
+    "full_like",
+    "zeros_like",
+    "ones_like",
+    "empty_like",
     "power",
     "where",
     "sum",

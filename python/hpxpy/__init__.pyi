@@ -134,6 +134,11 @@ class DistributedArray:
         """A copy in the same layout (collective)."""
     def astype(self, dtype: DTypeLike) -> DistributedArray:
         """A copy with elements converted to ``dtype`` (collective)."""
+    def round(self, decimals: int = 0) -> DistributedArray:
+        """Rounded to ``decimals`` places, halves to even (NumPy's ``round``)."""
+    def clip(self, min: _Scalar | DistributedArray | None = None,
+             max: _Scalar | DistributedArray | None = None) -> DistributedArray:
+        """Limited to ``[min, max]`` element by element (either may be None)."""
     def fill(self, value: _Scalar) -> None:
         """Sets every element to ``value`` (collective)."""
     def redistribute(
@@ -488,6 +493,230 @@ def maximum(x: DistributedArray, y: _Operand) -> DistributedArray:
 def maximum(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
 @overload
 def maximum(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def cbrt(x: DistributedArray) -> DistributedArray:
+    """Element-wise cube root (floats for integer input)."""
+@overload
+def cbrt(x: ArrayLike) -> Any: ...
+@overload
+def exp2(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``2 ** x`` (floats for integer input)."""
+@overload
+def exp2(x: ArrayLike) -> Any: ...
+@overload
+def expm1(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``exp(x) - 1``, exact near 0 (floats for integer input)."""
+@overload
+def expm1(x: ArrayLike) -> Any: ...
+@overload
+def log2(x: DistributedArray) -> DistributedArray:
+    """Element-wise base-2 logarithm (floats for integer input)."""
+@overload
+def log2(x: ArrayLike) -> Any: ...
+@overload
+def log10(x: DistributedArray) -> DistributedArray:
+    """Element-wise base-10 logarithm (floats for integer input)."""
+@overload
+def log10(x: ArrayLike) -> Any: ...
+@overload
+def log1p(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``log(1 + x)``, exact near 0 (floats for integer input)."""
+@overload
+def log1p(x: ArrayLike) -> Any: ...
+@overload
+def tan(x: DistributedArray) -> DistributedArray:
+    """Element-wise tangent (floats for integer input)."""
+@overload
+def tan(x: ArrayLike) -> Any: ...
+@overload
+def arcsin(x: DistributedArray) -> DistributedArray:
+    """Element-wise inverse sine (floats for integer input)."""
+@overload
+def arcsin(x: ArrayLike) -> Any: ...
+@overload
+def arccos(x: DistributedArray) -> DistributedArray:
+    """Element-wise inverse cosine (floats for integer input)."""
+@overload
+def arccos(x: ArrayLike) -> Any: ...
+@overload
+def arctan(x: DistributedArray) -> DistributedArray:
+    """Element-wise inverse tangent (floats for integer input)."""
+@overload
+def arctan(x: ArrayLike) -> Any: ...
+@overload
+def sinh(x: DistributedArray) -> DistributedArray:
+    """Element-wise hyperbolic sine (floats for integer input)."""
+@overload
+def sinh(x: ArrayLike) -> Any: ...
+@overload
+def cosh(x: DistributedArray) -> DistributedArray:
+    """Element-wise hyperbolic cosine (floats for integer input)."""
+@overload
+def cosh(x: ArrayLike) -> Any: ...
+@overload
+def tanh(x: DistributedArray) -> DistributedArray:
+    """Element-wise hyperbolic tangent (floats for integer input)."""
+@overload
+def tanh(x: ArrayLike) -> Any: ...
+@overload
+def arcsinh(x: DistributedArray) -> DistributedArray:
+    """Element-wise inverse hyperbolic sine (floats for integer input)."""
+@overload
+def arcsinh(x: ArrayLike) -> Any: ...
+@overload
+def arccosh(x: DistributedArray) -> DistributedArray:
+    """Element-wise inverse hyperbolic cosine (floats for integer input)."""
+@overload
+def arccosh(x: ArrayLike) -> Any: ...
+@overload
+def arctanh(x: DistributedArray) -> DistributedArray:
+    """Element-wise inverse hyperbolic tangent (floats for integer input)."""
+@overload
+def arctanh(x: ArrayLike) -> Any: ...
+@overload
+def absolute(x: DistributedArray) -> DistributedArray:
+    """Element-wise absolute value (keeps the dtype)."""
+@overload
+def absolute(x: ArrayLike) -> Any: ...
+@overload
+def positive(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``+x`` (a copy)."""
+@overload
+def positive(x: ArrayLike) -> Any: ...
+@overload
+def sign(x: DistributedArray) -> DistributedArray:
+    """Element-wise -1, 0 or 1 by sign, NaN kept (keeps the dtype)."""
+@overload
+def sign(x: ArrayLike) -> Any: ...
+@overload
+def floor(x: DistributedArray) -> DistributedArray:
+    """Element-wise floor (integers are kept)."""
+@overload
+def floor(x: ArrayLike) -> Any: ...
+@overload
+def ceil(x: DistributedArray) -> DistributedArray:
+    """Element-wise ceiling (integers are kept)."""
+@overload
+def ceil(x: ArrayLike) -> Any: ...
+@overload
+def trunc(x: DistributedArray) -> DistributedArray:
+    """Element-wise rounding toward zero (integers are kept)."""
+@overload
+def trunc(x: ArrayLike) -> Any: ...
+@overload
+def rint(x: DistributedArray) -> DistributedArray:
+    """Element-wise rounding to the nearest integer, halves to even (integers are kept)."""
+@overload
+def rint(x: ArrayLike) -> Any: ...
+@overload
+def square(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``x * x`` (keeps the dtype)."""
+@overload
+def square(x: ArrayLike) -> Any: ...
+@overload
+def fabs(x: DistributedArray) -> DistributedArray:
+    """Element-wise absolute value as floats."""
+@overload
+def fabs(x: ArrayLike) -> Any: ...
+@overload
+def reciprocal(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``1 / x`` of a floating-point array."""
+@overload
+def reciprocal(x: ArrayLike) -> Any: ...
+@overload
+def isnan(x: DistributedArray) -> DistributedArray:
+    """Where ``x`` is NaN (a boolean array)."""
+@overload
+def isnan(x: ArrayLike) -> Any: ...
+@overload
+def isfinite(x: DistributedArray) -> DistributedArray:
+    """Where ``x`` is finite (a boolean array)."""
+@overload
+def isfinite(x: ArrayLike) -> Any: ...
+@overload
+def isinf(x: DistributedArray) -> DistributedArray:
+    """Where ``x`` is infinite (a boolean array)."""
+@overload
+def isinf(x: ArrayLike) -> Any: ...
+@overload
+def signbit(x: DistributedArray) -> DistributedArray:
+    """Where the sign bit of ``x`` is set (a boolean array)."""
+@overload
+def signbit(x: ArrayLike) -> Any: ...
+@overload
+def logical_not(x: DistributedArray) -> DistributedArray:
+    """Element-wise ``not x``, non-zero being true (a boolean array)."""
+@overload
+def logical_not(x: ArrayLike) -> Any: ...
+@overload
+def fmod(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise remainder with the sign of the dividend (C's ``fmod``)."""
+@overload
+def fmod(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def fmod(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def arctan2(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise angle of the point ``(x2, x1)`` for ``arctan2(x1, x2)``, as floats."""
+@overload
+def arctan2(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def arctan2(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def hypot(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise ``sqrt(x*x + y*y)``, as floats."""
+@overload
+def hypot(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def hypot(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def copysign(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise ``x`` with the sign of ``y``, as floats."""
+@overload
+def copysign(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def copysign(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def logical_and(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise ``x and y``, non-zero being true (a boolean array)."""
+@overload
+def logical_and(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def logical_and(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def logical_or(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise ``x or y``, non-zero being true (a boolean array)."""
+@overload
+def logical_or(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def logical_or(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def logical_xor(x: DistributedArray, y: _Operand) -> DistributedArray:
+    """Element-wise ``x xor y``, non-zero being true (a boolean array)."""
+@overload
+def logical_xor(x: _Scalar, y: DistributedArray) -> DistributedArray: ...
+@overload
+def logical_xor(x: ArrayLike, y: ArrayLike) -> Any: ...
+@overload
+def round(x: DistributedArray, decimals: int = 0) -> DistributedArray:
+    """Element-wise rounding to ``decimals`` places, halves to even (NumPy's ``round``)."""
+@overload
+def round(x: ArrayLike, decimals: int = 0) -> Any: ...
+around = round
+@overload
+def clip(x: DistributedArray, a_min: _Scalar | DistributedArray | None = None,
+         a_max: _Scalar | DistributedArray | None = None) -> DistributedArray:
+    """``x`` limited to ``[a_min, a_max]`` (either may be None)."""
+@overload
+def clip(x: ArrayLike, a_min: Any = None, a_max: Any = None) -> Any: ...
+def full_like(x: DistributedArray, fill_value: _Scalar, dtype: DTypeLike | None = None) -> DistributedArray:
+    """An array of ``fill_value`` with ``x``'s shape and layout."""
+def zeros_like(x: DistributedArray, dtype: DTypeLike | None = None) -> DistributedArray:
+    """Zeros with ``x``'s shape and layout."""
+def ones_like(x: DistributedArray, dtype: DTypeLike | None = None) -> DistributedArray:
+    """Ones with ``x``'s shape and layout."""
+def empty_like(x: DistributedArray, dtype: DTypeLike | None = None) -> DistributedArray:
+    """An array with ``x``'s shape and layout (zeros here)."""
 def power(x: _Operand, y: _Operand) -> DistributedArray:
     """Element-wise ``x ** y``."""
 def evaluate(*arrays: DistributedArray) -> Any:

@@ -521,6 +521,40 @@ class DistributedArray:
     def __abs__(self):
         return self._unary("abs")
 
+    def round(self, decimals=0):
+        """Rounded to ``decimals`` places, halves to even (NumPy's
+        ``round``): floats as ``rint(x * 10**d) / 10**d`` (``rint(x / 10**-d)
+        * 10**-d`` for negative ``d``); integers are kept for ``d >= 0``."""
+        decimals = operator.index(decimals)
+        if self.dtype.kind != "f":
+            if decimals >= 0:
+                return self.copy()
+            scale = 10 ** -decimals
+            as_float = self._cast("float64")
+            return (as_float / scale)._unary("rint")._binary("mul", float(scale)).astype(self.dtype)
+        if decimals == 0:
+            return self._unary("rint")
+        if decimals > 0:
+            scale = 10.0 ** decimals
+            return (self * scale)._unary("rint") / scale
+        scale = 10.0 ** -decimals
+        return (self / scale)._unary("rint") * scale
+
+    def clip(self, min=None, max=None):
+        """Limited to ``[min, max]`` element by element (either may be None,
+        not both; NaN stays NaN)."""
+        if min is None and max is None:
+            raise HPXValueError("clip needs min or max")
+        # A Python integer bound beyond the dtype's range bounds nothing
+        # (NumPy's clip): every element is already on its side.
+        name = self.dtype.name
+        out = self
+        if min is not None and not (_is_scalar(min) and _out_of_range(min, name) < 0):
+            out = out._binary("maximum", min)
+        if max is not None and not (_is_scalar(max) and _out_of_range(max, name) > 0):
+            out = out._binary("minimum", max)
+        return out.copy() if out is self else out
+
     def __and__(self, o):
         return self._logical("&", "minimum", o)
 
@@ -586,7 +620,7 @@ class DistributedArray:
 
     def _unary(self, op):
         if self._view is not None:
-            return from_numpy_view(_NUMPY_UNARY[op](self._view))
+            return from_numpy_view(getattr(np, "negative" if op == "neg" else op)(self._view))
         a = self.astype("uint8") if self._bool and op != "abs" else self
         return DistributedArray._wrap(a._core.unary(op), self._bool and op == "abs")
 
@@ -734,16 +768,6 @@ class DistributedArray:
         return self._scanned("prod")
 
 
-_NUMPY_UNARY = {
-    "neg": np.negative,
-    "abs": np.abs,
-    "sqrt": np.sqrt,
-    "exp": np.exp,
-    "log": np.log,
-    "sin": np.sin,
-    "cos": np.cos,
-}
-
 _NUMPY_BINARY = {
     "add": operator.add,
     "sub": operator.sub,
@@ -753,6 +777,10 @@ _NUMPY_BINARY = {
     "pow": operator.pow,
     "minimum": np.minimum,
     "maximum": np.maximum,
+    "arctan2": np.arctan2,
+    "hypot": np.hypot,
+    "copysign": np.copysign,
+    "fmod": np.fmod,
     "eq": operator.eq,
     "ne": operator.ne,
     "lt": operator.lt,

@@ -269,6 +269,10 @@ fn binary_op(name: &str) -> PyResult<BinaryOp> {
         "pow" => BinaryOp::Pow,
         "minimum" => BinaryOp::Minimum,
         "maximum" => BinaryOp::Maximum,
+        "arctan2" => BinaryOp::Arctan2,
+        "hypot" => BinaryOp::Hypot,
+        "copysign" => BinaryOp::Copysign,
+        "fmod" => BinaryOp::Fmod,
         other => return Err(raise("HPXValueError", format!("no operation {other:?}"))),
     })
 }
@@ -286,16 +290,7 @@ fn compare_op(name: &str) -> PyResult<CompareOp> {
 }
 
 fn unary_op(name: &str) -> PyResult<UnaryOp> {
-    Ok(match name {
-        "neg" => UnaryOp::Neg,
-        "abs" => UnaryOp::Abs,
-        "sqrt" => UnaryOp::Sqrt,
-        "exp" => UnaryOp::Exp,
-        "log" => UnaryOp::Log,
-        "sin" => UnaryOp::Sin,
-        "cos" => UnaryOp::Cos,
-        other => return Err(raise("HPXValueError", format!("no function {other:?}"))),
-    })
+    UnaryOp::from_name(name).ok_or_else(|| raise("HPXValueError", format!("no function {name:?}")))
 }
 
 /// A reduction by name: `sum prod min max` and the bitwise ones.
@@ -455,7 +450,10 @@ fn select(py: Python<'_>, mask: &Array, a: &Array, b: &Array) -> PyResult<Array>
 /// values (an integer division, remainder or power): then it runs at once,
 /// so that its error comes from the line that asked for it.
 fn may_fail(op: BinaryOp, dtype: &str) -> bool {
-    matches!(op, BinaryOp::Div | BinaryOp::Rem | BinaryOp::Pow) && !dtype.starts_with("float")
+    matches!(
+        op,
+        BinaryOp::Div | BinaryOp::Rem | BinaryOp::Pow | BinaryOp::Fmod
+    ) && !dtype.starts_with("float")
 }
 
 #[pymethods]

@@ -538,3 +538,87 @@ done("lazy")
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_lazy_expressions_give_numpys_eager_results(run_job, n):
     run_job(n, LAZY, args=(n,), timeout=180).assert_done("lazy")
+
+
+UFUNCS = OPS_PRELUDE + r"""
+SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.5, 1.5, 2.5, -2.5, 0.9, -0.9, 1e-10]
+LAYOUTS = [({"distribution": "block"}, {"distribution": "cyclic"}),
+           ({"chunks": 3}, {"num_partitions": 4})]
+UNARY = {
+    name: (lambda name: lambda m, a, b: getattr(m, name)(a))(name)
+    for name in ("cbrt", "exp2", "expm1", "log2", "log10", "log1p", "tan", "arcsin",
+                 "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",
+                 "arctanh", "absolute", "positive", "sign", "floor", "ceil", "trunc",
+                 "rint", "square", "fabs", "isnan", "isfinite", "isinf", "signbit",
+                 "logical_not", "round", "around")
+}
+UNARY.update({
+    "round(a,1)": lambda m, a, b: m.round(a, 1),
+    "round(a,-1)": lambda m, a, b: m.round(a, -1),
+    "a.round(2)": lambda m, a, b: a.round(2),
+    "clip(a,-3,4)": lambda m, a, b: m.clip(a, -3, 4),
+    "a.clip(None,2)": lambda m, a, b: a.clip(None, 2),
+    "a.clip(1)": lambda m, a, b: a.clip(1),
+    "zeros_like": lambda m, a, b: m.zeros_like(a),
+    "ones_like(float32)": lambda m, a, b: m.ones_like(a, dtype="float32"),
+    "full_like(a,7)": lambda m, a, b: m.full_like(a, 7),
+    "floor(a)*2+sign(b)": lambda m, a, b: m.floor(a) * 2 + m.sign(b),
+})
+BINARY = {
+    "fmod(a,b)": lambda m, a, b: m.fmod(a, b),
+    "fmod(a,3)": lambda m, a, b: m.fmod(a, 3),
+    "arctan2(a,b)": lambda m, a, b: m.arctan2(a, b),
+    "arctan2(a,2.0)": lambda m, a, b: m.arctan2(a, 2.0),
+    "arctan2(1.5,b)": lambda m, a, b: m.arctan2(1.5, b),
+    "hypot(a,b)": lambda m, a, b: m.hypot(a, b),
+    "copysign(a,b)": lambda m, a, b: m.copysign(a, b),
+    "copysign(3,b)": lambda m, a, b: m.copysign(3, b),
+    "logical_and(a,b)": lambda m, a, b: m.logical_and(a, b),
+    "logical_or(a,0)": lambda m, a, b: m.logical_or(a, 0),
+    "logical_xor(a,b)": lambda m, a, b: m.logical_xor(a, b),
+    "clip(a,b,None)": lambda m, a, b: m.clip(a, b, None),
+}
+for k, dt in enumerate(hpx.DTYPES):
+    x = data(dt, 13, 11 + k)
+    y = data(dt, 13, 31 + k, nonzero=True)
+    if dt.startswith("float"):
+        x = np.concatenate([x, np.array(SPECIAL, dtype=dt)])
+        y = np.concatenate([y, np.array(SPECIAL[::-1], dtype=dt)])
+        y[y == 0] = 1.25    # a divisor: fmod by zero is NaN here, an error for integers
+    else:
+        x, y = np.concatenate([x, x[:11]]), np.concatenate([y, y[:11]])
+    for ka, kb in LAYOUTS[k % 2:] + LAYOUTS[:k % 2]:
+        for name, fn in UNARY.items():
+            if dt == "bool" and name not in ("isnan", "isfinite", "isinf", "logical_not",
+                                             "zeros_like", "full_like(a,7)"):
+                continue
+            both(f"{dt} {name}", fn, (x, y), (ka, kb))
+        for name, fn in BINARY.items():
+            if dt == "bool" and not name.startswith("logical"):
+                continue
+            both(f"{dt} {name}", fn, (x, y), (ka, kb))
+        break
+
+# Empty arrays, and functions of an expression fused with a reduction.
+e = np.zeros(0)
+both("empty floor", lambda m, a: m.floor(a), (e,), ({"distribution": "block"},))
+both("empty isnan", lambda m, a: m.isnan(a), (e,), ({"distribution": "block"},))
+v = data("float64", 1001, 5)
+a = hpx.from_numpy(v, distribution="block")
+check("tanh(a).sum()", hpx.tanh(a).sum(), np.tanh(v).sum(), rtol=1e-12)
+check("count_nonzero(isfinite(log(a)))", hpx.count_nonzero(hpx.isfinite(hpx.log(a))),
+      np.count_nonzero(np.isfinite(np.log(v))) if True else None)
+with np.errstate(all="ignore"):
+    check("round(a*1e3)", hpx.round(a * 1e3).to_numpy(), np.round(v * 1e3), rtol=0)
+raises("fmod of integers by zero", hpx.HPXValueError,
+       lambda: hpx.fmod(hpx.from_numpy(np.arange(5), distribution="block"), 0).to_numpy())
+raises("reciprocal of integers", hpx.DTypeError,
+       lambda: hpx.reciprocal(hpx.from_numpy(np.arange(1, 5), distribution="block")))
+raises("clip without bounds", hpx.HPXValueError, lambda: a.clip())
+done("ufuncs")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_numpys_element_wise_functions(run_job, n):
+    run_job(n, UFUNCS, args=(n,), timeout=180).assert_done("ufuncs")
