@@ -549,6 +549,33 @@ async fn check_2d(rows: usize, cols: usize) -> Result<(), String> {
             a.sum().await.map_err(s)? == source.iter().sum::<i64>(),
             format!("{what}: sum"),
         )?;
+        // Broadcast values: a row over every row, a column over every
+        // column (each element reads the value at its own position).
+        let row: Vec<i64> = (0..cols as i64).map(|c| c * 10 + 1).collect();
+        let col: Vec<i64> = (0..rows as i64).map(|r| 1 - r).collect();
+        let got = (&a - hpx::Expr::from(&a).broadcast_values(&row, &[cols]))
+            .await
+            .map_err(s)?;
+        let want: Vec<i64> = (0..rows * cols)
+            .map(|g| source[g] - row[g % cols])
+            .collect();
+        ensure(
+            got.to_vec().await.map_err(s)? == want,
+            format!("{what}: a - row"),
+        )?;
+        let scaled = (hpx::Expr::from(&a).broadcast_values(&col, &[rows, 1]) * &a)
+            .sum()
+            .await
+            .map_err(s)?;
+        let want: i64 = (0..rows * cols).map(|g| col[g / cols] * source[g]).sum();
+        ensure(scaled == want, format!("{what}: (column * a).sum()"))?;
+        ensure(
+            hpx::Expr::from(&a)
+                .broadcast_values(&row, &[1, cols, 1])
+                .await
+                .is_err(),
+            format!("{what}: values of a shape that does not broadcast"),
+        )?;
         // Arithmetic between a tiled and a row-block array.
         let twice = (&a + &reference).await.map_err(s)?;
         ensure(

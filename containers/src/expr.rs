@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, by_dtype, ErasedVec};
 use crate::exact::ExactSum;
+use crate::layout::Layout;
 use crate::math::{self, BinaryOp, CompareOp, Numeric, UnaryOp};
 
 /// Bytes of registers a run aims for: the registers of a chunk stay in
@@ -66,6 +67,11 @@ pub(crate) enum Step {
     Select(u32, u32, u32),
     /// The operand converted to the named type (Rust's `as`).
     Cast(u32, String),
+    /// Values of the named type and shape, given with the program and
+    /// broadcast over the value's shape by NumPy's rules (a row of a
+    /// matrix's width, a column, one value): each element reads the
+    /// value at its own position, its index taken modulo the shape.
+    Spread(String, PodVec<u8>, Vec<u64>),
 }
 
 /// A reduction that ends a program instead of a new partition.
@@ -172,6 +178,21 @@ pub(crate) fn types(steps: &[Step], inputs: &[&'static str]) -> Result<Vec<&'sta
                 at(a)?;
                 known(d)?
             }
+            Step::Spread(d, bytes, shape) => {
+                let d = known(d)?;
+                let count = shape
+                    .iter()
+                    .try_fold(1u64, |n, &k| n.checked_mul(k))
+                    .and_then(|n| usize::try_from(n).ok())
+                    .and_then(|n| n.checked_mul(size_of(d).ok()?));
+                if count != Some(bytes.0.len()) {
+                    return Err(Error::BadArgument(format!(
+                        "{} bytes of {d} values for the shape {shape:?}",
+                        bytes.0.len()
+                    )));
+                }
+                d
+            }
         };
         out.push(t);
     }
@@ -212,6 +233,58 @@ pub(crate) struct Plan<'a> {
     len: usize,
     /// Elements per chunk (see [`REGISTER_BYTES`]).
     chunk: usize,
+    /// The layout of the value and the partition computed, for the
+    /// positions of its elements (only programs with a [`Step::Spread`]).
+    place: Option<(&'a Layout, usize)>,
+    /// Each [`Step::Spread`]'s values and strides (by step).
+    spreads: Vec<Option<Spread>>,
+}
+
+/// A [`Step::Spread`] ready to read: its values on an aligned buffer, and
+/// per axis of the value's shape the step between its values (0 along an
+/// axis it is broadcast over).
+struct Spread {
+    values: Vec<Line>,
+    count: usize,
+    strides: Vec<usize>,
+}
+
+impl Spread {
+    /// `shape` broadcast to `to` (NumPy's rules), or an error.
+    fn new(bytes: &[u8], shape: &[u64], to: &[usize]) -> Result<Spread> {
+        let bad = || {
+            Error::BadArgument(format!(
+                "values of shape {shape:?} do not broadcast to the shape {to:?}"
+            ))
+        };
+        if shape.len() > to.len() {
+            return Err(bad());
+        }
+        let pad = to.len() - shape.len();
+        let mut strides = vec![0; to.len()];
+        let mut step = 1usize;
+        for d in (0..to.len()).rev() {
+            let k = if d >= pad {
+                usize::try_from(shape[d - pad]).map_err(|_| bad())?
+            } else {
+                1
+            };
+            if k != 1 && k != to[d] {
+                return Err(bad());
+            }
+            if k != 1 {
+                strides[d] = step;
+                step = step.checked_mul(k).ok_or_else(bad)?;
+            }
+        }
+        let mut values = vec![Line([0; 64]); bytes.len().div_ceil(64)];
+        bytemuck::cast_slice_mut::<Line, u8>(&mut values)[..bytes.len()].copy_from_slice(bytes);
+        Ok(Spread {
+            values,
+            count: step,
+            strides,
+        })
+    }
 }
 
 /// A cache line of a register: registers start on a line, so that the
@@ -233,8 +306,13 @@ struct Frame<'p, 'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// Checks `steps` against `inputs`.
-    pub(crate) fn new(steps: &'a [Step], inputs: Vec<&'a dyn ErasedVec>) -> Result<Plan<'a>> {
+    /// Checks `steps` against `inputs`, computed as partition `place.1` of
+    /// the layout `place.0` (which programs with a [`Step::Spread`] need).
+    pub(crate) fn new(
+        steps: &'a [Step],
+        inputs: Vec<&'a dyn ErasedVec>,
+        place: Option<(&'a Layout, usize)>,
+    ) -> Result<Plan<'a>> {
         let names: Vec<&'static str> = inputs.iter().map(|i| i.dtype()).collect();
         let types = types(steps, &names)?;
         let len = inputs
@@ -255,12 +333,31 @@ impl<'a> Plan<'a> {
         }
         let chunk = (REGISTER_BYTES / per_element.max(1)).clamp(CHUNK_MIN, CHUNK_MAX) / CHUNK_MIN
             * CHUNK_MIN;
+        let mut spreads = Vec::with_capacity(steps.len());
+        for step in steps {
+            spreads.push(match step {
+                Step::Spread(_, bytes, shape) => {
+                    let (layout, p) = place.ok_or_else(|| {
+                        Error::BadArgument("broadcast values without the value's layout".into())
+                    })?;
+                    if layout.partition_sizes().get(p) != Some(&len) {
+                        return Err(Error::BadArgument(format!(
+                            "partition {p} of the layout does not hold {len} elements"
+                        )));
+                    }
+                    Some(Spread::new(&bytes.0, shape, layout.shape())?)
+                }
+                _ => None,
+            });
+        }
         Ok(Plan {
             steps,
             types,
             inputs,
             len,
             chunk,
+            place,
+            spreads,
         })
     }
 
@@ -382,13 +479,68 @@ impl<'a> Plan<'a> {
             | Step::Compare(_, a, _)
             | Step::Select(_, a, _)
             | Step::Cast(a, _) => *a as usize,
-            Step::Input(_) | Step::Scalar(..) => i,
+            Step::Input(_) | Step::Scalar(..) | Step::Spread(..) => i,
         };
         self.types[first]
     }
 }
 
 impl Frame<'_, '_> {
+    /// The broadcast values of step `i` at the elements `r` of the
+    /// partition into `out`: run by run of consecutive elements, the
+    /// position in the values follows the element's position in the value.
+    fn spread<T: Numeric>(&self, i: usize, r: Range<usize>, out: &mut [T]) -> Result<()> {
+        let missing = || Error::BadArgument(format!("step {i} has no broadcast values"));
+        let spread = self
+            .plan
+            .spreads
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(missing)?;
+        let (layout, p) = self.plan.place.ok_or_else(missing)?;
+        let bytes: &[u8] = bytemuck::cast_slice(&spread.values);
+        let values: &[T] = typed(
+            bytes
+                .get(..spread.count * std::mem::size_of::<T>())
+                .ok_or_else(missing)?,
+        )?;
+        let shape = layout.shape();
+        let strides = &spread.strides;
+        let mut at = vec![0usize; shape.len()];
+        let (mut local, mut o) = (r.start, 0);
+        while local < r.end {
+            let global = layout.global(p, local)?;
+            let (_, run) = layout.locate_run(global)?;
+            let n = run.min(r.end - local);
+            // The element's position, and where the values hold it.
+            let mut rest = global;
+            let mut index = 0;
+            for d in (0..shape.len()).rev() {
+                at[d] = rest % shape[d].max(1);
+                rest /= shape[d].max(1);
+                index += at[d] * strides[d];
+            }
+            for slot in &mut out[o..o + n] {
+                *slot = *values.get(index).ok_or_else(|| {
+                    Error::BadArgument("a broadcast index past its values".into())
+                })?;
+                // The next position, carrying from the last axis.
+                for d in (0..shape.len()).rev() {
+                    at[d] += 1;
+                    index += strides[d];
+                    if at[d] < shape[d] {
+                        break;
+                    }
+                    index -= strides[d] * at[d];
+                    at[d] = 0;
+                }
+            }
+            local += n;
+            o += n;
+        }
+        Ok(())
+    }
+
     /// Step `j`'s values over `r` as `T` (its type, checked by the plan).
     fn operand<T: Numeric>(&self, j: u32, r: &Range<usize>) -> Result<Opd<'_, T>> {
         let j = j as usize;
@@ -532,6 +684,7 @@ fn compute<T: Numeric>(f: &Frame<'_, '_>, i: usize, r: Range<usize>, out: &mut [
             let a = f.operand::<T>(*a, &r)?;
             cast_into(&a.expand(n), to, out)
         }
+        Step::Spread(..) => f.spread::<T>(i, r, typed_mut::<T>(out)?),
         Step::Input(_) | Step::Scalar(..) => Err(Error::BadArgument(format!(
             "step {i} has nothing to compute"
         ))),
@@ -798,6 +951,134 @@ mod tests {
         Step::Scalar("f64".into(), PodVec(v.to_ne_bytes().to_vec()))
     }
 
+    /// Values broadcast over 1-, 2- and 3-d shapes in every kind of
+    /// layout give, partition by partition, what NumPy's broadcasting gives.
+    #[test]
+    fn broadcast_values_follow_each_elements_position() {
+        use crate::layout::{Distribution, LayoutSpec};
+        use hpx_runtime::LocalityId;
+        let cases: Vec<(Vec<usize>, Vec<u64>)> = vec![
+            (vec![7, 5], vec![5]),
+            (vec![7, 5], vec![7, 1]),
+            (vec![7, 5], vec![1]),
+            (vec![7, 5], vec![1, 5]),
+            (vec![3, 4, 5], vec![4, 1]),
+            (vec![3, 4, 5], vec![3, 1, 5]),
+            (vec![9], vec![9]),
+            (vec![3000, 70], vec![70]),
+        ];
+        for (shape, spread) in cases {
+            let mut dists = vec![
+                Distribution::Block,
+                Distribution::Cyclic,
+                Distribution::BlockCyclic(2),
+                Distribution::Chunks(3),
+            ];
+            if shape.len() == 2 {
+                dists.push(Distribution::Tiles { rows: 2, cols: 3 });
+            }
+            let count: u64 = spread.iter().product();
+            let values: Vec<f64> = (0..count).map(|v| v as f64 + 0.5).collect();
+            // What each element reads: its position, broadcast.
+            let want = |g: usize| -> f64 {
+                let mut rest = g;
+                let mut index = 0usize;
+                let mut step = 1usize;
+                let pad = shape.len() - spread.len();
+                for d in (0..shape.len()).rev() {
+                    let at = rest % shape[d];
+                    rest /= shape[d];
+                    let k = if d >= pad {
+                        spread[d - pad] as usize
+                    } else {
+                        1
+                    };
+                    if k != 1 {
+                        index += at * step;
+                        step *= k;
+                    }
+                }
+                values[index]
+            };
+            for dist in dists {
+                let layout = Layout::from_spec(LayoutSpec {
+                    shape: shape.clone(),
+                    distribution: dist.clone(),
+                    over: (0..3).map(LocalityId).collect(),
+                    grid: None,
+                })
+                .unwrap();
+                let steps = vec![
+                    Step::Input(0),
+                    Step::Spread(
+                        "f64".into(),
+                        PodVec(bytemuck::cast_slice(&values).to_vec()),
+                        spread.clone(),
+                    ),
+                    Step::Binary(BinaryOp::Add, 0, 1),
+                ];
+                for p in 0..layout.num_partitions() {
+                    let len = layout.partition_sizes()[p];
+                    let a: Vec<f64> = (0..len)
+                        .map(|l| layout.global(p, l).unwrap() as f64)
+                        .collect();
+                    let plan =
+                        Plan::new(&steps, vec![&a as &dyn ErasedVec], Some((&layout, p))).unwrap();
+                    let out = plan.evaluate().unwrap();
+                    let got: &[f64] = typed(out.bytes(0, len).unwrap()).unwrap();
+                    for (l, v) in got.iter().enumerate() {
+                        let g = layout.global(p, l).unwrap();
+                        assert_eq!(
+                            *v,
+                            g as f64 + want(g),
+                            "{shape:?} {spread:?} {dist:?} at {g}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Broadcast values that do not fit are refused.
+    #[test]
+    fn broadcast_values_are_checked() {
+        use crate::layout::Distribution;
+        use hpx_runtime::LocalityId;
+        let layout = Layout::new(6, Distribution::Block, 2, LocalityId(0)).unwrap();
+        let a = vec![0.0f64; 3];
+        let spread = |bytes: usize, shape: Vec<u64>| {
+            vec![
+                Step::Input(0),
+                Step::Spread("f64".into(), PodVec(vec![0; bytes]), shape),
+                Step::Binary(BinaryOp::Add, 0, 1),
+            ]
+        };
+        for (steps, why) in [
+            (spread(16, vec![2]), "a row of 2 over 6"),
+            (spread(8, vec![2]), "too few bytes"),
+            (spread(48, vec![6, 1]), "more axes than 1 can broadcast"),
+            (spread(8, vec![u64::MAX, 2]), "an overflowing shape"),
+        ] {
+            assert!(
+                Plan::new(&steps, vec![&a as &dyn ErasedVec], Some((&layout, 0))).is_err(),
+                "{why}"
+            );
+        }
+        let fine = spread(8, vec![1]);
+        assert!(
+            Plan::new(&fine, vec![&a as &dyn ErasedVec], None).is_err(),
+            "no layout"
+        );
+        assert!(
+            Plan::new(&fine, vec![&a as &dyn ErasedVec], Some((&layout, 1))).is_ok(),
+            "one value"
+        );
+        assert!(
+            Plan::new(&fine, vec![&a as &dyn ErasedVec, &a], Some((&layout, 5))).is_err(),
+            "no partition 5"
+        );
+    }
+
     /// `a * 2 + b` over chunk boundaries, against the plain loop, stored
     /// and reduced.
     #[test]
@@ -812,7 +1093,7 @@ mod tests {
             Step::Input(1),
             Step::Binary(BinaryOp::Add, 2, 3),
         ];
-        let plan = Plan::new(&steps, vec![&a as &dyn ErasedVec, &b]).unwrap();
+        let plan = Plan::new(&steps, vec![&a as &dyn ErasedVec, &b], None).unwrap();
         let out = plan.evaluate().unwrap();
         let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * 2.0 + y).collect();
         assert_eq!(
@@ -833,7 +1114,7 @@ mod tests {
             Step::Select(2, 0, 1),
             Step::Cast(3, "i32".into()),
         ];
-        let plan = Plan::new(&masked, vec![&a as &dyn ErasedVec]).unwrap();
+        let plan = Plan::new(&masked, vec![&a as &dyn ErasedVec], None).unwrap();
         let out = plan.evaluate().unwrap();
         let want: Vec<i32> = a
             .iter()
@@ -885,7 +1166,7 @@ mod tests {
             (vec![Step::Input(0); MAX_STEPS + 1], vec![&a]),
         ];
         for (steps, inputs) in bad {
-            assert!(Plan::new(&steps, inputs).is_err(), "{steps:?}");
+            assert!(Plan::new(&steps, inputs, None).is_err(), "{steps:?}");
         }
         let zero = vec![0i64; 10];
         let steps = vec![
@@ -893,7 +1174,7 @@ mod tests {
             Step::Input(1),
             Step::Binary(BinaryOp::Div, 0, 1),
         ];
-        let plan = Plan::new(&steps, vec![&ints as &dyn ErasedVec, &zero]).unwrap();
+        let plan = Plan::new(&steps, vec![&ints as &dyn ErasedVec, &zero], None).unwrap();
         assert!(plan.evaluate().is_err(), "integer division by zero");
     }
 }
@@ -918,7 +1199,7 @@ mod speed {
             Step::Input(1),
             Step::Binary(BinaryOp::Add, 2, 3),
         ];
-        let plan = Plan::new(&steps, vec![&a as &dyn ErasedVec, &b]).unwrap();
+        let plan = Plan::new(&steps, vec![&a as &dyn ErasedVec, &b], None).unwrap();
         let time = |f: &mut dyn FnMut()| {
             let t = std::time::Instant::now();
             f();

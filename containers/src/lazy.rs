@@ -163,6 +163,7 @@ impl AnyExpr {
                 Step::Compare(op, a, b) => Step::Compare(*op, at(a), at(b)),
                 Step::Select(m, a, b) => Step::Select(at(m), at(a), at(b)),
                 Step::Cast(a, d) => Step::Cast(at(a), d.clone()),
+                Step::Spread(d, v, shape) => Step::Spread(d.clone(), v.clone(), shape.clone()),
             });
         }
         out.types.extend_from_slice(&other.types);
@@ -176,6 +177,48 @@ impl AnyExpr {
         let out = self.clone().push(Step::Scalar(T::NAME.to_owned(), bytes))?;
         let root = out.root();
         Ok((out, root))
+    }
+
+    /// An expression of this one's shape and layout whose value is
+    /// `values` (row-major, of `shape`) broadcast to it by NumPy's rules: a
+    /// row of the last axis's length, a column (`shape` `[n, 1]`), one
+    /// value. The values travel with the expression to every owner. An
+    /// error if `shape` does not broadcast to this shape, or does not hold
+    /// `values.len()` elements.
+    pub fn broadcast_values<T: Numeric>(&self, values: &[T], shape: &[usize]) -> Result<AnyExpr> {
+        let count = shape.iter().try_fold(1usize, |n, &k| n.checked_mul(k));
+        if count != Some(values.len()) {
+            return Err(Error::BadArgument(format!(
+                "{} values for the shape {shape:?}",
+                values.len()
+            )));
+        }
+        let fits = shape.len() <= self.shape.len()
+            && shape
+                .iter()
+                .rev()
+                .zip(self.shape.iter().rev())
+                .all(|(&k, &n)| k == 1 || k == n);
+        if !fits {
+            return Err(Error::BadArgument(format!(
+                "values of shape {shape:?} do not broadcast to the shape {:?}",
+                self.shape
+            )));
+        }
+        let bytes = PodVec(bytemuck::cast_slice(values).to_vec());
+        let shape = shape.iter().map(|&k| k as u64).collect();
+        self.clone()
+            .push(Step::Spread(T::NAME.to_owned(), bytes, shape))
+    }
+
+    /// The value's layout and each partition's index, for the owners of
+    /// an expression with broadcast values (None otherwise: nothing to
+    /// send).
+    fn place(&self, layout: &Layout, p: usize) -> Option<(Layout, u64)> {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::Spread(..)))
+            .then(|| (layout.clone(), p as u64))
     }
 
     /// An expression of this one's shape and layout whose every element is
@@ -309,11 +352,12 @@ impl AnyExpr {
             )));
         }
         let (leaves, inputs) = self.inputs().await?;
+        let layout = leaves[0].layout();
         let calls = remote_first(
             inputs.len(),
             |p| inputs[p][0].owner(),
             |p| {
-                let args = (inputs[p].clone(), self.steps.clone());
+                let args = (inputs[p].clone(), self.steps.clone(), self.place(layout, p));
                 async_at(inputs[p][0].owner(), partition::part_eval, args)
             },
         );
@@ -329,12 +373,18 @@ impl AnyExpr {
     async fn partials(&self, r: Reduction) -> Result<Vec<Option<PodVec<u8>>>> {
         // The arrays (redistributed copies among them) live until the
         // calls are done.
-        let (_leaves, inputs) = self.inputs().await?;
+        let (leaves, inputs) = self.inputs().await?;
+        let layout = leaves[0].layout();
         let calls = remote_first(
             inputs.len(),
             |p| inputs[p][0].owner(),
             |p| {
-                let args = (inputs[p].clone(), self.steps.clone(), r);
+                let args = (
+                    inputs[p].clone(),
+                    self.steps.clone(),
+                    r,
+                    self.place(layout, p),
+                );
                 async_at(inputs[p][0].owner(), partition::part_eval_reduce, args)
             },
         );
@@ -465,6 +515,15 @@ impl<T: Numeric> Expr<T> {
                     .unary(op)
             }
         })
+    }
+
+    /// An expression of this one's shape and layout whose value is
+    /// `values` (row-major, of `shape`) broadcast to it by NumPy's rules
+    /// (see [`AnyExpr::broadcast_values`]): `&m - Expr::from(&m)
+    /// .broadcast_values(&column_means, &[cols])` centres the columns of a
+    /// matrix.
+    pub fn broadcast_values(self, values: &[T], shape: &[usize]) -> Expr<T> {
+        self.then(|a| a.broadcast_values(values, shape))
     }
 
     /// The square root of every element (NaN for negative numbers).

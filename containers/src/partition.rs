@@ -190,31 +190,46 @@ async fn hold(ids: &[GlobalId]) -> Result<(Vec<Held>, Vec<usize>)> {
 }
 
 /// A new partition here: the expression `steps` over the partitions
-/// `inputs` (here, one per input of the expression), element by element.
+/// `inputs` (here, one per input of the expression), element by element;
+/// `place` is the value's layout and the partition's index in it, for
+/// expressions with broadcast values.
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_eval(
     inputs: Vec<GlobalId>,
     steps: Vec<Step>,
+    place: Option<(Layout, u64)>,
 ) -> Result<ComponentRef, Error> {
     let data = {
         let (held, index) = hold(&inputs).await?;
         let views = index.iter().map(|&i| held[i].data.as_ref()).collect();
-        Plan::new(&steps, views)?.evaluate()?
+        let place = placed(&place)?;
+        Plan::new(&steps, views, place)?.evaluate()?
     };
     store(data).await
 }
 
 /// The partial reduction `r` of the expression `steps` over the
-/// partitions `inputs` here (see [`Plan::reduce`]).
+/// partitions `inputs` here (see [`Plan::reduce`]; `place` as for
+/// [`part_eval`]).
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_eval_reduce(
     inputs: Vec<GlobalId>,
     steps: Vec<Step>,
     r: Reduction,
+    place: Option<(Layout, u64)>,
 ) -> Result<Option<PodVec<u8>>, Error> {
     let (held, index) = hold(&inputs).await?;
     let views = index.iter().map(|&i| held[i].data.as_ref()).collect();
-    Ok(Plan::new(&steps, views)?.reduce(r)?.map(PodVec))
+    let place = placed(&place)?;
+    Ok(Plan::new(&steps, views, place)?.reduce(r)?.map(PodVec))
+}
+
+/// A received `(layout, partition)` with the partition as an index.
+fn placed(place: &Option<(Layout, u64)>) -> Result<Option<(&Layout, usize)>, Error> {
+    place
+        .as_ref()
+        .map(|(layout, p)| Ok((layout, to_usize(*p)?)))
+        .transpose()
 }
 
 /// The partition's first extreme element: (local index, raw value).

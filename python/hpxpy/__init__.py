@@ -31,9 +31,14 @@ from . import _core
 from ._array import (
     DTYPES,
     DistributedArray,
+    _broadcast_shape,
     _create,
     _dtype_name,
+    _is_scalar,
+    _operand,
     _promote,
+    _spread,
+    broadcast_to,
     distribution,
     from_numpy_view,
 )
@@ -490,15 +495,36 @@ def power(x, y):
 
 
 def where(condition, x, y):
-    """``x`` where ``condition`` holds, else ``y`` (all DistributedArrays of
-    one shape; scalars for x or y are made arrays in condition's layout)."""
+    """``x`` where ``condition`` holds, else ``y``: DistributedArrays,
+    NumPy arrays and scalars broadcast together by NumPy's rules (scalars
+    take the arrays' dtype)."""
+    if not builtins.any(isinstance(v, DistributedArray) for v in (condition, x, y)):
+        return np.where(condition, x, y)
     if not isinstance(condition, DistributedArray):
-        raise DTypeError("where() takes a DistributedArray condition")
+        condition = np.asarray(condition)
     if _any_view(condition, x, y):
         # Views of NumPy arrays are local: NumPy does it.
         local = [(v._view if v.is_view() else v.to_numpy()) if isinstance(v, DistributedArray) else v
                  for v in (condition, x, y)]
         return from_numpy_view(np.where(*local))
+    x, y = _operand(x), _operand(y)
+    shape = _broadcast_shape(*[v.shape for v in (condition, x, y)
+                               if isinstance(v, (DistributedArray, np.ndarray))])
+    if builtins.any(isinstance(v, np.ndarray) or (isinstance(v, DistributedArray) and v.shape != shape)
+                    for v in (condition, x, y)):
+        # Broadcast: the operands of other shapes travel whole to the owners
+        # of one of the full shape (or of a new block array of it).
+        full = next((v for v in (condition, x, y)
+                     if isinstance(v, DistributedArray) and v.shape == shape), None)
+        first = next(v for v in (condition, x, y) if isinstance(v, DistributedArray))
+        base = full if full is not None else broadcast_to(first, shape)
+
+        def fit(v):
+            if _is_scalar(v) or (isinstance(v, DistributedArray) and v.shape == shape):
+                return v
+            return _spread(base, v, _dtype_name(v.dtype))
+
+        condition, x, y = fit(condition), fit(x), fit(y)
     # Python scalars are "weak" (NumPy's rule): they take the arrays' dtype.
     name = _promote(*[v.dtype if isinstance(v, DistributedArray) else v for v in (x, y)])
 
@@ -939,6 +965,7 @@ __all__ = [
     "logical_or",
     "logical_xor",
     "logical_not",
+    "broadcast_to",
     "full_like",
     "zeros_like",
     "ones_like",

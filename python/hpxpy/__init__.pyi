@@ -722,8 +722,11 @@ def power(x: _Operand, y: _Operand) -> DistributedArray:
 def evaluate(*arrays: DistributedArray) -> Any:
     """Runs the element-wise expressions ``arrays`` now (collective); they
     otherwise run, fused into one pass, when their value is first needed."""
-def where(condition: DistributedArray, x: _Operand, y: _Operand) -> DistributedArray:
-    """``x`` where ``condition`` holds, else ``y`` (arrays of one shape, or scalars)."""
+def where(condition: DistributedArray | ArrayLike, x: _Operand | ArrayLike,
+          y: _Operand | ArrayLike) -> DistributedArray:
+    """``x`` where ``condition`` holds, else ``y``, broadcast together by NumPy's rules."""
+def broadcast_to(x: DistributedArray | ArrayLike, shape: int | Sequence[int]) -> DistributedArray:
+    """``x`` broadcast to ``shape`` by NumPy's rules: a new block-distributed array (collective)."""
 @overload
 def sum(x: DistributedArray, axis: None = None) -> Any:
     """The sum of an array's elements (along ``axis`` for 2-d arrays)."""

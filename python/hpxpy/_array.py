@@ -412,10 +412,11 @@ class DistributedArray:
     # --- element-wise math ------------------------------------------
 
     def _binary(self, op, other, reverse=False, dtype=None):
-        if isinstance(other, np.ndarray) and other.ndim == 0:
-            other = other[()]
+        other = _operand(other)
         if self._view is not None or (isinstance(other, DistributedArray) and other._view is not None):
             return _local_binary(op, self, other, reverse)
+        if _broadcasts(self, other):
+            return self._broadcast(other, reverse, dtype, lambda a, b, name: a._binary(op, b, dtype=name))
         if isinstance(other, DistributedArray):
             name = dtype or _promote(self.dtype, other.dtype)
             a, b = self._cast(name), other._cast(name)
@@ -428,12 +429,24 @@ class DistributedArray:
                 raise OverflowError(f"Python integer {other} out of bounds for {name}")
             a = self._cast(name)
             return a._finish_binary(name, lambda core: core.binary_scalar(op, other, reverse))
-        if isinstance(other, (np.ndarray, list, tuple)):
-            raise DTypeError(
-                "combine a DistributedArray with another DistributedArray or a scalar; "
-                "make the NumPy array distributed with hpxpy.from_numpy(...)"
-            )
         return NotImplemented
+
+    def _broadcast(self, other, reverse, dtype, combine):
+        """``combine(a, b, dtype)`` of this array and ``other`` (a
+        DistributedArray or NumPy array) of another shape, broadcast to one
+        by NumPy's rules: the operand of the smaller shape travels whole to
+        the owners of the larger (``other`` is then read by every
+        locality), as broadcast values of an expression in its layout."""
+        shape = _broadcast_shape(self.shape, other.shape)
+        if isinstance(other, DistributedArray) and other.shape == shape and self.shape != shape:
+            return other._broadcast(self, not reverse, dtype, combine)
+        name = dtype or _promote(self.dtype, other.dtype)
+        base = self if self.shape == shape else broadcast_to(self, shape)
+        a = base._cast(name)
+        b = _spread(a, other, name)
+        if reverse:
+            a, b = b, a
+        return combine(a, b, name)
 
     def _cast(self, name):
         if name == "bool":
@@ -447,8 +460,11 @@ class DistributedArray:
         return DistributedArray._wrap(run(self._core))
 
     def _compare(self, op, other):
+        other = _operand(other)
         if self._view is not None or (isinstance(other, DistributedArray) and other._view is not None):
             return _local_binary(op, self, other, False)
+        if _broadcasts(self, other):
+            return self._broadcast(other, False, None, lambda a, b, _name: a._compare(op, b))
         if isinstance(other, DistributedArray):
             name = _promote(self.dtype, other.dtype)
             a, b = self._cast(name), other._cast(name)
@@ -793,6 +809,58 @@ _NUMPY_BINARY = {
 def from_numpy_view(x):
     """A local array sharing memory with the NumPy array ``x``."""
     return DistributedArray._wrap(None, False, x)
+
+
+def _operand(other):
+    """A second operand as the operations take it: a 0-d NumPy array as
+    its scalar, lists and tuples as NumPy arrays."""
+    if isinstance(other, (list, tuple)):
+        other = np.asarray(other)
+    if isinstance(other, np.ndarray) and other.ndim == 0:
+        return other[()]
+    return other
+
+
+def _broadcasts(a, other):
+    """Whether ``a`` and ``other`` combine by broadcasting: ``other`` a
+    NumPy array, or a DistributedArray of another shape."""
+    return isinstance(other, np.ndarray) or (
+        isinstance(other, DistributedArray) and other.shape != a.shape)
+
+
+def _broadcast_shape(*shapes):
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise HPXValueError(
+            "operands could not be broadcast together with shapes "
+            + " ".join(str(tuple(s)) for s in shapes)
+        ) from None
+
+
+def _spread(base, values, name):
+    """An expression of ``base``'s shape and layout whose value is
+    ``values`` (a NumPy or DistributedArray, read whole here) broadcast to
+    it, as dtype ``name``."""
+    if isinstance(values, DistributedArray):
+        values = values.to_numpy()
+    data = np.ascontiguousarray(values, dtype=np.uint8 if name == "bool" else name)
+    return DistributedArray._wrap(base._core.broadcast_values(data, name), name == "bool")
+
+
+def broadcast_to(x, shape):
+    """``x`` (a DistributedArray, NumPy array or scalar) broadcast to
+    ``shape`` by NumPy's rules, as a new distributed array of that shape in
+    the block distribution (collective; NumPy gives a read-only view)."""
+    shape = tuple(int(k) for k in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+    values = x if isinstance(x, DistributedArray) else np.asarray(x)
+    if isinstance(values, DistributedArray) and values.shape == shape:
+        return values.copy()
+    if _broadcast_shape(values.shape, shape) != shape:
+        raise HPXValueError(f"cannot broadcast an array of shape {values.shape} to {shape}")
+    name = _dtype_name(values.dtype)
+    base = _create("fill", (0,), shape, name, "block", None, None, None, None)
+    return _spread(base, values, name)
 
 
 def _local_binary(op, a, b, reverse):

@@ -625,8 +625,29 @@ impl Array {
         Array::lazy(py, e)
     }
 
-    /// A function of every element: `neg abs` keep the dtype; `sqrt exp log
-    /// sin cos` give floats (float32 stays float32). An expression.
+    /// An expression of this shape and layout whose value is the NumPy
+    /// array `values` (C-contiguous, of `dtype`) broadcast to it by
+    /// NumPy's rules.
+    fn broadcast_values(
+        &self,
+        py: Python<'_>,
+        values: &Bound<'_, PyAny>,
+        dtype: &str,
+    ) -> PyResult<Array> {
+        let e = with_dtype!(dtype, T => {
+            let data: PyReadonlyArrayDyn<'_, T> = values.extract()?;
+            let shape = data.as_array().shape().to_vec();
+            let slice = data
+                .as_slice()
+                .map_err(|e| raise("HPXValueError", e.to_string()))?;
+            self.expr()?.broadcast_values(slice, &shape).map_err(to_py)?
+        });
+        Array::lazy(py, e)
+    }
+
+    /// A function of every element: `neg abs sign` and the roundings keep
+    /// the dtype; the others give floats (float32 stays float32). An
+    /// expression.
     fn unary(&self, py: Python<'_>, op: &str) -> PyResult<Array> {
         let op = unary_op(op)?;
         let e = self.expr()?.unary(op).map_err(to_py)?;

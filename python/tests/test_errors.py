@@ -57,8 +57,11 @@ raises("-bool", D, lambda: -flags)
 raises("~int", D, lambda: ~ints)
 raises("int & int", D, lambda: ints & ints)
 raises("int | bool", D, lambda: ints | flags)
-raises("a + NumPy array", D, lambda: a + np.ones(10))
-raises("where with a NumPy condition", D, lambda: hpx.where(np.ones(10, bool), a, a))
+# NumPy arrays combine with DistributedArrays by broadcasting, as in NumPy;
+# shapes that do not broadcast are a ValueError.
+raises("a + NumPy array of another length", hpx.HPXValueError, lambda: a + np.ones(9))
+raises("where with a NumPy condition of another length", hpx.HPXValueError,
+       lambda: hpx.where(np.ones(3, bool), a, a))
 raises("DistributedArray()", TypeError, lambda: hpx.DistributedArray())
 
 # --- indices out of range --------------------------------------------------------------

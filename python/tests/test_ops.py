@@ -622,3 +622,80 @@ done("ufuncs")
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_numpys_element_wise_functions(run_job, n):
     run_job(n, UFUNCS, args=(n,), timeout=180).assert_done("ufuncs")
+
+
+BROADCASTING = OPS_PRELUDE + r"""
+LAYOUTS_2D = [{"distribution": "block"}, {"distribution": "cyclic"}, {"chunks": 2},
+              {"chunks": (2, 3)}, {"distribution": "grid"}, {}]
+CASES = [
+    # (shape of a, shape of b) as the issue lists them, and more.
+    ((3, 4), (4,)), ((3, 4), (1,)), ((1, 4), (3, 4)), ((2, 3, 1), (2, 1, 4)),
+    ((7, 5), (7, 1)), ((5,), (4, 1)), ((0, 4), (4,)), ((13, 6), (1, 6)),
+    ((2, 3, 4), (3, 4)), ((2, 3, 4), (2, 1, 1)),
+]
+OPS = {
+    "a+b": lambda m, a, b: a + b,
+    "a-b": lambda m, a, b: a - b,
+    "b*a": lambda m, a, b: b * a,
+    "a/b": lambda m, a, b: a / b,
+    "a>b": lambda m, a, b: a > b,
+    "a==b": lambda m, a, b: a == b,
+    "maximum": lambda m, a, b: m.maximum(a, b),
+    "where(a>b,a,b)": lambda m, a, b: m.where(a > b, a, b),
+    "arctan2": lambda m, a, b: m.arctan2(a, b),
+    "(a-b).sum()": lambda m, a, b: (a - b).sum(),
+}
+for k, (sa, sb) in enumerate(CASES):
+    x = data("float64", int(np.prod(sa)), 40 + k).reshape(sa)
+    y = data("float64", int(np.prod(sb)), 60 + k, nonzero=True).reshape(sb)
+    for j, (la, lb) in enumerate([(LAYOUTS_2D[k % 6], LAYOUTS_2D[(k + 1) % 6]),
+                                  (LAYOUTS_2D[(k + 3) % 6], LAYOUTS_2D[(k + 2) % 6])]):
+        def fits(shape, lay):
+            return len(shape) == 2 or not (isinstance(lay.get("chunks"), tuple) or
+                                           lay.get("distribution") == "grid")
+        la = la if fits(sa, la) else {"distribution": "block"}
+        lb = lb if fits(sb, lb) else {"distribution": "cyclic"}
+        for name, fn in OPS.items():
+            if name == "(a-b).sum()":
+                got = fn(hpx, hpx.from_numpy(x, **la), hpx.from_numpy(y, **lb))
+                check(f"{sa}{sb} {la} {lb} {name}", got, fn(np, x, y), rtol=1e-12)
+                continue
+            both(f"{sa}{sb} {la} {lb} {name}", fn, (x, y), (la, lb))
+        # One operand a NumPy array (or a list), on either side.
+        a = hpx.from_numpy(x, **la)
+        with np.errstate(all="ignore"):
+            compare(f"{sa}{sb} {la} a-ndarray", a - y, x - y)
+            compare(f"{sa}{sb} {la} ndarray-a", y - a, y - x)
+            compare(f"{sa}{sb} {la} a<ndarray", a < y, x < y)
+            compare(f"{sa}{sb} {la} where(ndarray>0,a,0)", hpx.where(y > 0, a, 0.0),
+                    np.where(y > 0, x, 0.0))
+
+# The NumPy idioms: centring columns and rows, a list, integers with floats.
+x = data("float64", 1001 * 7, 3).reshape(1001, 7)
+i = data("int32", 1001 * 7, 4).reshape(1001, 7)
+for lay in LAYOUTS_2D:
+    a = hpx.from_numpy(x, **lay)
+    compare(f"{lay} a - a.mean(axis=0)", a - a.mean(axis=0), x - x.mean(axis=0))
+    compare(f"{lay} a / a.sum(axis=1)[:, None]", a / a.sum(axis=1)[:, None],
+            x / x.sum(axis=1)[:, None])
+    compare(f"{lay} a * [1..7]", a * list(range(1, 8)), x * np.arange(1, 8))
+    ia = hpx.from_numpy(i, **lay)
+    compare(f"{lay} int32 + float32 row", ia + np.ones(7, "float32"), i + np.ones(7, "float32"))
+    compare(f"{lay} int32 // row", ia // np.arange(1, 8, dtype="int32"),
+            i // np.arange(1, 8, dtype="int32"))
+    compare(f"{lay} broadcast_to", hpx.broadcast_to(np.arange(7.0), (5, 7)),
+            np.broadcast_to(np.arange(7.0), (5, 7)))
+raises("shapes that do not broadcast", ValueError,
+       lambda: hpx.from_numpy(x) + np.ones(6))
+raises("shapes that do not broadcast (arrays)", ValueError,
+       lambda: hpx.from_numpy(x) * hpx.from_numpy(np.ones((1001, 2))))
+raises("integer // by a zero row", hpx.HPXValueError,
+       lambda: (hpx.from_numpy(i) // np.zeros(7, "int32")).to_numpy())
+raises("broadcast_to a smaller shape", ValueError, lambda: hpx.broadcast_to(np.ones(7), (3,)))
+done("broadcasting")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_broadcasting_as_numpy(run_job, n):
+    run_job(n, BROADCASTING, args=(n,), timeout=240).assert_done("broadcasting")
