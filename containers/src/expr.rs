@@ -69,9 +69,11 @@ pub(crate) enum Step {
     Cast(u32, String),
     /// Values of the named type and shape, given with the program and
     /// broadcast over the value's shape by NumPy's rules (a row of a
-    /// matrix's width, a column, one value): each element reads the
-    /// value at its own position, its index taken modulo the shape.
-    Spread(String, PodVec<u8>, Vec<u64>),
+    /// matrix's width, a column, one value): each element reads the value
+    /// at its own position. The last field, empty or one index per axis of
+    /// the value, is where the values start along each axis they are not
+    /// broadcast over: a partition is sent only the box of values it reads.
+    Spread(String, PodVec<u8>, Vec<u64>, Vec<u64>),
 }
 
 /// A reduction that ends a program instead of a new partition.
@@ -178,7 +180,7 @@ pub(crate) fn types(steps: &[Step], inputs: &[&'static str]) -> Result<Vec<&'sta
                 at(a)?;
                 known(d)?
             }
-            Step::Spread(d, bytes, shape) => {
+            Step::Spread(d, bytes, shape, _) => {
                 let d = known(d)?;
                 let count = shape
                     .iter()
@@ -247,21 +249,24 @@ struct Spread {
     values: Vec<Line>,
     count: usize,
     strides: Vec<usize>,
+    origin: Vec<usize>,
 }
 
 impl Spread {
-    /// `shape` broadcast to `to` (NumPy's rules), or an error.
-    fn new(bytes: &[u8], shape: &[u64], to: &[usize]) -> Result<Spread> {
+    /// `shape` broadcast to `to` (NumPy's rules), starting at `origin`
+    /// (empty: at 0) along the axes it is not broadcast over, or an error.
+    fn new(bytes: &[u8], shape: &[u64], origin: &[u64], to: &[usize]) -> Result<Spread> {
         let bad = || {
             Error::BadArgument(format!(
-                "values of shape {shape:?} do not broadcast to the shape {to:?}"
+                "values of shape {shape:?} at {origin:?} do not broadcast to the shape {to:?}"
             ))
         };
-        if shape.len() > to.len() {
+        if shape.len() > to.len() || !(origin.is_empty() || origin.len() == to.len()) {
             return Err(bad());
         }
         let pad = to.len() - shape.len();
         let mut strides = vec![0; to.len()];
+        let mut start = vec![0; to.len()];
         let mut step = 1usize;
         for d in (0..to.len()).rev() {
             let k = if d >= pad {
@@ -269,11 +274,24 @@ impl Spread {
             } else {
                 1
             };
-            if k != 1 && k != to[d] {
+            let at = match origin.get(d) {
+                Some(&o) => usize::try_from(o).map_err(|_| bad())?,
+                None => 0,
+            };
+            // Along an axis it is not broadcast over, the values cover
+            // `at..at + k` of the value's extent.
+            let broadcast = k == 1 && at == 0 && to[d] != 1;
+            let fits = if origin.is_empty() {
+                k == 1 || k == to[d]
+            } else {
+                broadcast || at.checked_add(k).is_some_and(|end| end <= to[d])
+            };
+            if !fits {
                 return Err(bad());
             }
-            if k != 1 {
+            if !broadcast {
                 strides[d] = step;
+                start[d] = at;
                 step = step.checked_mul(k).ok_or_else(bad)?;
             }
         }
@@ -283,6 +301,7 @@ impl Spread {
             values,
             count: step,
             strides,
+            origin: start,
         })
     }
 }
@@ -336,7 +355,7 @@ impl<'a> Plan<'a> {
         let mut spreads = Vec::with_capacity(steps.len());
         for step in steps {
             spreads.push(match step {
-                Step::Spread(_, bytes, shape) => {
+                Step::Spread(_, bytes, shape, origin) => {
                     let (layout, p) = place.ok_or_else(|| {
                         Error::BadArgument("broadcast values without the value's layout".into())
                     })?;
@@ -345,7 +364,7 @@ impl<'a> Plan<'a> {
                             "partition {p} of the layout does not hold {len} elements"
                         )));
                     }
-                    Some(Spread::new(&bytes.0, shape, layout.shape())?)
+                    Some(Spread::new(&bytes.0, shape, origin, layout.shape())?)
                 }
                 _ => None,
             });
@@ -513,25 +532,27 @@ impl Frame<'_, '_> {
             let (_, run) = layout.locate_run(global)?;
             let n = run.min(r.end - local);
             // The element's position, and where the values hold it.
+            let outside = || Error::BadArgument(format!("element {global} is outside the values"));
             let mut rest = global;
-            let mut index = 0;
+            let mut index = 0usize;
             for d in (0..shape.len()).rev() {
                 at[d] = rest % shape[d].max(1);
                 rest /= shape[d].max(1);
-                index += at[d] * strides[d];
+                let from = at[d].checked_sub(spread.origin[d]).ok_or_else(outside)?;
+                index += from * strides[d];
             }
             for slot in &mut out[o..o + n] {
-                *slot = *values.get(index).ok_or_else(|| {
-                    Error::BadArgument("a broadcast index past its values".into())
-                })?;
-                // The next position, carrying from the last axis.
+                *slot = *values.get(index).ok_or_else(outside)?;
+                // The next position, carrying from the last axis (wrapping:
+                // a run stays inside the values' box, and the position
+                // after its last element is not read).
                 for d in (0..shape.len()).rev() {
                     at[d] += 1;
-                    index += strides[d];
+                    index = index.wrapping_add(strides[d]);
                     if at[d] < shape[d] {
                         break;
                     }
-                    index -= strides[d] * at[d];
+                    index = index.wrapping_sub(strides[d].wrapping_mul(at[d]));
                     at[d] = 0;
                 }
             }
@@ -965,7 +986,11 @@ mod tests {
             (vec![3, 4, 5], vec![4, 1]),
             (vec![3, 4, 5], vec![3, 1, 5]),
             (vec![9], vec![9]),
+            (vec![7, 5], vec![7, 5]),
             (vec![3000, 70], vec![70]),
+            (vec![3000, 70], vec![3000, 1]),
+            (vec![0, 4], vec![4]),
+            (vec![2, 0], vec![2, 1]),
         ];
         for (shape, spread) in cases {
             let mut dists = vec![
@@ -1014,6 +1039,7 @@ mod tests {
                         "f64".into(),
                         PodVec(bytemuck::cast_slice(&values).to_vec()),
                         spread.clone(),
+                        vec![],
                     ),
                     Step::Binary(BinaryOp::Add, 0, 1),
                 ];
@@ -1022,17 +1048,31 @@ mod tests {
                     let a: Vec<f64> = (0..len)
                         .map(|l| layout.global(p, l).unwrap() as f64)
                         .collect();
-                    let plan =
-                        Plan::new(&steps, vec![&a as &dyn ErasedVec], Some((&layout, p))).unwrap();
-                    let out = plan.evaluate().unwrap();
-                    let got: &[f64] = typed(out.bytes(0, len).unwrap()).unwrap();
-                    for (l, v) in got.iter().enumerate() {
-                        let g = layout.global(p, l).unwrap();
-                        assert_eq!(
-                            *v,
-                            g as f64 + want(g),
-                            "{shape:?} {spread:?} {dist:?} at {g}"
-                        );
+                    // The whole values, and (for a partition that is a box)
+                    // only the box of them it reads.
+                    let mut programs = vec![steps.clone()];
+                    if let Some((offset, extent)) = layout.partition_box(p) {
+                        let mut cut = steps.clone();
+                        if let Step::Spread(d, bytes, shape, _) = &steps[1] {
+                            cut[1] = crate::lazy::cut(d, bytes, shape, &offset, &extent).unwrap();
+                        }
+                        programs.push(cut);
+                    }
+                    for program in &programs {
+                        let plan =
+                            Plan::new(program, vec![&a as &dyn ErasedVec], Some((&layout, p)))
+                                .unwrap();
+                        let out = plan.evaluate().unwrap();
+                        let got: &[f64] = typed(out.bytes(0, len).unwrap()).unwrap();
+                        for (l, v) in got.iter().enumerate() {
+                            let g = layout.global(p, l).unwrap();
+                            assert_eq!(
+                                *v,
+                                g as f64 + want(g),
+                                "{shape:?} {spread:?} {dist:?} at {g} ({:?})",
+                                program[1]
+                            );
+                        }
                     }
                 }
             }
@@ -1049,7 +1089,7 @@ mod tests {
         let spread = |bytes: usize, shape: Vec<u64>| {
             vec![
                 Step::Input(0),
-                Step::Spread("f64".into(), PodVec(vec![0; bytes]), shape),
+                Step::Spread("f64".into(), PodVec(vec![0; bytes]), shape, vec![]),
                 Step::Binary(BinaryOp::Add, 0, 1),
             ]
         };

@@ -163,7 +163,9 @@ impl AnyExpr {
                 Step::Compare(op, a, b) => Step::Compare(*op, at(a), at(b)),
                 Step::Select(m, a, b) => Step::Select(at(m), at(a), at(b)),
                 Step::Cast(a, d) => Step::Cast(at(a), d.clone()),
-                Step::Spread(d, v, shape) => Step::Spread(d.clone(), v.clone(), shape.clone()),
+                Step::Spread(d, v, shape, at) => {
+                    Step::Spread(d.clone(), v.clone(), shape.clone(), at.clone())
+                }
             });
         }
         out.types.extend_from_slice(&other.types);
@@ -208,17 +210,29 @@ impl AnyExpr {
         let bytes = PodVec(bytemuck::cast_slice(values).to_vec());
         let shape = shape.iter().map(|&k| k as u64).collect();
         self.clone()
-            .push(Step::Spread(T::NAME.to_owned(), bytes, shape))
+            .push(Step::Spread(T::NAME.to_owned(), bytes, shape, Vec::new()))
     }
 
-    /// The value's layout and each partition's index, for the owners of
-    /// an expression with broadcast values (None otherwise: nothing to
-    /// send).
-    fn place(&self, layout: &Layout, p: usize) -> Option<(Layout, u64)> {
-        self.steps
+    /// The program for partition `p` of the value's `layout`, and the
+    /// layout and index its owner needs to place broadcast values (None
+    /// without any). A partition that is a box of the value is sent only
+    /// the box of each broadcast operand it reads.
+    fn program(&self, layout: &Layout, p: usize) -> (Vec<Step>, Option<(Layout, u64)>) {
+        if !self.steps.iter().any(|s| matches!(s, Step::Spread(..))) {
+            return (self.steps.clone(), None);
+        }
+        let boxed = layout.partition_box(p);
+        let steps = self
+            .steps
             .iter()
-            .any(|s| matches!(s, Step::Spread(..)))
-            .then(|| (layout.clone(), p as u64))
+            .map(|step| match (step, &boxed) {
+                (Step::Spread(d, bytes, shape, at), Some((offset, extent))) if at.is_empty() => {
+                    cut(d, bytes, shape, offset, extent).unwrap_or_else(|| step.clone())
+                }
+                _ => step.clone(),
+            })
+            .collect();
+        (steps, Some((layout.clone(), p as u64)))
     }
 
     /// An expression of this one's shape and layout whose every element is
@@ -357,8 +371,12 @@ impl AnyExpr {
             inputs.len(),
             |p| inputs[p][0].owner(),
             |p| {
-                let args = (inputs[p].clone(), self.steps.clone(), self.place(layout, p));
-                async_at(inputs[p][0].owner(), partition::part_eval, args)
+                let (steps, place) = self.program(layout, p);
+                async_at(
+                    inputs[p][0].owner(),
+                    partition::part_eval,
+                    (inputs[p].clone(), steps, place),
+                )
             },
         );
         let mut parts = Vec::with_capacity(inputs.len());
@@ -379,13 +397,12 @@ impl AnyExpr {
             inputs.len(),
             |p| inputs[p][0].owner(),
             |p| {
-                let args = (
-                    inputs[p].clone(),
-                    self.steps.clone(),
-                    r,
-                    self.place(layout, p),
-                );
-                async_at(inputs[p][0].owner(), partition::part_eval_reduce, args)
+                let (steps, place) = self.program(layout, p);
+                async_at(
+                    inputs[p][0].owner(),
+                    partition::part_eval_reduce,
+                    (inputs[p].clone(), steps, r, place),
+                )
             },
         );
         join_all(calls)
@@ -394,6 +411,78 @@ impl AnyExpr {
             .map(|r| r.map_err(|e| self.explain(e)))
             .collect()
     }
+}
+
+/// The box `offset`/`extent` (of the value's shape) of broadcast values of
+/// element type `dtype` and shape `shape`, as a [`Step::Spread`] that
+/// starts there: along an axis the values are broadcast over (1 long) all
+/// of it, along the others the box's part. None if the values are not
+/// what their step says (the whole values are sent then, and checked
+/// where they arrive).
+pub(crate) fn cut(
+    dtype: &str,
+    bytes: &PodVec<u8>,
+    shape: &[u64],
+    offset: &[usize],
+    extent: &[usize],
+) -> Option<Step> {
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &k| n.checked_mul(usize::try_from(k).ok()?))?;
+    let size = bytes.0.len().checked_div(count)?;
+    let ndim = offset.len();
+    let pad = ndim.checked_sub(shape.len())?;
+    // The values' shape with the value's rank, and the part of each axis
+    // kept.
+    let full: Vec<usize> = (0..ndim)
+        .map(|d| if d < pad { 1 } else { shape[d - pad] as usize })
+        .collect();
+    let keep: Vec<(usize, usize)> = (0..ndim)
+        .map(|d| {
+            if full[d] == 1 {
+                (0, 1)
+            } else {
+                (offset[d], extent[d])
+            }
+        })
+        .collect();
+    if keep.iter().zip(&full).any(|(&(at, n), &k)| at + n > k) {
+        return None;
+    }
+    let kept: usize = keep.iter().map(|&(_, n)| n).product();
+    let mut out = Vec::with_capacity(kept * size);
+    if kept > 0 {
+        // Row-major walk over the kept box, copying runs of the last axis.
+        let inner = keep.last().map_or(1, |&(_, n)| n) * size;
+        let rows: usize = keep[..ndim.saturating_sub(1)]
+            .iter()
+            .map(|&(_, n)| n)
+            .product();
+        let mut at: Vec<usize> = keep.iter().map(|&(a, _)| a).collect();
+        for _ in 0..rows {
+            let flat = (0..ndim).fold(0, |flat, d| flat * full[d] + at[d]);
+            out.extend_from_slice(bytes.0.get(flat * size..flat * size + inner)?);
+            for d in (0..ndim.saturating_sub(1)).rev() {
+                at[d] += 1;
+                if at[d] < keep[d].0 + keep[d].1 {
+                    break;
+                }
+                at[d] = keep[d].0;
+            }
+        }
+    }
+    let origin = keep
+        .iter()
+        .zip(&full)
+        .map(|(&(at, _), &k)| if k == 1 { 0 } else { at as u64 })
+        .collect();
+    let cut_shape = keep.iter().map(|&(_, n)| n as u64).collect();
+    Some(Step::Spread(
+        dtype.to_owned(),
+        PodVec(out),
+        cut_shape,
+        origin,
+    ))
 }
 
 /// An element-wise expression of distributed arrays with values of type
