@@ -541,19 +541,35 @@ impl Frame<'_, '_> {
                 let from = at[d].checked_sub(spread.origin[d]).ok_or_else(outside)?;
                 index += from * strides[d];
             }
-            for slot in &mut out[o..o + n] {
-                *slot = *values.get(index).ok_or_else(outside)?;
-                // The next position, carrying from the last axis (wrapping:
-                // a run stays inside the values' box, and the position
-                // after its last element is not read).
-                for d in (0..shape.len()).rev() {
-                    at[d] += 1;
-                    index = index.wrapping_add(strides[d]);
-                    if at[d] < shape[d] {
-                        break;
+            // Along the last axis, a segment at a time: a copy of the
+            // values (a row), or one value repeated (a column).
+            let last = shape.len() - 1;
+            let mut done = 0;
+            while done < n {
+                let seg = (shape[last] - at[last]).min(n - done);
+                let into = &mut out[o + done..o + done + seg];
+                match strides[last] {
+                    0 => into.fill(*values.get(index).ok_or_else(outside)?),
+                    1 => into.copy_from_slice(values.get(index..index + seg).ok_or_else(outside)?),
+                    step => {
+                        for (k, slot) in into.iter_mut().enumerate() {
+                            *slot = *values.get(index + k * step).ok_or_else(outside)?;
+                        }
                     }
+                }
+                done += seg;
+                at[last] += seg;
+                index = index.wrapping_add(seg.wrapping_mul(strides[last]));
+                // The next position, carrying into the axes before the last
+                // (wrapping: a run stays inside the values' box, and the
+                // position after its last element is not read).
+                let mut d = last;
+                while at[d] == shape[d] && d > 0 {
                     index = index.wrapping_sub(strides[d].wrapping_mul(at[d]));
                     at[d] = 0;
+                    d -= 1;
+                    at[d] += 1;
+                    index = index.wrapping_add(strides[d]);
                 }
             }
             local += n;

@@ -20,6 +20,9 @@ array, beside what the same user writes with hpxpy:
                       (the new array made: an expression is otherwise held)
     axpy_sum        (a * 2.0 + b).sum()           (x * 2.0 + y).sum() + Allreduce
     norm_max        hpx.sqrt(a*a + b*b).max()     np.sqrt(x*x + y*y).max() + Allreduce MAX
+    center          hpx.evaluate(m - m.mean(axis=0))  column sums + Allreduce, then
+                      (m: n/8 x 8, block rows;        the block minus the means
+                      broadcasting a row)
     gather          hpx.gather(a, 0)              comm.Gatherv to rank 0
     to_numpy        a.to_numpy() everywhere       comm.Allgatherv
 
@@ -42,7 +45,9 @@ import time
 import numpy as np
 
 CASES = ["barrier", "allreduce1", "allreduce8M", "arange", "sum", "axpy",
-         "axpy_sum", "norm_max", "gather", "to_numpy"]
+         "axpy_sum", "norm_max", "center", "gather", "to_numpy"]
+# Columns of the matrix of the "center" case.
+COLS = 8
 # Calls per timed repetition: many for the small collectives, whose single
 # call is shorter than the clock's noise.
 CALLS = {"barrier": 2000, "allreduce1": 2000}
@@ -70,6 +75,7 @@ class Hpx:
         # default puts an array on locality 0 alone).
         self.a = hpx.arange(n, dtype="float64", distribution="block")
         self.b = hpx.ones(n, dtype="float64", distribution="block")
+        self.m = hpx.ones((n // COLS, COLS), dtype="float64", distribution="block")
         self.big = np.ones(1 << 20)
 
     def barrier(self):
@@ -89,6 +95,7 @@ class Hpx:
             "axpy": lambda: hpx.evaluate(a * 2.0 + b),
             "axpy_sum": lambda: (a * 2.0 + b).sum(),
             "norm_max": lambda: hpx.sqrt(a * a + b * b).max(),
+            "center": lambda: hpx.evaluate(self.m - self.m.mean(axis=0)),
             "gather": lambda: hpx.gather(a, 0),
             "to_numpy": a.to_numpy,
         }[name]
@@ -113,6 +120,9 @@ class Mpi:
         self.lo, self.hi = lo, lo + self.counts[self.rank]
         self.x = np.arange(self.lo, self.hi, dtype="float64")
         self.y = np.ones(self.hi - self.lo)
+        rows, extra = divmod(n // COLS, self.size)
+        self.rows = n // COLS
+        self.xm = np.ones((rows + (self.rank < extra), COLS))
         self.big = np.ones(1 << 20)
         self.big_out = np.empty_like(self.big)
         self.one = np.ones(1)
@@ -140,6 +150,11 @@ class Mpi:
         self.comm.Allgatherv(self.x, [whole, self.counts, self.offsets, self.MPI.DOUBLE])
         return whole
 
+    def center(self):
+        sums = np.empty(COLS)
+        self.comm.Allreduce(self.xm.sum(axis=0), sums)
+        return self.xm - sums / self.rows
+
     def case(self, name):
         comm, x, y = self.comm, self.x, self.y
         return {
@@ -151,6 +166,7 @@ class Mpi:
             "axpy": lambda: x * 2.0 + y,
             "axpy_sum": lambda: self.total((x * 2.0 + y).sum()),
             "norm_max": lambda: self.total(np.sqrt(x * x + y * y).max(), self.MPI.MAX),
+            "center": self.center,
             "gather": self.gatherv,
             "to_numpy": self.allgatherv,
         }[name]
