@@ -56,8 +56,8 @@ pub(crate) enum Step {
     Input(u32),
     /// A constant of the named element type, as raw bytes.
     Scalar(String, PodVec<u8>),
-    /// A function of one operand (`Neg`, `Abs` keep the type; the others
-    /// give the type's float).
+    /// A function of one operand (`Neg`, `Abs`, `Sign` and the roundings
+    /// keep the type; the others give the type's float).
     Unary(UnaryOp, u32),
     /// Two operands of one type.
     Binary(BinaryOp, u32, u32),

@@ -45,14 +45,15 @@ impl<T: Numeric> PartitionedVector<T> {
             .await
     }
 
-    /// `-x` or `|x|` of every element, in the element type (NumPy wraps
-    /// integers).
+    /// A function that keeps the element type (`Neg`, `Abs`, `Sign`, the
+    /// roundings; NumPy wraps integers), of every element.
     pub async fn unary(&self, op: UnaryOp) -> Result<PartitionedVector<T>> {
         Expr::from(self).unary(op).evaluate().await
     }
 
-    /// A float-valued function of every element (`sqrt exp log sin cos`),
-    /// in `T::Float` (f64 for integers, like NumPy).
+    /// A function of every element in `T::Float` (f64 for integers, like
+    /// NumPy): the float-valued ones (`Sqrt`, `Exp`, `Tan`, ...), and the
+    /// others on the values as floats.
     pub async fn unary_float(&self, op: UnaryOp) -> Result<PartitionedVector<T::Float>> {
         Expr::from(self).unary_float(op).evaluate().await
     }

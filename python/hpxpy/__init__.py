@@ -175,6 +175,83 @@ def empty(shape, dtype="float64", distribution=None, chunks=None, num_partitions
     return zeros(shape, dtype, distribution, chunks, num_partitions, localities, grid)
 
 
+def _band(n, m, k, keep, dtype, layout):
+    """An ``n`` x ``m`` array of ``dtype``: 1 where ``keep(rows + k, cols)``
+    holds, else 0 (row and column numbers broadcast over it)."""
+    m = n if m is None else m
+    base = zeros((n, m), dtype, **layout)
+    rows = _spread(base, np.arange(n, dtype=np.int64)[:, None] + k, "int64")
+    cols = _spread(base, np.arange(m, dtype=np.int64), "int64")
+    return where(keep(rows, cols), base + 1, base)
+
+
+def eye(N, M=None, k=0, dtype="float64", **layout):
+    """Ones on the ``k``-th diagonal of an ``N`` x ``M`` array, zeros
+    elsewhere (layout keywords as :func:`zeros`)."""
+    return _band(N, M, k, lambda r, c: c == r, dtype, layout)
+
+
+def identity(n, dtype="float64", **layout):
+    """The ``n`` x ``n`` identity matrix."""
+    return eye(n, dtype=dtype, **layout)
+
+
+def tri(N, M=None, k=0, dtype="float64", **layout):
+    """Ones at and below the ``k``-th diagonal of an ``N`` x ``M`` array."""
+    return _band(N, M, k, lambda r, c: c <= r, dtype, layout)
+
+
+def _triangle(x, k, keep):
+    if not isinstance(x, DistributedArray):
+        raise DTypeError("takes a DistributedArray")
+    if x.ndim != 2:
+        raise HPXValueError(f"a 2-d array is needed, not {x.ndim}-d")
+    n, m = x.shape
+    rows = _spread(x, np.arange(n, dtype=np.int64)[:, None] + k, "int64")
+    cols = _spread(x, np.arange(m, dtype=np.int64), "int64")
+    return where(keep(rows, cols), x, False if x.dtype == np.bool_ else 0)
+
+
+def tril(x, k=0):
+    """``x`` with the elements above the ``k``-th diagonal zero."""
+    if not isinstance(x, DistributedArray):
+        return np.tril(x, k)
+    return _triangle(x, k, lambda r, c: c <= r)
+
+
+def triu(x, k=0):
+    """``x`` with the elements below the ``k``-th diagonal zero."""
+    if not isinstance(x, DistributedArray):
+        return np.triu(x, k)
+    return _triangle(x, k, lambda r, c: c >= r)
+
+
+def diag(v, k=0):
+    """For a 1-d ``v``: a square array with ``v`` on the ``k``-th diagonal
+    (block rows). For a 2-d ``v``: its ``k``-th diagonal, a new 1-d array
+    (each row's element picked on its owner, the row sums gathered)."""
+    if not isinstance(v, DistributedArray):
+        return np.diag(v, k)
+    if v.ndim == 1:
+        n = v.shape[0] + builtins.abs(k)
+        base = zeros((n, n), v.dtype, distribution="block")
+        values = np.zeros(n, dtype=np.uint8 if v.dtype == np.bool_ else v.dtype)
+        at = builtins.max(-k, 0)
+        values[at:at + v.shape[0]] = v.to_numpy()
+        on_row = _spread(base, values[:, None], _dtype_name(v.dtype))
+        rows = _spread(base, np.arange(n, dtype=np.int64)[:, None] + k, "int64")
+        cols = _spread(base, np.arange(n, dtype=np.int64), "int64")
+        return where(cols == rows, on_row, base)
+    if v.ndim != 2:
+        raise HPXValueError(f"diag takes a 1-d or 2-d array, not {v.ndim}-d")
+    n, m = v.shape
+    first, last = builtins.max(-k, 0), builtins.min(n, m - k)
+    picked = _triangle(v, k, lambda r, c: c == r)
+    sums = picked.astype("uint8").sum(axis=1) if v.dtype == np.bool_ else picked.sum(axis=1)
+    out = sums[first:builtins.max(last, first)].astype(v.dtype)
+    return from_numpy(out)
+
+
 def arange(start, stop=None, step=1, dtype=None, distribution=None, chunks=None,
            num_partitions=None, localities=None):
     """``start, start + step, ...`` below ``stop``, like ``numpy.arange``;
@@ -966,6 +1043,12 @@ __all__ = [
     "logical_xor",
     "logical_not",
     "broadcast_to",
+    "eye",
+    "identity",
+    "tri",
+    "tril",
+    "triu",
+    "diag",
     "full_like",
     "zeros_like",
     "ones_like",

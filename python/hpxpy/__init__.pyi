@@ -717,6 +717,29 @@ def ones_like(x: DistributedArray, dtype: DTypeLike | None = None) -> Distribute
     """Ones with ``x``'s shape and layout."""
 def empty_like(x: DistributedArray, dtype: DTypeLike | None = None) -> DistributedArray:
     """An array with ``x``'s shape and layout (zeros here)."""
+def eye(N: int, M: int | None = None, k: int = 0, dtype: DTypeLike = "float64",
+        **layout: Any) -> DistributedArray:
+    """Ones on the ``k``-th diagonal of an ``N`` x ``M`` array, zeros elsewhere (collective)."""
+def identity(n: int, dtype: DTypeLike = "float64", **layout: Any) -> DistributedArray:
+    """The ``n`` x ``n`` identity matrix (collective)."""
+def tri(N: int, M: int | None = None, k: int = 0, dtype: DTypeLike = "float64",
+        **layout: Any) -> DistributedArray:
+    """Ones at and below the ``k``-th diagonal of an ``N`` x ``M`` array (collective)."""
+@overload
+def tril(x: DistributedArray, k: int = 0) -> DistributedArray:
+    """``x`` with the elements above the ``k``-th diagonal zero."""
+@overload
+def tril(x: ArrayLike, k: int = 0) -> Any: ...
+@overload
+def triu(x: DistributedArray, k: int = 0) -> DistributedArray:
+    """``x`` with the elements below the ``k``-th diagonal zero."""
+@overload
+def triu(x: ArrayLike, k: int = 0) -> Any: ...
+@overload
+def diag(v: DistributedArray, k: int = 0) -> DistributedArray:
+    """A square array with the 1-d ``v`` on its ``k``-th diagonal, or the ``k``-th diagonal of a 2-d ``v``."""
+@overload
+def diag(v: ArrayLike, k: int = 0) -> Any: ...
 def power(x: _Operand, y: _Operand) -> DistributedArray:
     """Element-wise ``x ** y``."""
 def evaluate(*arrays: DistributedArray) -> Any:

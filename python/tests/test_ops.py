@@ -615,6 +615,27 @@ raises("fmod of integers by zero", hpx.HPXValueError,
 raises("reciprocal of integers", hpx.DTypeError,
        lambda: hpx.reciprocal(hpx.from_numpy(np.arange(1, 5), distribution="block")))
 raises("clip without bounds", hpx.HPXValueError, lambda: a.clip())
+
+# Matrices made from row and column numbers, in several layouts.
+for lay in ({}, {"distribution": "cyclic"}, {"chunks": (2, 3)}, {"distribution": "block"}):
+    compare(f"eye(5,7,k=2) {lay}", hpx.eye(5, 7, k=2, **lay), np.eye(5, 7, k=2))
+    compare(f"identity(4,int32) {lay}", hpx.identity(4, dtype="int32", **lay),
+            np.identity(4, dtype="int32"))
+    compare(f"tri(6,4,k=-1) {lay}", hpx.tri(6, 4, k=-1, **lay), np.tri(6, 4, k=-1))
+    m = data("float64", 6 * 7, 9).reshape(6, 7)
+    b = data("bool", 6 * 7, 10).reshape(6, 7)
+    dm, db = hpx.from_numpy(m, **lay), hpx.from_numpy(b, **lay)
+    for k in (-7, -2, 0, 1, 6, 9):
+        compare(f"tril(m,{k}) {lay}", hpx.tril(dm, k), np.tril(m, k))
+        compare(f"triu(m,{k}) {lay}", hpx.triu(dm, k), np.triu(m, k))
+        compare(f"diag(m,{k}) {lay}", hpx.diag(dm, k), np.diag(m, k))
+    compare(f"tril(bool) {lay}", hpx.tril(db), np.tril(b))
+    compare(f"diag(bool) {lay}", hpx.diag(db, 1), np.diag(b, 1))
+for k in (-2, 0, 3):
+    v = data("int32", 5, 11)
+    compare(f"diag(v,{k})", hpx.diag(hpx.from_numpy(v, distribution="block"), k), np.diag(v, k))
+compare("eye(0)", hpx.eye(0), np.eye(0))
+raises("tril of a 1-d array", hpx.HPXValueError, lambda: hpx.tril(hpx.from_numpy(np.ones(3))))
 done("ufuncs")
 """
 
