@@ -394,6 +394,59 @@ async fn check_functions() -> Result<(), String> {
     Ok(())
 }
 
+/// `reshape`: a view sharing the partitions where each holds whole rows
+/// of the new shape in a contiguous layout, else a copy; the elements in
+/// row-major order either way.
+async fn check_reshape(n: u32) -> Result<(), String> {
+    let source: Vec<i64> = (0..60).collect();
+    for (dist, view) in [
+        (
+            Distribution::Block,
+            60 % n == 0 && (60 / n) % 5 == 0 || n == 1,
+        ),
+        (Distribution::Chunks(10), true),
+        (Distribution::Chunks(7), false),
+        (Distribution::Cyclic, false),
+    ] {
+        let what = format!("reshape {dist:?} on {n}");
+        let a = hpx::from_vec(source.clone(), dist.clone())
+            .await
+            .map_err(s)?;
+        let m = a.reshape([12, 5]).await.map_err(s)?;
+        ensure(m.shape() == [12, 5], format!("{what}: shape"))?;
+        ensure(
+            m.to_vec().await.map_err(s)? == source,
+            format!("{what}: row-major"),
+        )?;
+        let shared = m.partition_ids() == a.partition_ids();
+        ensure(
+            shared == view,
+            format!("{what}: a view: {shared}, expected {view}"),
+        )?;
+        m.set_at(&[2, 3], -1).await.map_err(s)?;
+        let seen = a.get(13).await.map_err(s)?;
+        ensure(
+            (seen == -1) == view,
+            format!("{what}: a write through the reshaped array read {seen} in the original"),
+        )?;
+        ensure(
+            m.reshape([3, 4, 5])
+                .await
+                .map_err(s)?
+                .to_vec()
+                .await
+                .map_err(s)?
+                == m.to_vec().await.map_err(s)?,
+            format!("{what}: 3-d"),
+        )?;
+        ensure(
+            a.reshape([7, 9]).await.is_err(),
+            format!("{what}: 63 is not 60"),
+        )?;
+    }
+    Ok(())
+}
+
 /// Reads of arrays whose partitions are larger than one read from another
 /// locality (2 MiB): a partition is read in several pieces, and a piece of
 /// the layout can straddle two of them.
@@ -445,6 +498,7 @@ fn arrays_match_a_serial_reference() {
                 }
             }
             check_functions().await?;
+            check_reshape(n).await?;
             check_large_reads::<f64>(700_001, n).await?;
             check_large_reads::<u8>(5_000_003, n).await?;
             println!("RESULT matrix ok");

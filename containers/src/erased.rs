@@ -29,6 +29,8 @@ trait Erased: Send + Sync {
     fn keep_alive(&self) -> Boxed<'_, ()>;
     /// The array in `layout` (itself if the placements agree).
     fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Boxed<'a, AnyVector>;
+    /// See [`PartitionedVector::reshape`].
+    fn reshape(&self, shape: Vec<usize>) -> Boxed<'_, AnyVector>;
 }
 
 impl<T: Numeric> Erased for PartitionedVector<T> {
@@ -62,6 +64,14 @@ impl<T: Numeric> Erased for PartitionedVector<T> {
 
     fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Boxed<'a, AnyVector> {
         Box::pin(async move { Ok(AnyVector::new(self.in_layout(layout).await?)) })
+    }
+
+    fn reshape(&self, shape: Vec<usize>) -> Boxed<'_, AnyVector> {
+        Box::pin(async move {
+            Ok(AnyVector::new(
+                PartitionedVector::reshape(self, shape).await?,
+            ))
+        })
     }
 }
 
@@ -129,6 +139,12 @@ impl AnyVector {
                     T::NAME
                 ))
             })
+    }
+
+    /// See [`PartitionedVector::reshape`] (a view where the layout allows
+    /// it, else a copy).
+    pub async fn reshape(&self, shape: Vec<usize>) -> Result<AnyVector> {
+        self.inner.reshape(shape).await
     }
 
     /// See [`PartitionedVector::keep_alive`].

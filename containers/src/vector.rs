@@ -14,6 +14,7 @@ use hpx_runtime::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
 
+use crate::builder::IntoShape;
 use crate::data::{combine, push_span, Span};
 use crate::function::{self, ElementMap, ElementPredicate, ElementReduce};
 use crate::layout::{Distribution, Layout, LayoutSpec};
@@ -745,6 +746,55 @@ impl<T: Numeric> PartitionedVector<T> {
         }
         layout.check_localities(hpx_runtime::get_num_localities())?;
         let target = PartitionedVector::<T>::create(layout, |_| Ok(Init::Zeros)).await?;
+        target.receive_from(self).await?;
+        Ok(target)
+    }
+
+    /// This array with the shape `shape` (NumPy's `reshape`: the same
+    /// elements in the same row-major order; the shape must hold as many).
+    /// A view sharing this array's partitions (a write through either is
+    /// seen by both) where every partition is a contiguous run of whole rows
+    /// of the new shape, as in the block, chunked and explicit layouts;
+    /// otherwise a copy in the block distribution, sent owner to owner.
+    pub async fn reshape(&self, shape: impl IntoShape) -> Result<PartitionedVector<T>> {
+        let shape = shape.into_shape();
+        let count = shape.iter().try_fold(1usize, |n, &k| n.checked_mul(k));
+        if count != Some(self.len()) || shape.is_empty() {
+            return Err(Error::BadArgument(format!(
+                "cannot reshape an array of {} elements into shape {shape:?}",
+                self.len()
+            )));
+        }
+        let layout = &self.meta.layout;
+        if layout.is_contiguous() {
+            let view = Layout::from_spec(LayoutSpec {
+                shape: shape.clone(),
+                distribution: Distribution::Explicit {
+                    sizes: layout.partition_sizes().to_vec(),
+                    localities: layout.localities().to_vec(),
+                },
+                over: layout.spec().over.clone(),
+                grid: None,
+            });
+            if let Ok(view) = view {
+                return Ok(PartitionedVector {
+                    meta: Arc::new(Meta {
+                        layout: view,
+                        parts: self.meta.parts.clone(),
+                    }),
+                    _type: PhantomData,
+                });
+            }
+        }
+        let block = Layout::from_spec(LayoutSpec {
+            shape,
+            distribution: Distribution::Block,
+            over: (0..hpx_runtime::get_num_localities())
+                .map(LocalityId)
+                .collect(),
+            grid: None,
+        })?;
+        let target = PartitionedVector::<T>::create(block, |_| Ok(Init::Zeros)).await?;
         target.receive_from(self).await?;
         Ok(target)
     }

@@ -175,6 +175,43 @@ def empty(shape, dtype="float64", distribution=None, chunks=None, num_partitions
     return zeros(shape, dtype, distribution, chunks, num_partitions, localities, grid)
 
 
+def reshape(x, shape, order="C"):
+    """``x`` in ``shape`` (see :meth:`DistributedArray.reshape`)."""
+    if not isinstance(x, DistributedArray):
+        return np.reshape(x, shape, order=order)
+    return x.reshape(shape, order=order)
+
+
+def ravel(x):
+    """``x`` as a 1-d array, row-major (a view where the layout allows it)."""
+    return x.ravel() if isinstance(x, DistributedArray) else np.ravel(x)
+
+
+def squeeze(x, axis=None):
+    """``x`` without its axes of length one (``axis``: only those)."""
+    return x.squeeze(axis) if isinstance(x, DistributedArray) else np.squeeze(x, axis)
+
+
+def expand_dims(x, axis):
+    """``x`` with axes of length one inserted at ``axis`` (an int or a
+    tuple), a view where the layout allows it."""
+    if not isinstance(x, DistributedArray):
+        return np.expand_dims(x, axis)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    ndim = x.ndim + len(axes)
+    at = sorted(a % ndim if -ndim <= a < ndim else _bad_axis(a, ndim) for a in axes)
+    if len(set(at)) != len(at):
+        raise HPXValueError("repeated axis")
+    shape = list(x.shape)
+    for a in at:
+        shape.insert(a, 1)
+    return x.reshape(tuple(shape))
+
+
+def _bad_axis(axis, ndim):
+    raise HPXIndexError(f"axis {axis} is out of bounds for array of dimension {ndim}")
+
+
 def _band(n, m, k, keep, dtype, layout):
     """An ``n`` x ``m`` array of ``dtype``: 1 where ``keep(rows + k, cols)``
     holds, else 0 (row and column numbers broadcast over it)."""
@@ -1043,6 +1080,10 @@ __all__ = [
     "logical_xor",
     "logical_not",
     "broadcast_to",
+    "reshape",
+    "ravel",
+    "squeeze",
+    "expand_dims",
     "eye",
     "identity",
     "tri",

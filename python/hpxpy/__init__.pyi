@@ -134,6 +134,17 @@ class DistributedArray:
         """A copy in the same layout (collective)."""
     def astype(self, dtype: DTypeLike) -> DistributedArray:
         """A copy with elements converted to ``dtype`` (collective)."""
+    def reshape(self, *shape: int | Sequence[int], order: str = "C") -> DistributedArray:
+        """The same elements in ``shape`` (one axis may be -1; collective): a view sharing the
+        partitions where each holds whole rows of the new shape, else a block copy."""
+    def ravel(self) -> DistributedArray:
+        """The elements as a 1-d array (a view where the layout allows it)."""
+    def flatten(self) -> DistributedArray:
+        """The elements as a new 1-d array (a copy)."""
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> DistributedArray:
+        """Without the axes of length one (``axis``: only those)."""
+    def same_array_memory(self, other: DistributedArray) -> bool:
+        """Whether ``other`` shares this array's partitions (itself or a view of it)."""
     def round(self, decimals: int = 0) -> DistributedArray:
         """Rounded to ``decimals`` places, halves to even (NumPy's ``round``)."""
     def clip(self, min: _Scalar | DistributedArray | None = None,
@@ -717,6 +728,14 @@ def ones_like(x: DistributedArray, dtype: DTypeLike | None = None) -> Distribute
     """Ones with ``x``'s shape and layout."""
 def empty_like(x: DistributedArray, dtype: DTypeLike | None = None) -> DistributedArray:
     """An array with ``x``'s shape and layout (zeros here)."""
+def reshape(x: DistributedArray, shape: int | Sequence[int], order: str = "C") -> DistributedArray:
+    """``x`` in ``shape`` (see :meth:`DistributedArray.reshape`)."""
+def ravel(x: DistributedArray) -> DistributedArray:
+    """``x`` as a 1-d array."""
+def squeeze(x: DistributedArray, axis: int | Sequence[int] | None = None) -> DistributedArray:
+    """``x`` without its axes of length one."""
+def expand_dims(x: DistributedArray, axis: int | Sequence[int]) -> DistributedArray:
+    """``x`` with axes of length one inserted at ``axis``."""
 def eye(N: int, M: int | None = None, k: int = 0, dtype: DTypeLike = "float64",
         **layout: Any) -> DistributedArray:
     """Ones on the ``k``-th diagonal of an ``N`` x ``M`` array, zeros elsewhere (collective)."""

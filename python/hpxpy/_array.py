@@ -4,6 +4,7 @@ hpx runtime, with the GIL released); in a job of several localities every
 call that makes or changes an array is collective, like an MPI call:
 every locality makes it, in the same order, and gets the same array."""
 
+import builtins
 import enum
 import operator
 
@@ -283,6 +284,47 @@ class DistributedArray:
     def tolist(self):
         """The elements as nested Python lists."""
         return self.to_numpy().tolist()
+
+    def reshape(self, *shape, order="C"):
+        """The same elements, row-major, in ``shape`` (one axis may be -1;
+        collective): a view sharing this array's partitions (writes through
+        either are seen by both) where every partition holds whole rows of
+        the new shape in a contiguous layout (block, chunks, explicit), else
+        a copy in the block distribution."""
+        if order != "C":
+            raise HPXValueError("reshape supports order='C' only")
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        shape = _resolve_shape(tuple(operator.index(k) for k in shape), self.size)
+        if self._view is not None:
+            return from_numpy_view(self._view.reshape(shape))
+        return DistributedArray._wrap(self._core.reshape(list(shape)), self._bool)
+
+    def ravel(self):
+        """The elements as a 1-d array, row-major (a view where
+        :meth:`reshape` makes one)."""
+        return self.reshape(-1)
+
+    def flatten(self):
+        """The elements as a new 1-d array, row-major (always a copy)."""
+        flat = self.reshape(-1)
+        return flat.copy() if flat.same_array_memory(self) else flat
+
+    def squeeze(self, axis=None):
+        """Without the axes of length one (``axis``: only those)."""
+        axes = range(self.ndim) if axis is None else _axes(axis, self.ndim)
+        for a in axes:
+            if axis is not None and self.shape[a] != 1:
+                raise HPXValueError("cannot select an axis to squeeze out which has size not "
+                                    "equal to one")
+        keep = [k for a, k in enumerate(self.shape) if not (a in axes and k == 1)]
+        return self.reshape(tuple(keep) if keep else (1,)) if keep != list(self.shape) else self
+
+    def same_array_memory(self, other):
+        """Whether ``other`` shares this array's partitions (a view of it, or
+        it itself)."""
+        return (isinstance(other, DistributedArray) and self._view is None
+                and other._view is None and self._core.shares_partitions(other._core))
 
     def copy(self):
         """A copy in the same layout."""
@@ -809,6 +851,38 @@ _NUMPY_BINARY = {
 def from_numpy_view(x):
     """A local array sharing memory with the NumPy array ``x``."""
     return DistributedArray._wrap(None, False, x)
+
+
+def _resolve_shape(shape, size):
+    """``shape`` with its -1 (if any) worked out for ``size`` elements, as
+    NumPy's ``reshape`` does."""
+    unknown = [i for i, k in enumerate(shape) if k == -1]
+    if len(unknown) > 1 or builtins.any(k < -1 for k in shape):
+        raise HPXValueError(f"can only specify one unknown dimension: {shape}")
+    known = 1
+    for k in shape:
+        if k != -1:
+            known *= k
+    if unknown:
+        if known == 0 or size % known:
+            raise HPXValueError(f"cannot reshape array of size {size} into shape {shape}")
+        shape = shape[:unknown[0]] + (size // known,) + shape[unknown[0] + 1:]
+    elif known != size:
+        raise HPXValueError(f"cannot reshape array of size {size} into shape {shape}")
+    return shape
+
+
+def _axes(axis, ndim):
+    """``axis`` (an int or a tuple) as non-negative axes of an ``ndim``-d
+    array."""
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for a in axes:
+        a = operator.index(a)
+        if not -ndim <= a < ndim:
+            raise HPXIndexError(f"axis {a} is out of bounds for array of dimension {ndim}")
+        out.append(a % ndim)
+    return out
 
 
 def _operand(other):

@@ -477,6 +477,16 @@ impl Array {
         matches!((key(self), key(other)), (Some(x), Some(y)) if x == y)
     }
 
+    /// Whether `other` holds the same partitions (the same array, or a view
+    /// of it in another shape); an expression not yet evaluated holds none.
+    fn shares_partitions(&self, other: &Array) -> bool {
+        let key = |a: &Array| match &*a.state.lock() {
+            Some(State::Ready(any)) => Some(any.partition_ids()),
+            _ => None,
+        };
+        matches!((key(self), key(other)), (Some(x), Some(y)) if x == y && !x.is_empty())
+    }
+
     /// The NumPy name of the element type.
     #[getter]
     fn dtype(&self) -> PyResult<&'static str> {
@@ -822,6 +832,15 @@ impl Array {
             let a = a.clone();
             block_failing(py, once(async move { a.inclusive_scan(op).await }))
         })
+    }
+
+    /// The array with the shape `shape` (collective in a job of several):
+    /// a view sharing its partitions where the layout allows it, else a
+    /// copy in the block distribution.
+    fn reshape(&self, py: Python<'_>, shape: Vec<usize>) -> PyResult<Array> {
+        let a = self.ready(py)?;
+        let inner = block_failing(py, shared_array(async move { a.reshape(shape).await }))?;
+        Ok(Array::new(inner))
     }
 
     /// A copy in another layout (collective in a job of several).

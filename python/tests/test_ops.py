@@ -720,3 +720,49 @@ done("broadcasting")
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_broadcasting_as_numpy(run_job, n):
     run_job(n, BROADCASTING, args=(n,), timeout=240).assert_done("broadcasting")
+
+
+RESHAPE = OPS_PRELUDE + r"""
+x = np.arange(60.0)
+for lay in ({"distribution": "block"}, {"chunks": 10}, {"chunks": 7}, {"distribution": "cyclic"},
+            {}, {"num_partitions": 6}):
+    a = hpx.from_numpy(x, **lay)
+    for shape in ((12, 5), (-1, 4), (3, 4, 5), (60,), (2, -1, 2, 3)):
+        compare(f"{lay} reshape{shape}", a.reshape(shape), x.reshape(shape))
+    compare(f"{lay} reshape(6, 10)", a.reshape(6, 10), x.reshape(6, 10))
+    m = a.reshape(12, 5)
+    compare(f"{lay} ravel", m.ravel(), x)
+    compare(f"{lay} hpx.ravel", hpx.ravel(m), x)
+    compare(f"{lay} flatten", m.flatten(), x)
+    truth(f"{lay} flatten copies", not m.flatten().same_array_memory(m))
+    compare(f"{lay} expand_dims", hpx.expand_dims(m, (0, -1)), np.expand_dims(x.reshape(12, 5), (0, -1)))
+    compare(f"{lay} squeeze", hpx.squeeze(hpx.expand_dims(m, 1)), x.reshape(12, 5))
+    compare(f"{lay} squeeze(axis)", hpx.expand_dims(m, 0).squeeze(0), x.reshape(12, 5))
+    # A view shares memory (a write through it is seen), as NumPy's; a copy
+    # does not. Which one is made depends on the layout and is reported.
+    view = m.same_array_memory(a)
+    m[1, 0] = -7.0
+    equal(f"{lay} write through reshape", a[5] == -7.0, view)
+    a[5] = 5.0
+    compare(f"{lay} reshape of an expression", (a * 2).reshape(5, 12), (x * 2).reshape(5, 12))
+    raises(f"{lay} reshape to 61", ValueError, lambda: a.reshape(61))
+    raises(f"{lay} two unknowns", ValueError, lambda: a.reshape(-1, -1))
+    raises(f"{lay} squeeze a long axis", ValueError, lambda: m.squeeze(0))
+# Views are made where each partition holds whole rows of the new shape.
+equal("block view", hpx.from_numpy(x, chunks=10).reshape(6, 10)
+      .same_array_memory(hpx.from_numpy(x, chunks=10)), False)  # two arrays
+a = hpx.from_numpy(x, chunks=10)
+truth("chunks of whole rows make a view", a.reshape(6, 10).same_array_memory(a))
+truth("cyclic makes a copy", not hpx.from_numpy(x, distribution="cyclic").reshape(6, 10)
+      .same_array_memory(a))
+compare("empty reshape", hpx.from_numpy(np.zeros(0), distribution="block").reshape(0, 3),
+        np.zeros((0, 3)))
+compare("2-d tiles reshape", hpx.from_numpy(x.reshape(6, 10), chunks=(2, 3)).reshape(10, 6),
+        x.reshape(10, 6))
+done("reshape")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_reshape_views_and_copies(run_job, n):
+    run_job(n, RESHAPE, args=(n,), timeout=180).assert_done("reshape")
