@@ -576,6 +576,19 @@ async fn check_2d(rows: usize, cols: usize) -> Result<(), String> {
                 .is_err(),
             format!("{what}: values of a shape that does not broadcast"),
         )?;
+        // The transpose, owner to owner, and back.
+        let t = a.transpose().await.map_err(s)?;
+        let want: Vec<i64> = (0..rows * cols)
+            .map(|g| source[(g % rows) * cols + g / rows])
+            .collect();
+        ensure(
+            t.shape() == [cols, rows] && t.to_vec().await.map_err(s)? == want,
+            format!("{what}: transpose"),
+        )?;
+        ensure(
+            t.transpose().await.map_err(s)?.to_vec().await.map_err(s)? == source,
+            format!("{what}: transpose twice"),
+        )?;
         // Arithmetic between a tiled and a row-block array.
         let twice = (&a + &reference).await.map_err(s)?;
         ensure(

@@ -31,6 +31,8 @@ trait Erased: Send + Sync {
     fn aligned_to<'a>(&'a self, layout: &'a Layout) -> Boxed<'a, AnyVector>;
     /// See [`PartitionedVector::reshape`].
     fn reshape(&self, shape: Vec<usize>) -> Boxed<'_, AnyVector>;
+    /// See [`PartitionedVector::transpose`].
+    fn transpose(&self) -> Boxed<'_, AnyVector>;
 }
 
 impl<T: Numeric> Erased for PartitionedVector<T> {
@@ -72,6 +74,10 @@ impl<T: Numeric> Erased for PartitionedVector<T> {
                 PartitionedVector::reshape(self, shape).await?,
             ))
         })
+    }
+
+    fn transpose(&self) -> Boxed<'_, AnyVector> {
+        Box::pin(async move { Ok(AnyVector::new(PartitionedVector::transpose(self).await?)) })
     }
 }
 
@@ -145,6 +151,11 @@ impl AnyVector {
     /// it, else a copy).
     pub async fn reshape(&self, shape: Vec<usize>) -> Result<AnyVector> {
         self.inner.reshape(shape).await
+    }
+
+    /// See [`PartitionedVector::transpose`].
+    pub async fn transpose(&self) -> Result<AnyVector> {
+        self.inner.transpose().await
     }
 
     /// See [`PartitionedVector::keep_alive`].

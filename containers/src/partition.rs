@@ -270,7 +270,9 @@ pub(crate) async fn part_write_spans(
 
 /// Sends the elements of partition `index` of `from` (here, id `gid`) to
 /// the partitions `targets` of layout `to` that hold them: one message per
-/// target partition, owner to owner.
+/// target partition, owner to owner. With `transposed`, `from` is a 2-d
+/// `r` × `c` array and `to` its transpose, `c` × `r`: element `(i, j)` goes
+/// to `(j, i)`.
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_send(
     gid: GlobalId,
@@ -278,6 +280,7 @@ pub(crate) async fn part_send(
     from: Layout,
     to: Layout,
     targets: Vec<GlobalId>,
+    transposed: bool,
 ) -> Result<(), Error> {
     let index = to_usize(index)?;
     if targets.len() != to.num_partitions() || index >= from.num_partitions() {
@@ -292,20 +295,45 @@ pub(crate) async fn part_send(
             to.len()
         )));
     }
+    let (rows, cols) = match (from.shape(), to.shape()) {
+        (&[r, c], &[c2, r2]) if transposed && r == r2 && c == c2 => (r, c),
+        _ if transposed => {
+            return Err(Error::BadArgument(format!(
+                "a transposition of shape {:?} into {:?}",
+                from.shape(),
+                to.shape()
+            )))
+        }
+        _ => (0, 0),
+    };
     let source = component_shared::<Partition>(gid).await?;
     check_size(&from, index, source.data.len())?;
     let mut plan: std::collections::BTreeMap<usize, (Vec<Span>, Vec<Span>)> =
         std::collections::BTreeMap::new();
-    for run in from.runs(index) {
-        let mut at = run.global;
-        let end = run.global + run.len;
-        while at < end {
-            let (place, available) = to.locate_run(at)?;
-            let n = available.min(end - at);
-            let (src, dst) = plan.entry(place.partition).or_default();
-            push_span(src, run.local + (at - run.global), n);
-            push_span(dst, place.local, n);
-            at += n;
+    if transposed {
+        // Element by element: a row of the source is a column of the
+        // target, so consecutive elements land `rows` apart (strided spans).
+        for run in from.runs(index) {
+            for k in 0..run.len {
+                let g = run.global + k;
+                let place = to.locate((g % cols) * rows + g / cols)?;
+                let (src, dst) = plan.entry(place.partition).or_default();
+                push_span(src, run.local + k, 1);
+                push_span(dst, place.local, 1);
+            }
+        }
+    } else {
+        for run in from.runs(index) {
+            let mut at = run.global;
+            let end = run.global + run.len;
+            while at < end {
+                let (place, available) = to.locate_run(at)?;
+                let n = available.min(end - at);
+                let (src, dst) = plan.entry(place.partition).or_default();
+                push_span(src, run.local + (at - run.global), n);
+                push_span(dst, place.local, n);
+                at += n;
+            }
         }
     }
     let sends = plan

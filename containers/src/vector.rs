@@ -799,6 +799,58 @@ impl<T: Numeric> PartitionedVector<T> {
         Ok(target)
     }
 
+    /// The transpose of a 2-d array (NumPy's `.T`), a new array in block
+    /// rows: every owner sends each other owner, in one message, the
+    /// elements of its partitions that land there. A 1-d array is its own
+    /// transpose (this array, shared).
+    pub async fn transpose(&self) -> Result<PartitionedVector<T>> {
+        let (rows, cols) = match *self.shape() {
+            [_] => return Ok(self.clone()),
+            [r, c] => (r, c),
+            ref other => {
+                return Err(Error::BadArgument(format!(
+                    "transpose of a {}-d array: 1-d and 2-d arrays only",
+                    other.len()
+                )))
+            }
+        };
+        let layout = Layout::from_spec(LayoutSpec {
+            shape: vec![cols, rows],
+            distribution: Distribution::Block,
+            over: (0..hpx_runtime::get_num_localities())
+                .map(LocalityId)
+                .collect(),
+            grid: None,
+        })?;
+        let target = PartitionedVector::<T>::create(layout, |_| Ok(Init::Zeros)).await?;
+        let targets = target.partition_ids();
+        let from = &self.meta.layout;
+        let calls = self
+            .meta
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| from.partition_sizes()[*p] > 0)
+            .map(|(p, part)| {
+                async_at(
+                    owner(part),
+                    partition::part_send,
+                    (
+                        part.gid(),
+                        to_u64(p),
+                        from.clone(),
+                        target.meta.layout.clone(),
+                        targets.clone(),
+                        true,
+                    ),
+                )
+            });
+        for r in join_all(calls).await {
+            r.map_err(|e| self.explain(e))?;
+        }
+        Ok(target)
+    }
+
     /// This array's elements in `other`'s layout (`self` itself, shared, if
     /// the placements already agree).
     pub async fn aligned_with<U: Numeric>(
@@ -839,6 +891,7 @@ impl<T: Numeric> PartitionedVector<T> {
                         from.clone(),
                         self.meta.layout.clone(),
                         targets.clone(),
+                        false,
                     ),
                 )
             });

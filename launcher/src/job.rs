@@ -471,6 +471,10 @@ fn stop_all(children: &mut Children, signals: &SignalWatcher) {
     children.kill_and_reap();
 }
 
+/// How long the report of a failure waits for the failed child's standard error to be read
+/// to its end (a background process of the child may hold the pipe open).
+const LAST_WORDS: Duration = Duration::from_millis(500);
+
 /// Reports the failure that caused the job to end (the first child that failed by itself,
 /// else the first that failed) and returns `hpxrun`'s exit code: 0 if nothing failed.
 fn report_failure<E: Write>(
@@ -489,6 +493,8 @@ fn report_failure<E: Write>(
         return exit_code(status);
     };
     let mut text = describe_exit(&r.name, status);
+    // Its last lines may still be in the pipe: the cause is its last error.
+    r.last_error.wait_closed(LAST_WORDS);
     if let Some(line) = r.last_error.get() {
         text.push_str(": ");
         text.push_str(&line);

@@ -3,7 +3,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -18,20 +18,39 @@ const MAX_CHUNK: u64 = 64 * 1024;
 const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
 /// The last `Error: ...` line a child wrote (what a failed locality prints last), kept to
-/// name the cause of a failure.
+/// name the cause of a failure, and whether its standard error has been read to the end.
 #[derive(Clone, Default)]
-pub(crate) struct LastError(Arc<Mutex<Option<String>>>);
+pub(crate) struct LastError(Arc<(Mutex<ErrorStream>, Condvar)>);
+
+#[derive(Default)]
+struct ErrorStream {
+    line: Option<String>,
+    closed: bool,
+}
 
 /// Longest error line kept.
 const MAX_ERROR_LINE: usize = 500;
 
 impl LastError {
+    fn stream(&self) -> std::sync::MutexGuard<'_, ErrorStream> {
+        self.0 .0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The line, without `Error: `.
     pub(crate) fn get(&self) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.stream().line.clone()
+    }
+
+    /// Waits up to `timeout` for the stream to be read to its end (the
+    /// child has exited, but its last lines may still be in the pipe): the
+    /// line is then the child's last.
+    pub(crate) fn wait_closed(&self, timeout: Duration) {
+        let guard = self.stream();
+        let _ = self
+            .0
+             .1
+            .wait_timeout_while(guard, timeout, |s| !s.closed)
+            .unwrap_or_else(PoisonError::into_inner);
     }
 
     /// Keeps `line` if it is an error line.
@@ -39,8 +58,14 @@ impl LastError {
         let line = String::from_utf8_lossy(line);
         if let Some(rest) = line.trim_end().strip_prefix("Error: ") {
             let cut: String = rest.chars().take(MAX_ERROR_LINE).collect();
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(cut);
+            self.stream().line = Some(cut);
         }
+    }
+
+    /// The stream has been read to its end.
+    fn close(&self) {
+        self.stream().closed = true;
+        self.0 .1.notify_all();
     }
 }
 
@@ -199,6 +224,9 @@ fn forward<R: Read, W: Write>(
     if sink_ok && !at_line_start {
         let _ = write_piece(sink, &[], &[], true);
     }
+    if let Some(errors) = errors {
+        errors.close();
+    }
 }
 
 /// Writes `prefix`, `data` and optionally a newline under one lock, then flushes.
@@ -238,6 +266,19 @@ mod tests {
         let input = b"Error: first\nnoise\nError: main panicked: boom\ntrailing\n";
         forward(&input[..], b"", &sink, &Activity::default(), Some(&errors));
         assert_eq!(errors.get().as_deref(), Some("main panicked: boom"));
+        let started = std::time::Instant::now();
+        errors.wait_closed(Duration::from_secs(10));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "closed at the end"
+        );
+        let open = LastError::default();
+        let started = std::time::Instant::now();
+        open.wait_closed(Duration::from_millis(50));
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "waited for an open stream"
+        );
     }
 
     #[test]

@@ -182,6 +182,20 @@ def reshape(x, shape, order="C"):
     return x.reshape(shape, order=order)
 
 
+def transpose(x, axes=None):
+    """The transpose of ``x`` (see :meth:`DistributedArray.transpose`)."""
+    if not isinstance(x, DistributedArray):
+        return np.transpose(x, axes)
+    return x.transpose() if axes is None else x.transpose(axes)
+
+
+def swapaxes(x, axis1, axis2):
+    """``x`` with two axes swapped (2-d arrays: the transpose)."""
+    if not isinstance(x, DistributedArray):
+        return np.swapaxes(x, axis1, axis2)
+    return x.swapaxes(axis1, axis2)
+
+
 def ravel(x):
     """``x`` as a 1-d array, row-major (a view where the layout allows it)."""
     return x.ravel() if isinstance(x, DistributedArray) else np.ravel(x)
@@ -1081,6 +1095,8 @@ __all__ = [
     "logical_not",
     "broadcast_to",
     "reshape",
+    "transpose",
+    "swapaxes",
     "ravel",
     "squeeze",
     "expand_dims",

@@ -137,6 +137,13 @@ class DistributedArray:
     def reshape(self, *shape: int | Sequence[int], order: str = "C") -> DistributedArray:
         """The same elements in ``shape`` (one axis may be -1; collective): a view sharing the
         partitions where each holds whole rows of the new shape, else a block copy."""
+    @property
+    def T(self) -> DistributedArray:
+        """The transpose of a 2-d array (a new array in block rows; collective)."""
+    def transpose(self, *axes: int | Sequence[int]) -> DistributedArray:
+        """The transpose of a 2-d array (a new array in block rows; collective)."""
+    def swapaxes(self, axis1: int, axis2: int) -> DistributedArray:
+        """Two axes swapped (2-d arrays: the transpose)."""
     def ravel(self) -> DistributedArray:
         """The elements as a 1-d array (a view where the layout allows it)."""
     def flatten(self) -> DistributedArray:
@@ -730,6 +737,10 @@ def empty_like(x: DistributedArray, dtype: DTypeLike | None = None) -> Distribut
     """An array with ``x``'s shape and layout (zeros here)."""
 def reshape(x: DistributedArray, shape: int | Sequence[int], order: str = "C") -> DistributedArray:
     """``x`` in ``shape`` (see :meth:`DistributedArray.reshape`)."""
+def transpose(x: DistributedArray, axes: Sequence[int] | None = None) -> DistributedArray:
+    """The transpose of a 2-d ``x`` (a new array in block rows; collective)."""
+def swapaxes(x: DistributedArray, axis1: int, axis2: int) -> DistributedArray:
+    """``x`` with two axes swapped (2-d arrays: the transpose)."""
 def ravel(x: DistributedArray) -> DistributedArray:
     """``x`` as a 1-d array."""
 def squeeze(x: DistributedArray, axis: int | Sequence[int] | None = None) -> DistributedArray:

@@ -300,6 +300,35 @@ class DistributedArray:
             return from_numpy_view(self._view.reshape(shape))
         return DistributedArray._wrap(self._core.reshape(list(shape)), self._bool)
 
+    @property
+    def T(self):
+        """The transpose (see :meth:`transpose`)."""
+        return self.transpose()
+
+    def transpose(self, *axes):
+        """The transpose of a 2-d array, a new array in block rows (NumPy
+        gives a view; collective); a 1-d array is itself. ``axes`` may only
+        be ``(1, 0)`` or ``(0, 1)`` here (``(0,)`` for 1-d)."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if self.ndim > 2:
+            raise HPXValueError(f"transpose of a {self.ndim}-d array: 1-d and 2-d arrays only")
+        if axes:
+            if len(axes) != self.ndim:
+                raise HPXValueError(f"axes {axes} do not match an array of {self.ndim} dimensions")
+            if tuple(_axes(axes, self.ndim)) == tuple(range(self.ndim)):
+                return self
+        if self._view is not None:
+            return from_numpy_view(self._view.T)
+        if self.ndim < 2:
+            return self
+        return DistributedArray._wrap(self._core.transpose(), self._bool)
+
+    def swapaxes(self, axis1, axis2):
+        """Axes ``axis1`` and ``axis2`` swapped (2-d arrays: the transpose)."""
+        a, b = _axes((axis1, axis2), self.ndim)
+        return self if a == b else self.transpose()
+
     def ravel(self):
         """The elements as a 1-d array, row-major (a view where
         :meth:`reshape` makes one)."""

@@ -843,6 +843,14 @@ impl Array {
         Ok(Array::new(inner))
     }
 
+    /// The transpose of a 2-d array, a new array in block rows (a 1-d
+    /// array: itself; collective in a job of several).
+    fn transpose(&self, py: Python<'_>) -> PyResult<Array> {
+        let a = self.ready(py)?;
+        let inner = block_failing(py, shared_array(async move { a.transpose().await }))?;
+        Ok(Array::new(inner))
+    }
+
     /// A copy in another layout (collective in a job of several).
     #[pyo3(signature = (kind, params, over, grid))]
     fn redistribute(

@@ -759,6 +759,19 @@ compare("empty reshape", hpx.from_numpy(np.zeros(0), distribution="block").resha
         np.zeros((0, 3)))
 compare("2-d tiles reshape", hpx.from_numpy(x.reshape(6, 10), chunks=(2, 3)).reshape(10, 6),
         x.reshape(10, 6))
+# The transpose, in every 2-d layout, uneven and empty.
+for shape in ((6, 10), (7, 3), (1, 5), (0, 4), (13, 1)):
+    m = data("int32", int(np.prod(shape)), 12).reshape(shape)
+    for lay in ({}, {"distribution": "block"}, {"distribution": "cyclic"}, {"chunks": (2, 3)},
+                {"distribution": "grid"}, {"chunks": 4}):
+        dm = hpx.from_numpy(m, **lay)
+        compare(f"{shape} {lay} .T", dm.T, m.T)
+        compare(f"{shape} {lay} transpose()", hpx.transpose(dm), m.T)
+        compare(f"{shape} {lay} swapaxes", dm.swapaxes(0, 1), np.swapaxes(m, 0, 1))
+        compare(f"{shape} {lay} .T.T", dm.T.T, m)
+        compare(f"{shape} {lay} .T + 1", dm.T + 1, m.T + 1)
+compare("1-d .T", hpx.from_numpy(x).T, x.T)
+raises("transpose of 3-d", ValueError, lambda: hpx.from_numpy(x).reshape(3, 4, 5).T)
 done("reshape")
 """
 
