@@ -746,7 +746,7 @@ impl<T: Numeric> PartitionedVector<T> {
         }
         layout.check_localities(hpx_runtime::get_num_localities())?;
         let target = PartitionedVector::<T>::create(layout, |_| Ok(Init::Zeros)).await?;
-        target.receive_from(self).await?;
+        target.receive_from(self, false).await?;
         Ok(target)
     }
 
@@ -786,16 +786,8 @@ impl<T: Numeric> PartitionedVector<T> {
                 });
             }
         }
-        let block = Layout::from_spec(LayoutSpec {
-            shape,
-            distribution: Distribution::Block,
-            over: (0..hpx_runtime::get_num_localities())
-                .map(LocalityId)
-                .collect(),
-            grid: None,
-        })?;
-        let target = PartitionedVector::<T>::create(block, |_| Ok(Init::Zeros)).await?;
-        target.receive_from(self).await?;
+        let target = PartitionedVector::<T>::create(block(shape)?, |_| Ok(Init::Zeros)).await?;
+        target.receive_from(self, false).await?;
         Ok(target)
     }
 
@@ -814,40 +806,9 @@ impl<T: Numeric> PartitionedVector<T> {
                 )))
             }
         };
-        let layout = Layout::from_spec(LayoutSpec {
-            shape: vec![cols, rows],
-            distribution: Distribution::Block,
-            over: (0..hpx_runtime::get_num_localities())
-                .map(LocalityId)
-                .collect(),
-            grid: None,
-        })?;
-        let target = PartitionedVector::<T>::create(layout, |_| Ok(Init::Zeros)).await?;
-        let targets = target.partition_ids();
-        let from = &self.meta.layout;
-        let calls = self
-            .meta
-            .parts
-            .iter()
-            .enumerate()
-            .filter(|(p, _)| from.partition_sizes()[*p] > 0)
-            .map(|(p, part)| {
-                async_at(
-                    owner(part),
-                    partition::part_send,
-                    (
-                        part.gid(),
-                        to_u64(p),
-                        from.clone(),
-                        target.meta.layout.clone(),
-                        targets.clone(),
-                        true,
-                    ),
-                )
-            });
-        for r in join_all(calls).await {
-            r.map_err(|e| self.explain(e))?;
-        }
+        let target =
+            PartitionedVector::<T>::create(block(vec![cols, rows])?, |_| Ok(Init::Zeros)).await?;
+        target.receive_from(self, true).await?;
         Ok(target)
     }
 
@@ -870,9 +831,10 @@ impl<T: Numeric> PartitionedVector<T> {
         self.redistribute(layout.spec().clone()).await
     }
 
-    /// Overwrites this array's elements with `source`'s (same shape, any
-    /// layout), sent owner to owner.
-    async fn receive_from(&self, source: &PartitionedVector<T>) -> Result<()> {
+    /// Overwrites this array's elements with `source`'s (as many, any
+    /// layout, in row-major order; with `transposed`, `source` is 2-d and
+    /// this array its transpose), sent owner to owner.
+    async fn receive_from(&self, source: &PartitionedVector<T>, transposed: bool) -> Result<()> {
         let targets: Vec<GlobalId> = self.partition_ids();
         let from = &source.meta.layout;
         let calls = source
@@ -891,7 +853,7 @@ impl<T: Numeric> PartitionedVector<T> {
                         from.clone(),
                         self.meta.layout.clone(),
                         targets.clone(),
-                        false,
+                        transposed,
                     ),
                 )
             });
@@ -1026,7 +988,7 @@ impl<T: Numeric> PartitionedVector<T> {
                 .await?;
             return Ok(());
         }
-        self.receive_from(other).await
+        self.receive_from(other, false).await
     }
 
     async fn scan(&self, op: ReduceOp, inclusive: bool, init: Option<T>) -> Result<()> {
@@ -1078,7 +1040,7 @@ impl<T: Numeric> PartitionedVector<T> {
         };
         let contiguous = self.redistribute(blocks).await?;
         Box::pin(contiguous.scan(op, inclusive, init)).await?;
-        self.receive_from(&contiguous).await
+        self.receive_from(&contiguous, false).await
     }
 
     /// A scan of a round-robin layout of chunks of `chunk` elements: the
@@ -1200,6 +1162,18 @@ pub(crate) struct Descriptor {
 #[hpx_macros::action(crate = hpx_runtime)]
 async fn describe(d: &Descriptor) -> (String, Layout, Vec<ComponentRef>) {
     (d.dtype.clone(), d.layout.clone(), d.parts.clone())
+}
+
+/// The block layout of `shape` over every locality of the job.
+fn block(shape: Vec<usize>) -> Result<Layout> {
+    Layout::from_spec(LayoutSpec {
+        shape,
+        distribution: Distribution::Block,
+        over: (0..hpx_runtime::get_num_localities())
+            .map(LocalityId)
+            .collect(),
+        grid: None,
+    })
 }
 
 /// Calls `call(i)` for every `i` in `0..n`, those whose work runs on another

@@ -296,7 +296,11 @@ impl crate::lent::Lend for LentSegment {
         match self.seg.take() {
             Some(seg) => {
                 let len = len.min(seg.len() - HEADER);
-                Bytes::from_owner(LentPayload { seg, len })
+                Bytes::from_owner(Held {
+                    seg,
+                    len,
+                    held: LENT,
+                })
             }
             None => Bytes::new(),
         }
@@ -306,59 +310,38 @@ impl crate::lent::Lend for LentSegment {
 impl Drop for LentSegment {
     fn drop(&mut self) {
         if let Some(seg) = &self.seg {
-            give_back(seg);
+            free_if(seg, LENT);
         }
     }
 }
 
-/// Marks a lent segment free again (not if it was handed over meanwhile).
-fn give_back(seg: &Segment) {
+/// Marks `seg` free again if it is still `held` (a lent segment not
+/// handed over meanwhile, or a received one its sender did not retire).
+fn free_if(seg: &Segment, held: u32) {
     let _ = seg
         .u32_at(STATE_AT)
-        .compare_exchange(LENT, FREE, Ordering::Release, Ordering::Relaxed);
+        .compare_exchange(held, FREE, Ordering::Release, Ordering::Relaxed);
 }
 
-/// A payload written into a lent segment, as sent: handed over by
-/// [`Outgoing::put`], or given back when dropped unsent.
-struct LentPayload {
+/// The first `len` bytes of a segment as a payload, on either side: the
+/// sender's lent payload (`held` LENT: given back if dropped unsent) or the
+/// receiver's (`held` FULL: freed for its sender once read). Dropped, the
+/// segment is free again, unless its state moved on meanwhile.
+struct Held {
     seg: Arc<Segment>,
     len: usize,
+    held: u32,
 }
 
-impl AsRef<[u8]> for LentPayload {
+impl AsRef<[u8]> for Held {
     fn as_ref(&self) -> &[u8] {
         self.seg.bytes(HEADER, self.len)
     }
 }
 
-impl Drop for LentPayload {
+impl Drop for Held {
     fn drop(&mut self) {
-        give_back(&self.seg);
-    }
-}
-
-/// A payload in a segment, lent to the layer above: frees the segment for
-/// its sender when dropped.
-struct Lease {
-    seg: Arc<Segment>,
-    len: usize,
-}
-
-impl AsRef<[u8]> for Lease {
-    fn as_ref(&self) -> &[u8] {
-        self.seg.bytes(HEADER, self.len)
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        // Unless the sender retired it meanwhile.
-        let _ = self.seg.u32_at(STATE_AT).compare_exchange(
-            FULL,
-            FREE,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        free_if(&self.seg, self.held);
     }
 }
 
@@ -417,7 +400,11 @@ impl Incoming {
             self.mapped.remove(&(s.0, id));
             return Err(bad(format!("segment {id} does not hold {len} bytes")));
         }
-        Ok(Bytes::from_owner(Lease { seg, len }))
+        Ok(Bytes::from_owner(Held {
+            seg,
+            len,
+            held: FULL,
+        }))
     }
 
     /// Forgets the segments of `s` (it is gone).
