@@ -316,7 +316,10 @@ class DistributedArray:
         if axes:
             if len(axes) != self.ndim:
                 raise HPXValueError(f"axes {axes} do not match an array of {self.ndim} dimensions")
-            if tuple(_axes(axes, self.ndim)) == tuple(range(self.ndim)):
+            order = _axes(axes, self.ndim)
+            if sorted(order) != list(range(self.ndim)):
+                raise HPXValueError(f"axes {axes} do not match an array of {self.ndim} dimensions")
+            if order == list(range(self.ndim)):
                 return self
         if self._view is not None:
             return from_numpy_view(self._view.T)

@@ -771,6 +771,11 @@ for shape in ((6, 10), (7, 3), (1, 5), (0, 4), (13, 1)):
         compare(f"{shape} {lay} .T.T", dm.T.T, m)
         compare(f"{shape} {lay} .T + 1", dm.T + 1, m.T + 1)
 compare("1-d .T", hpx.from_numpy(x).T, x.T)
+m = hpx.from_numpy(x.reshape(6, 10))
+compare("transpose((1, 0))", m.transpose((1, 0)), x.reshape(6, 10).transpose((1, 0)))
+compare("transpose(0, 1)", m.transpose(0, 1), x.reshape(6, 10))
+raises("transpose with a repeated axis", ValueError, lambda: m.transpose(0, 0))
+raises("transpose with an axis too many", ValueError, lambda: m.transpose(1, 0, 2))
 raises("transpose of 3-d", ValueError, lambda: hpx.from_numpy(x).reshape(3, 4, 5).T)
 done("reshape")
 """
