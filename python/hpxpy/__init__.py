@@ -524,40 +524,26 @@ def signbit(x):
     return x < 0
 
 
-def _binary(name):
+def _binary(name, as_float=False):
     def f(x, y):
         if isinstance(x, DistributedArray):
-            return x._binary(name, y)
+            return x._binary(name, y, dtype=x._float_dtype(y) if as_float else None)
         if isinstance(y, DistributedArray):
-            return y._binary(name, x, True)
+            return y._binary(name, x, True, dtype=y._float_dtype(x) if as_float else None)
         return getattr(np, name)(x, y)
 
     f.__name__ = name
-    f.__doc__ = f"Element-wise {name} of two arrays, or an array and a scalar."
+    f.__doc__ = (f"Element-wise {name} of two arrays, or an array and a scalar"
+                 + (", as floats." if as_float else "."))
     return f
 
 
 minimum = _binary("minimum")
 maximum = _binary("maximum")
 fmod = _binary("fmod")
-
-
-def _float_binary(name):
-    def f(x, y):
-        if isinstance(x, DistributedArray):
-            return x._binary(name, y, dtype=x._float_dtype(y))
-        if isinstance(y, DistributedArray):
-            return y._binary(name, x, True, dtype=y._float_dtype(x))
-        return getattr(np, name)(x, y)
-
-    f.__name__ = name
-    f.__doc__ = f"Element-wise {name} of two arrays, or an array and a scalar, as floats."
-    return f
-
-
-arctan2 = _float_binary("arctan2")
-hypot = _float_binary("hypot")
-copysign = _float_binary("copysign")
+arctan2 = _binary("arctan2", as_float=True)
+hypot = _binary("hypot", as_float=True)
+copysign = _binary("copysign", as_float=True)
 
 
 def _truth(x):
