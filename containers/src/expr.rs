@@ -651,29 +651,26 @@ fn dispatch<T: Numeric>(
     compute::<T>(f, i, r, out)
 }
 
-/// [`compute`] with AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
-unsafe fn compute_avx512<T: Numeric>(
-    f: &Frame<'_, '_>,
-    i: usize,
-    r: Range<usize>,
-    out: &mut [u8],
-) -> Result<()> {
-    compute::<T>(f, i, r, out)
+/// [`compute`] compiled with the target features `$features`: the same
+/// plain loops, more lanes at a time.
+macro_rules! compute_with {
+    ($name:ident, $features:literal) => {
+        #[doc = concat!("[`compute`] with ", $features, ".")]
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<T: Numeric>(
+            f: &Frame<'_, '_>,
+            i: usize,
+            r: Range<usize>,
+            out: &mut [u8],
+        ) -> Result<()> {
+            compute::<T>(f, i, r, out)
+        }
+    };
 }
 
-/// [`compute`] with AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn compute_avx2<T: Numeric>(
-    f: &Frame<'_, '_>,
-    i: usize,
-    r: Range<usize>,
-    out: &mut [u8],
-) -> Result<()> {
-    compute::<T>(f, i, r, out)
-}
+compute_with!(compute_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx2");
+compute_with!(compute_avx2, "avx2");
 
 /// Computes step `i` over `r` into `out`; `T` is its first operand's type.
 #[inline(always)]
