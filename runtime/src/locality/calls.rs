@@ -251,7 +251,7 @@ impl Locality {
     }
 
     /// Answers `request` with `outcome`.
-    fn reply(&self, request: ParcelHeader, outcome: Result<Bytes>) {
+    fn reply(self: &Arc<Self>, request: ParcelHeader, outcome: Result<Bytes>) {
         let (kind, payload) = match answer(outcome) {
             Ok(answer) => answer,
             Err(e) => {

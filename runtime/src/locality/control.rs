@@ -107,7 +107,7 @@ const CLOCK_LIMIT: Duration = Duration::from_secs(2);
 impl Locality {
     /// Sends `control` to `dest`; a failure to send is only logged (the
     /// end of the job copes with losses by itself).
-    pub(super) fn control(&self, dest: LocalityId, control: &Control) {
+    pub(super) fn control(self: &Arc<Self>, dest: LocalityId, control: &Control) {
         let sent = codec::encode(control).and_then(|payload| {
             let header = self.header(kind::CONTROL, dest, 0, self.trace_seq());
             self.send(header, payload, "control")
@@ -185,7 +185,7 @@ impl Locality {
     /// On the root of a traced job: measures every locality's clock offset
     /// (rounds of pings; the best round trip wins), for the trace's merge.
     /// Waits at most [`CLOCK_LIMIT`].
-    pub(crate) async fn measure_clocks(&self) {
+    pub(crate) async fn measure_clocks(self: &Arc<Self>) {
         let Some(tracer) = &self.tracer else {
             return;
         };

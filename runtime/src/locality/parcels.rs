@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use hpx_parcelport::parcel::FLAG_UNMETERED;
-use hpx_parcelport::{Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader};
+use hpx_parcelport::{Credit, LocalityId, Parcel, ParcelHandler, ParcelHeader, TransportError};
 
 use super::Locality;
 use crate::action::Registry;
@@ -109,7 +109,7 @@ impl Locality {
     /// Once the job has been aborted the transport closes; a send that
     /// fails then reports the abort's reason, not the closed transport.
     pub(super) fn send(
-        &self,
+        self: &Arc<Self>,
         header: ParcelHeader,
         payload: Bytes,
         name: &'static str,
@@ -128,9 +128,19 @@ impl Locality {
         ) {
             tracer.leaving(flow, started);
         }
-        let sent = self.port.send(parcel).map_err(|e| match self.aborted() {
-            Some(reason) => Error::Aborted(reason),
-            None => Error::from(e),
+        let sent = self.port.send(parcel).map_err(|e| match e {
+            // The transport knew of the loss before it told the handler:
+            // the lifecycle learns it here first, so that nothing that
+            // fails with it (a request, and so main) is seen before the
+            // abort it causes, with its culprit.
+            TransportError::PeerLost { locality, reason } => {
+                self.on_peer_lost(locality, &reason);
+                Error::LocalityLost { locality, reason }
+            }
+            e => match self.aborted() {
+                Some(reason) => Error::Aborted(reason),
+                None => Error::from(e),
+            },
         });
         match (&sent, &self.tracer, started) {
             (Err(_), _, _) => self.counters.unsent(header.dest, bytes),

@@ -9,6 +9,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hpx_parcelport::LocalityId;
@@ -144,7 +145,7 @@ impl Locality {
     /// Sends a request for action `id` to `dest`; the receiver gets the
     /// encoded result or the error.
     pub(crate) fn request(
-        &self,
+        self: &Arc<Self>,
         dest: LocalityId,
         id: u64,
         action: &'static str,
@@ -187,7 +188,7 @@ impl Locality {
     }
 
     /// Sends a fire-and-forget call of action `id` to `dest`.
-    pub(crate) fn post(&self, dest: LocalityId, id: u64, args: Bytes) -> Result<()> {
+    pub(crate) fn post(self: &Arc<Self>, dest: LocalityId, id: u64, args: Bytes) -> Result<()> {
         let found = Registry::global().find(id);
         let name = found.map_or("unknown action", |(_, e)| e.name);
         self.send(
