@@ -180,7 +180,9 @@ impl Communicator {
         let round = self.begin(Signature::bare(Kind::Barrier), what)?;
         let result = match round.host_call() {
             Some(mut host) => shared::barrier(&mut host).await,
-            None => agree::agree(&round).await,
+            // Boxed, as every path through messages below: its future is
+            // large, and would otherwise be moved with every call on a host.
+            None => Box::pin(agree::agree(&round)).await,
         };
         round.end(result)
     }
@@ -213,7 +215,9 @@ impl Communicator {
             }
             match reduction.all_reduce_large(&round, value) {
                 Ok(large) => large.await,
-                Err(value) => doubling::all_reduce(&round, reduction.as_ref(), value).await,
+                Err(value) => {
+                    Box::pin(doubling::all_reduce(&round, reduction.as_ref(), value)).await
+                }
             }
         }
         .await;
@@ -243,10 +247,13 @@ impl Communicator {
                     .reduce_shared(&round, &mut host, value, Some(root))
                     .await;
             }
-            let (result, ()) = tokio::try_join!(
-                rooted::reduce(&round, reduction.as_ref(), value, root),
-                agree::agree(&round)
-            )?;
+            let (result, ()) = Box::pin(async {
+                tokio::try_join!(
+                    rooted::reduce(&round, reduction.as_ref(), value, root),
+                    agree::agree(&round)
+                )
+            })
+            .await?;
             Ok(result)
         }
         .await;
@@ -269,8 +276,10 @@ impl Communicator {
             if let Some(mut host) = round.host_call() {
                 return shared::broadcast(&round, &mut host, value, root).await;
             }
-            let (value, ()) =
-                tokio::try_join!(rooted::broadcast(&round, value, root), agree::agree(&round))?;
+            let (value, ()) = Box::pin(async {
+                tokio::try_join!(rooted::broadcast(&round, value, root), agree::agree(&round))
+            })
+            .await?;
             Ok(value)
         }
         .await;
@@ -291,8 +300,10 @@ impl Communicator {
             if let Some(mut host) = round.host_call() {
                 return shared::gather(&round, &mut host, value, Some(root)).await;
             }
-            let (values, ()) =
-                tokio::try_join!(rooted::gather(&round, value, root), agree::agree(&round))?;
+            let (values, ()) = Box::pin(async {
+                tokio::try_join!(rooted::gather(&round, value, root), agree::agree(&round))
+            })
+            .await?;
             Ok(values)
         }
         .await;
@@ -333,7 +344,7 @@ impl Communicator {
                     .await?
                     .ok_or_else(|| Error::Codec("an all_gather without a result".into()));
             }
-            exchange::all_gather(&round, value).await
+            Box::pin(exchange::all_gather(&round, value)).await
         }
         .await;
         round.end(result)

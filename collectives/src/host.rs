@@ -719,11 +719,14 @@ impl<'a> Waiter<'a> {
             let (Some(lost), Some(failed)) = (self.lost.as_mut(), self.failed.as_mut()) else {
                 continue;
             };
+            // Boxed: a nap is rare and slow, and the timer would otherwise
+            // grow every collective's future (moved on each call).
+            let nap = Box::pin(tokio::time::sleep((waited / 10).clamp(NAP_MIN, NAP_MAX)));
             tokio::select! {
                 biased;
                 error = lost => return Err(error),
                 error = failed => return Err(error),
-                () = tokio::time::sleep((waited / 10).clamp(NAP_MIN, NAP_MAX)) => {}
+                () = nap => {}
             }
         }
     }
