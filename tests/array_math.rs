@@ -625,6 +625,49 @@ async fn check_2d(rows: usize, cols: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Reductions of a 3-d array over every set of axes, in each 1-d layout
+/// reshaped (a view or a copy), against a plain loop over coordinates.
+async fn check_axes_of_any_rank() -> Result<(), String> {
+    let shape = [3usize, 4, 5];
+    let source: Vec<i64> = (0..60).map(|i| (i * 37 % 23) - 11).collect();
+    let n = hpx::get_num_localities();
+    for dist in layouts_1d(60, n) {
+        let a = hpx::from_vec(source.clone(), dist.clone())
+            .await
+            .map_err(s)?
+            .reshape(shape)
+            .await
+            .map_err(s)?;
+        for mask in 0u32..8 {
+            let axes: Vec<usize> = (0..3).filter(|k| mask >> k & 1 == 1).collect();
+            let kept: Vec<usize> = (0..3).filter(|k| !axes.contains(k)).collect();
+            let slots: usize = kept.iter().map(|&k| shape[k]).product();
+            let mut sums = vec![0i64; slots];
+            let mut maxes = vec![i64::MIN; slots];
+            for (g, x) in source.iter().enumerate() {
+                let coords = [g / 20, g / 5 % 4, g % 5];
+                let slot = kept.iter().fold(0, |acc, &k| acc * shape[k] + coords[k]);
+                sums[slot] += x;
+                maxes[slot] = maxes[slot].max(*x);
+            }
+            let what = format!("{dist:?} over axes {axes:?}");
+            let got = a.reduce_axes(&axes, ReduceOp::Sum).await.map_err(s)?;
+            ensure(
+                got == sums,
+                format!("{what}: sums {got:?}, expected {sums:?}"),
+            )?;
+            let got = a.reduce_axes(&axes, ReduceOp::Max).await.map_err(s)?;
+            ensure(got == maxes, format!("{what}: maxima {got:?}"))?;
+        }
+        ensure(
+            a.reduce_axes(&[3], ReduceOp::Sum).await.is_err()
+                && a.reduce_axes(&[1, 1], ReduceOp::Sum).await.is_err(),
+            format!("{dist:?}: bad axes are errors"),
+        )?;
+    }
+    Ok(())
+}
+
 #[test]
 fn two_d_arrays_in_rows_and_tiles() {
     const TEST: &str = "two_d_arrays_in_rows_and_tiles";
@@ -634,6 +677,7 @@ fn two_d_arrays_in_rows_and_tiles() {
                 for (r, c) in [(7, 5), (1, 13), (6, 1), (0, 4), (3, 0), (9, 10)] {
                     check_2d(r, c).await?;
                 }
+                check_axes_of_any_rank().await?;
                 let n = hpx::get_num_localities() as usize;
                 // A 2 x 2 grid needs 4 localities; 1 x n is always possible.
                 let grid = hpx::zeros::<f64>((4, 4))

@@ -7,6 +7,7 @@ use hpx_runtime::element::{element_from_bytes, elements_from_bytes, Element, Red
 use hpx_runtime::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::axes::{self, Fold};
 use crate::math::Numeric;
 
 /// Elements handled per step of a reduction: the lanes combine element-wise
@@ -67,15 +68,13 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
     /// The first extreme element (largest with `largest`, else smallest;
     /// NaN counts as the extreme, as NumPy's argmax), as (local index, raw value).
     fn arg_extreme(&self, largest: bool) -> Option<(u64, Vec<u8>)>;
-    /// Partial sums along one axis of a 2-d array of `cols` columns: for
-    /// each element of `runs` (global index, local index, length), adds it
-    /// to the output slot of its row (`axis` 1) or column (`axis` 0), in the
-    /// wide sum type; returns (slot, raw partial) pairs, slots ascending.
-    fn axis_partials(
+    /// A reduction with `op` folded by `fold` over the runs of this
+    /// partition (global index, local index, length): (slot, raw partial)
+    /// pairs, slots ascending, in the wide sum type.
+    fn fold_partials(
         &self,
         runs: &[(u64, u64, u64)],
-        cols: u64,
-        axis: u8,
+        fold: &Fold,
         op: ReduceOp,
     ) -> Result<(Vec<u64>, Vec<u8>)>;
 }
@@ -416,25 +415,14 @@ impl<T: Numeric> ErasedVec for Vec<T> {
         best.map(|(i, x)| (i as u64, bytemuck::bytes_of(&x).to_vec()))
     }
 
-    fn axis_partials(
+    fn fold_partials(
         &self,
         runs: &[(u64, u64, u64)],
-        cols: u64,
-        axis: u8,
+        fold: &Fold,
         op: ReduceOp,
     ) -> Result<(Vec<u64>, Vec<u8>)> {
-        if axis > 1 {
-            return Err(Error::BadArgument(format!(
-                "axis {axis} of a 2-d array of {cols} columns"
-            )));
-        }
         if runs.iter().all(|r| r.2 == 0) {
             return Ok((Vec::new(), Vec::new()));
-        }
-        if cols == 0 {
-            return Err(Error::BadArgument(
-                "elements in a 2-d array without columns".into(),
-            ));
         }
         check_op::<T>(op)?;
         let mut parts = Vec::with_capacity(runs.len());
@@ -445,90 +433,9 @@ impl<T: Numeric> ErasedVec for Vec<T> {
                 .ok_or_else(|| range_error(local, local.saturating_add(len), self.len()))?;
             parts.push((global, values));
         }
-        let total: usize = parts.iter().map(|(_, v)| v.len()).sum();
-        let (keys, values) = match to_usize(cols) {
-            Ok(width) if axis == 0 && width <= total => column_partials::<T>(&parts, width, op),
-            _ => slot_partials::<T>(&parts, cols, axis, op),
-        };
+        let (keys, values) = axes::partials::<T>(&parts, fold, op);
         Ok((keys, bytemuck::cast_slice(&values).to_vec()))
     }
-}
-
-/// Each column's combination over the runs `(first global index, values)`
-/// of a partition of a 2-d array `width` columns wide, for the columns it
-/// touches: a whole row segment at a time, in the order of the runs.
-fn column_partials<T: Numeric>(
-    parts: &[(u64, &[T])],
-    width: usize,
-    op: ReduceOp,
-) -> (Vec<u64>, Vec<T::Sum>) {
-    let mut acc: Vec<T::Sum> = vec![T::Sum::zero(); width];
-    let mut seen = vec![false; width];
-    let mut wide: Vec<T::Sum> = Vec::with_capacity(width);
-    for &(global, values) in parts {
-        let mut col = (global % width as u64) as usize;
-        let mut rest = values;
-        while !rest.is_empty() {
-            let n = (width - col).min(rest.len());
-            wide.clear();
-            wide.extend(rest[..n].iter().map(|x| x.widen()));
-            let (acc, seen) = (&mut acc[col..col + n], &mut seen[col..col + n]);
-            if seen.iter().all(|s| *s) {
-                T::Sum::combine_slices(op, acc, &wide, false);
-            } else {
-                for ((a, s), x) in acc.iter_mut().zip(seen.iter_mut()).zip(&wide) {
-                    *a = if *s { combine(op, *a, *x) } else { *x };
-                    *s = true;
-                }
-            }
-            rest = &rest[n..];
-            col = 0;
-        }
-    }
-    (0..width)
-        .filter(|c| seen[*c])
-        .map(|c| (c as u64, acc[c]))
-        .unzip()
-}
-
-/// Each slot's combination (`axis` 1: rows; 0: columns), in slot order,
-/// over the runs `(first global index, values)` of a partition of a 2-d
-/// array `cols` columns wide: a row segment at a time, each slot combined
-/// in the order of its elements.
-fn slot_partials<T: Numeric>(
-    parts: &[(u64, &[T])],
-    cols: u64,
-    axis: u8,
-    op: ReduceOp,
-) -> (Vec<u64>, Vec<T::Sum>) {
-    // (slot, first seen, combination); slots mostly come in order.
-    let mut out: Vec<(u64, usize, T::Sum)> = Vec::new();
-    let mut order = 0;
-    for &(global, values) in parts {
-        for (j, x) in values.iter().enumerate() {
-            let g = global + j as u64;
-            let slot = if axis == 1 { g / cols } else { g % cols };
-            let x = x.widen();
-            match out.last_mut() {
-                Some((last, _, acc)) if *last == slot => *acc = combine(op, *acc, x),
-                _ => {
-                    out.push((slot, order, x));
-                    order += 1;
-                }
-            }
-        }
-    }
-    // Pieces of one slot that were not adjacent merge in the order they
-    // came (a stable sort by slot keeps it).
-    out.sort_by_key(|&(slot, first, _)| (slot, first));
-    let mut merged: Vec<(u64, T::Sum)> = Vec::with_capacity(out.len());
-    for (slot, _, v) in out {
-        match merged.last_mut() {
-            Some((last, acc)) if *last == slot => *acc = combine(op, *acc, v),
-            _ => merged.push((slot, v)),
-        }
-    }
-    merged.into_iter().unzip()
 }
 
 fn to_usize(v: u64) -> Result<usize> {

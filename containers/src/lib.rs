@@ -62,6 +62,7 @@
     rust_2018_idioms
 )]
 
+mod axes;
 mod builder;
 mod data;
 mod erased;

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use hpx_runtime::element::{element_from_bytes, ReduceOp};
 use hpx_runtime::{Error, Result};
 
+use crate::axes::Fold;
 use crate::data::combine;
 use crate::lazy::Expr;
 use crate::math::{BinaryOp, CompareOp, Numeric, UnaryOp};
@@ -165,19 +166,18 @@ impl<T: Numeric> PartitionedVector<T> {
         Ok(self.count_nonzero().await? == self.len() as u64)
     }
 
-    /// Reduces a 2-d array along `axis` (0: down the columns, one result
-    /// per column; 1: along the rows, one per row) with `op`, in the wide
-    /// type of sums. Each owner reduces its elements per row or column and
-    /// the partial results combine in partition order (for floats this is
-    /// not the exact sum: the bitwise guarantee is [`sum`](Self::sum)'s).
-    pub async fn reduce_axis(&self, axis: usize, op: ReduceOp) -> Result<Vec<T::Sum>> {
+    /// Reduces the array over `axes` (any of its axes, in any order, none
+    /// twice; all of them or none allowed) with `op`, in the wide type of
+    /// sums: the result is the array without those axes, row-major (one
+    /// element when every axis is reduced). Each owner reduces its elements
+    /// per output element and the partial results combine in partition
+    /// order (for floats this is not the exact sum: the bitwise guarantee
+    /// is [`sum`](Self::sum)'s). An output element without elements is the
+    /// identity of `op` (sums, products, bitwise or and xor); for other
+    /// operations it is an error, as NumPy's reduction of nothing.
+    pub async fn reduce_axes(&self, axes: &[usize], op: ReduceOp) -> Result<Vec<T::Sum>> {
         let shape = self.shape().to_vec();
-        if shape.len() != 2 || axis > 1 {
-            return Err(Error::BadArgument(format!(
-                "axis {axis} of an array of shape {shape:?}: axis reductions need a 2-d array \
-                 and an axis of 0 or 1"
-            )));
-        }
+        let fold = Fold::new(&shape, axes)?;
         if !T::supports(op) {
             return Err(Error::BadArgument(format!(
                 "{} is not defined for {}",
@@ -185,11 +185,13 @@ impl<T: Numeric> PartitionedVector<T> {
                 T::NAME
             )));
         }
-        let slots = if axis == 0 { shape[1] } else { shape[0] };
+        let slots = usize::try_from(fold.slots())
+            .map_err(|_| Error::BadArgument(format!("shape {shape:?} is too large")))?;
         let layout = self.layout().clone();
+        let wire: Vec<u64> = axes.iter().map(|&a| a as u64).collect();
         let partials = self
-            .on_all(partition::part_axis, |p| {
-                (layout.clone(), p as u64, axis as u8, op)
+            .on_all(partition::part_fold, |p| {
+                (layout.clone(), p as u64, wire.clone(), op)
             })
             .await?;
         let mut out: Vec<Option<T::Sum>> = vec![None; slots];
@@ -218,22 +220,35 @@ impl<T: Numeric> PartitionedVector<T> {
                 }
                 (None, ReduceOp::Prod) => Ok(<T::Sum as Numeric>::one()),
                 (None, _) => Err(Error::BadArgument(format!(
-                    "{} along axis {axis} of shape {shape:?}: slot {slot} has no elements",
+                    "{} over axes {axes:?} of shape {shape:?}: output element {slot} has no \
+                     elements (a reduction of nothing has no identity)",
                     op.name()
                 ))),
             })
             .collect()
     }
 
-    /// Sums along `axis` of a 2-d array.
+    /// [`reduce_axes`](Self::reduce_axes) over one axis.
+    pub async fn reduce_axis(&self, axis: usize, op: ReduceOp) -> Result<Vec<T::Sum>> {
+        self.reduce_axes(&[axis], op).await
+    }
+
+    /// Sums along `axis`.
     pub async fn sum_axis(&self, axis: usize) -> Result<Vec<T::Sum>> {
         self.reduce_axis(axis, ReduceOp::Sum).await
     }
 
-    /// Means along `axis` of a 2-d array, as f64.
-    pub async fn mean_axis(&self, axis: usize) -> Result<Vec<f64>> {
-        let sums = self.sum_axis(axis).await?;
-        let count = self.shape().get(axis).copied().unwrap_or(0) as f64;
+    /// Means over `axes` (see [`reduce_axes`](Self::reduce_axes)), as f64.
+    pub async fn mean_axes(&self, axes: &[usize]) -> Result<Vec<f64>> {
+        let sums = self.reduce_axes(axes, ReduceOp::Sum).await?;
+        let shape = self.shape();
+        let count: usize = axes.iter().filter_map(|&a| shape.get(a)).product();
+        let count = count as f64;
         Ok(sums.into_iter().map(|s| s.to_f64() / count).collect())
+    }
+
+    /// Means along `axis`, as f64.
+    pub async fn mean_axis(&self, axis: usize) -> Result<Vec<f64>> {
+        self.mean_axes(&[axis]).await
     }
 }

@@ -10,6 +10,7 @@ use hpx_runtime::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::axes::Fold;
 use crate::data::{self, push_span, ErasedVec, Span};
 use crate::expr::{self, Plan, Reduction, Step};
 use crate::function;
@@ -238,23 +239,28 @@ pub(crate) async fn part_arg_extreme(p: &Partition, largest: bool) -> Option<(u6
     p.data.arg_extreme(largest).map(|(i, v)| (i, PodVec(v)))
 }
 
-/// The partition's partial reductions along an axis of a 2-d array.
+/// The partition's partial results of a reduction over `axes` of the
+/// array (see [`crate::axes`]).
 #[hpx_macros::action(crate = hpx_runtime)]
-pub(crate) async fn part_axis(
+pub(crate) async fn part_fold(
     p: &Partition,
     layout: Layout,
     partition: u64,
-    axis: u8,
+    axes: Vec<u64>,
     op: ReduceOp,
 ) -> Result<(PodVec<u64>, PodVec<u8>), Error> {
     let partition = to_usize(partition)?;
     check_size(&layout, partition, p.data.len())?;
+    let axes = axes
+        .into_iter()
+        .map(to_usize)
+        .collect::<Result<Vec<usize>, Error>>()?;
+    let fold = Fold::new(layout.shape(), &axes)?;
     let runs: Vec<(u64, u64, u64)> = layout
         .runs(partition)
         .map(|r| (r.global as u64, r.local as u64, r.len as u64))
         .collect();
-    let cols = layout.shape().get(1).copied().unwrap_or(1) as u64;
-    let (slots, values) = p.data.axis_partials(&runs, cols, axis, op)?;
+    let (slots, values) = p.data.fold_partials(&runs, &fold, op)?;
     Ok((PodVec(slots), PodVec(values)))
 }
 

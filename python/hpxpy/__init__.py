@@ -671,46 +671,55 @@ def _any_view(*values):
 
 
 def _reduction(name):
-    def f(x, axis=None):
+    def f(x, axis=None, keepdims=False, **kwargs):
         if isinstance(x, DistributedArray):
-            return x._reduce(name, axis)
-        return getattr(np, name)(x, axis=axis)
+            return getattr(x, name)(axis=axis, keepdims=keepdims, **kwargs)
+        return getattr(np, name)(x, axis=axis, keepdims=keepdims, **kwargs)
 
     f.__name__ = name
-    f.__doc__ = f"The {name} of an array's elements (along ``axis`` for 2-d arrays)."
+    f.__doc__ = (
+        f"NumPy's ``{name}``: over every element, an axis or a tuple of axes "
+        f"(``keepdims`` keeps them with length one); see ``DistributedArray.{name}``."
+    )
     return f
 
 
 sum = _reduction("sum")
 prod = _reduction("prod")
 mean = _reduction("mean")
+var = _reduction("var")
+std = _reduction("std")
 min = _reduction("min")
 max = _reduction("max")
+amin = min
+amax = max
+any = _reduction("any")
+all = _reduction("all")
 
 
-def argmin(x):
-    """The flat index of the first smallest element."""
-    return x.argmin() if isinstance(x, DistributedArray) else int(np.argmin(x))
+def _arg_reduction(name):
+    def f(x, axis=None, keepdims=False):
+        if isinstance(x, DistributedArray):
+            return getattr(x, name)(axis=axis, keepdims=keepdims)
+        return getattr(np, name)(x, axis=axis, keepdims=keepdims)
+
+    f.__name__ = name
+    f.__doc__ = (
+        f"NumPy's ``{name}``: the index of the first extreme element, flat "
+        f"(``axis=None``) or along ``axis``."
+    )
+    return f
 
 
-def argmax(x):
-    """The flat index of the first largest element."""
-    return x.argmax() if isinstance(x, DistributedArray) else int(np.argmax(x))
+argmin = _arg_reduction("argmin")
+argmax = _arg_reduction("argmax")
 
 
-def any(x):
-    """Whether any element is non-zero."""
-    return x.any() if isinstance(x, DistributedArray) else np.any(x)
-
-
-def all(x):
-    """Whether every element is non-zero."""
-    return x.all() if isinstance(x, DistributedArray) else np.all(x)
-
-
-def count_nonzero(x):
-    """The number of non-zero elements."""
-    return x.count_nonzero() if isinstance(x, DistributedArray) else int(np.count_nonzero(x))
+def count_nonzero(x, axis=None, keepdims=False):
+    """The number of non-zero elements, in all or over ``axis``."""
+    if isinstance(x, DistributedArray):
+        return x.count_nonzero(axis=axis, keepdims=keepdims)
+    return np.count_nonzero(x, axis=axis, keepdims=keepdims)
 
 
 def cumsum(x):
@@ -1101,6 +1110,10 @@ __all__ = [
     "sum",
     "prod",
     "mean",
+    "var",
+    "std",
+    "amin",
+    "amax",
     "min",
     "max",
     "argmin",

@@ -24,6 +24,7 @@ _Localities = Sequence[int] | None
 _DistributionName = Literal["local", "block", "cyclic", "block_cyclic", "grid"]
 _Op = Literal["sum", "prod", "min", "max", "bitwise_and", "bitwise_or", "bitwise_xor"]
 _Operand = DistributedArray | _Scalar
+_Axis = int | tuple[int, ...] | None
 
 __version__: str
 
@@ -180,50 +181,34 @@ class DistributedArray:
     def __setitem__(self, key: int | tuple[int, ...] | slice, value: ArrayLike) -> None:
         """Sets one element or a contiguous 1-d slice (collective)."""
 
-    # Reductions (collective). Without axis: one NumPy scalar; with axis (2-d): a NumPy array.
-    @overload
-    def sum(self, axis: None = None) -> Any:
-        """The sum (integers in 64 bits; floats correctly rounded)."""
-    @overload
-    def sum(self, axis: int) -> NDArray[Any]:
-        """The sums along ``axis`` of a 2-d array."""
-    @overload
-    def prod(self, axis: None = None) -> Any:
+    # Reductions. ``axis``: None (every element: one NumPy scalar), an axis or
+    # a tuple of axes (a NumPy array of the other axes); ``keepdims`` keeps the
+    # reduced axes with length one (always a NumPy array).
+    def sum(self, axis: _Axis = None, dtype: Any = None, keepdims: bool = False) -> Any:
+        """The sum (integers in 64 bits; floats correctly rounded over every element)."""
+    def prod(self, axis: _Axis = None, dtype: Any = None, keepdims: bool = False) -> Any:
         """The product."""
-    @overload
-    def prod(self, axis: int) -> NDArray[Any]:
-        """The products along ``axis`` of a 2-d array."""
-    @overload
-    def min(self, axis: None = None) -> Any:
-        """The smallest element."""
-    @overload
-    def min(self, axis: int) -> NDArray[Any]:
-        """The smallest elements along ``axis`` of a 2-d array."""
-    @overload
-    def max(self, axis: None = None) -> Any:
-        """The largest element."""
-    @overload
-    def max(self, axis: int) -> NDArray[Any]:
-        """The largest elements along ``axis`` of a 2-d array."""
-    @overload
-    def mean(self, axis: None = None) -> np.floating[Any]:
+    def min(self, axis: _Axis = None, keepdims: bool = False) -> Any:
+        """The smallest element (NaN if any is NaN)."""
+    def max(self, axis: _Axis = None, keepdims: bool = False) -> Any:
+        """The largest element (NaN if any is NaN)."""
+    def mean(self, axis: _Axis = None, dtype: Any = None, keepdims: bool = False) -> Any:
         """The mean (float64; float32 for float32 arrays)."""
-    @overload
-    def mean(self, axis: int) -> NDArray[np.floating[Any]]:
-        """The means along ``axis`` of a 2-d array."""
-    def var(self) -> np.floating[Any]:
-        """The variance (population, NumPy's default)."""
-    def std(self) -> np.floating[Any]:
-        """The standard deviation (population, NumPy's default)."""
-    def argmin(self) -> int:
-        """The flat index of the first smallest element."""
-    def argmax(self) -> int:
-        """The flat index of the first largest element."""
-    def any(self) -> np.bool_:
+    def var(self, axis: _Axis = None, dtype: Any = None, ddof: int = 0,
+            keepdims: bool = False) -> Any:
+        """The variance, ``sum((x - mean)**2) / (n - ddof)``."""
+    def std(self, axis: _Axis = None, dtype: Any = None, ddof: int = 0,
+            keepdims: bool = False) -> Any:
+        """The standard deviation."""
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Any:
+        """The index of the first smallest element: flat, or along ``axis``."""
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Any:
+        """The index of the first largest element: flat, or along ``axis``."""
+    def any(self, axis: _Axis = None, keepdims: bool = False) -> Any:
         """Whether any element is non-zero."""
-    def all(self) -> np.bool_:
+    def all(self, axis: _Axis = None, keepdims: bool = False) -> Any:
         """Whether every element is non-zero."""
-    def count_nonzero(self) -> int:
+    def count_nonzero(self, axis: _Axis = None, keepdims: bool = False) -> Any:
         """The number of non-zero elements."""
     def cumsum(self) -> DistributedArray:
         """Running sums, flat (integers in 64 bits), in a new array (collective)."""
@@ -780,51 +765,38 @@ def where(condition: DistributedArray | ArrayLike, x: _Operand | ArrayLike,
     """``x`` where ``condition`` holds, else ``y``, broadcast together by NumPy's rules."""
 def broadcast_to(x: DistributedArray | ArrayLike, shape: int | Sequence[int]) -> DistributedArray:
     """``x`` broadcast to ``shape`` by NumPy's rules: a new block-distributed array (collective)."""
-@overload
-def sum(x: DistributedArray, axis: None = None) -> Any:
-    """The sum of an array's elements (along ``axis`` for 2-d arrays)."""
-@overload
-def sum(x: DistributedArray, axis: int) -> NDArray[Any]: ...
-@overload
-def sum(x: ArrayLike, axis: int | None = None) -> Any: ...
-@overload
-def prod(x: DistributedArray, axis: None = None) -> Any:
-    """The product of an array's elements (along ``axis`` for 2-d arrays)."""
-@overload
-def prod(x: DistributedArray, axis: int) -> NDArray[Any]: ...
-@overload
-def prod(x: ArrayLike, axis: int | None = None) -> Any: ...
-@overload
-def mean(x: DistributedArray, axis: None = None) -> np.floating[Any]:
-    """The mean of an array's elements (along ``axis`` for 2-d arrays)."""
-@overload
-def mean(x: DistributedArray, axis: int) -> NDArray[np.floating[Any]]: ...
-@overload
-def mean(x: ArrayLike, axis: int | None = None) -> Any: ...
-@overload
-def min(x: DistributedArray, axis: None = None) -> Any:
-    """The smallest element (along ``axis`` for 2-d arrays)."""
-@overload
-def min(x: DistributedArray, axis: int) -> NDArray[Any]: ...
-@overload
-def min(x: ArrayLike, axis: int | None = None) -> Any: ...
-@overload
-def max(x: DistributedArray, axis: None = None) -> Any:
-    """The largest element (along ``axis`` for 2-d arrays)."""
-@overload
-def max(x: DistributedArray, axis: int) -> NDArray[Any]: ...
-@overload
-def max(x: ArrayLike, axis: int | None = None) -> Any: ...
-def argmin(x: DistributedArray | ArrayLike) -> int:
-    """The flat index of the first smallest element."""
-def argmax(x: DistributedArray | ArrayLike) -> int:
-    """The flat index of the first largest element."""
-def any(x: DistributedArray | ArrayLike) -> np.bool_:
-    """Whether any element is non-zero."""
-def all(x: DistributedArray | ArrayLike) -> np.bool_:
-    """Whether every element is non-zero."""
-def count_nonzero(x: DistributedArray | ArrayLike) -> int:
-    """The number of non-zero elements."""
+def sum(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The sum, over every element, an axis or a tuple of axes."""
+def prod(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The product, over every element, an axis or a tuple of axes."""
+def mean(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The mean, over every element, an axis or a tuple of axes."""
+def min(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The smallest element, over every element, an axis or a tuple of axes."""
+def max(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The largest element, over every element, an axis or a tuple of axes."""
+def amin(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The smallest element, over every element, an axis or a tuple of axes."""
+def amax(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The largest element, over every element, an axis or a tuple of axes."""
+def any(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """Whether any element is non-zero, over every element, an axis or a tuple of axes."""
+def all(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """Whether every element is non-zero, over every element, an axis or a tuple of axes."""
+def count_nonzero(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False) -> Any:
+    """The number of non-zero elements, over every element, an axis or a tuple of axes."""
+def var(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False,
+        ddof: int = 0) -> Any:
+    """The variance, over every element, an axis or a tuple of axes."""
+def std(x: DistributedArray | ArrayLike, axis: _Axis = None, keepdims: bool = False,
+        ddof: int = 0) -> Any:
+    """The standard deviation, over every element, an axis or a tuple of axes."""
+def argmin(x: DistributedArray | ArrayLike, axis: int | None = None,
+        keepdims: bool = False) -> Any:
+    """The index of the first smallest element: flat, or along ``axis``."""
+def argmax(x: DistributedArray | ArrayLike, axis: int | None = None,
+        keepdims: bool = False) -> Any:
+    """The index of the first largest element: flat, or along ``axis``."""
 def cumsum(x: DistributedArray) -> DistributedArray:
     """Running sums of a DistributedArray, in a new array (collective)."""
 def to_numpy(x: DistributedArray) -> NDArray[Any]:

@@ -726,27 +726,47 @@ class DistributedArray:
             return self.astype("uint64")
         return self
 
-    def _reduce(self, what, axis=None):
-        if self._view is None and what == "prod":
+    def _reduce(self, what, axis=None, keepdims=False):
+        """The reduction ``what`` over ``axis`` (None: every axis; an int or
+        a tuple of axes), with NumPy's result dtypes; ``keepdims`` keeps the
+        reduced axes with length one."""
+        if self._view is not None:
+            return getattr(np, what)(self._view, axis=axis, keepdims=keepdims)
+        axes = None if axis is None else _axes(axis, self.ndim)
+        if axes is not None and len(set(axes)) != len(axes):
+            raise HPXValueError(f"duplicate value in 'axis': {axis}")
+        if axes is not None and len(axes) == self.ndim:
+            axes = None
+        if what == "prod":
             wide = self._wide()
             if wide is not self:
-                return wide._reduce(what, axis)
-        if self._view is None and what in ("min", "max") and self.dtype.kind == "f" and axis is not None:
-            return self._nan_extreme(what, axis)
-        if self._view is not None:
-            return getattr(np, what)(self._view, axis=axis) if axis is not None else getattr(np, what)(self._view)
-        if axis is not None:
-            out = self._core.reduce_axis(what, self._axis(what, axis))
+                return wide._reduce(what, axis, keepdims)
+        if axes is None:
+            value = self._reduce_all(what)
+            if keepdims:
+                return np.full((1,) * self.ndim, value, dtype=np.asarray(value).dtype)
+            return value
+        kept = tuple(n for i, n in enumerate(self.shape) if i not in axes)
+        shape = tuple(1 if i in axes else n for i, n in enumerate(self.shape)) if keepdims else kept
+        if what in ("min", "max") and self.dtype.kind == "f":
+            out = self._nan_extreme(what, axes)
+        else:
+            out = self._core.reduce_axes(what, list(axes))
             if what in ("min", "max"):
                 out = out.astype(self.dtype)
+            elif what == "mean" and self.dtype == np.float32:
+                out = out.astype(np.float32)
             elif self._bool and what == "sum":
                 out = out.astype(np.int64)
-            return out
+        return out.reshape(shape)
+
+    def _reduce_all(self, what):
+        """The reduction ``what`` of every element, as a NumPy scalar."""
         value = self._core.reduce(what)
         if what in ("any", "all"):
             return np.bool_(value)
         if what in ("argmin", "argmax", "count_nonzero"):
-            return int(value)
+            return np.int64(value)
         if what == "mean":
             return np.float32(value) if self.dtype == np.float32 else np.float64(value)
         if what in ("min", "max"):
@@ -758,77 +778,126 @@ class DistributedArray:
             return np.uint64(value) if kind == "u" else np.int64(value)
         return self.dtype.type(value)
 
-    def _axis(self, what, axis):
-        if self.ndim != 2:
-            raise HPXValueError(f"{what} along an axis needs a 2-d array, not {self.ndim}-d")
-        if axis < 0:
-            axis += 2
-        if axis not in (0, 1):
-            raise HPXIndexError(f"axis {axis} is out of range for a 2-d array")
-        return axis
-
-    def _nan_extreme(self, what, axis):
-        """min or max of floats along an axis as NumPy gives them: NaN where
-        any element is NaN."""
-        values = self._core.reduce_axis(what, self._axis(what, axis)).astype(self.dtype)
-        nans = (self != self).astype("uint8")._reduce("max", axis)
+    def _nan_extreme(self, what, axes):
+        """min or max of floats over ``axes`` (flat) as NumPy gives them:
+        NaN where any element is NaN."""
+        values = self._core.reduce_axes(what, list(axes)).astype(self.dtype)
+        nans = (self != self).astype("uint8")._core.reduce_axes("max", list(axes))
         return np.where(nans > 0, np.nan, values).astype(self.dtype)
+
+    def _nonzero(self):
+        """Whether each element is non-zero, as a bool array (NaN counts)."""
+        return self if self._bool else self != 0
 
     def _flat_get(self, index):
         """The element at flat ``index`` (not collective)."""
         return self._core.get(list(np.unravel_index(int(index), self.shape)))
 
-    def sum(self, axis=None):
+    def sum(self, axis=None, dtype=None, keepdims=False):
         """The sum (integers in 64 bits; floats exactly, correctly rounded,
-        whatever the layout; along an axis in partition order, not exactly)."""
-        return self._reduce("sum", axis)
+        whatever the layout; over some axes in partition order, not
+        exactly). ``axis``: None (all), an axis or a tuple of axes."""
+        return _as(self._reduce("sum", axis, keepdims), dtype)
 
-    def prod(self, axis=None):
+    def prod(self, axis=None, dtype=None, keepdims=False):
         """The product."""
-        return self._reduce("prod", axis)
+        return _as(self._reduce("prod", axis, keepdims), dtype)
 
-    def min(self, axis=None):
-        """The smallest element."""
-        return self._reduce("min", axis)
+    def min(self, axis=None, keepdims=False):
+        """The smallest element (NaN if any is NaN, as NumPy's)."""
+        return self._reduce("min", axis, keepdims)
 
-    def max(self, axis=None):
-        """The largest element."""
-        return self._reduce("max", axis)
+    def max(self, axis=None, keepdims=False):
+        """The largest element (NaN if any is NaN, as NumPy's)."""
+        return self._reduce("max", axis, keepdims)
 
-    def mean(self, axis=None):
-        """The mean (float64; float32 for float32 arrays; float64 along an axis)."""
-        return self._reduce("mean", axis)
+    def mean(self, axis=None, dtype=None, keepdims=False):
+        """The mean (float64; float32 for float32 arrays)."""
+        return _as(self._reduce("mean", axis, keepdims), dtype)
 
-    def var(self):
-        """The variance (population, NumPy's default)."""
-        centred = self.astype("float64") - float(self.mean())
-        return (centred * centred).mean()
-
-    def std(self):
-        """The standard deviation (population, NumPy's default)."""
-        return np.sqrt(self.var())
-
-    def argmin(self):
-        """The flat index of the first smallest element."""
-        return self._reduce("argmin")
-
-    def argmax(self):
-        """The flat index of the first largest element."""
-        return self._reduce("argmax")
-
-    def any(self):
-        """Whether any element is non-zero."""
-        return self._reduce("any")
-
-    def all(self):
-        """Whether every element is non-zero."""
-        return self._reduce("all")
-
-    def count_nonzero(self):
-        """The number of non-zero elements."""
+    def var(self, axis=None, dtype=None, ddof=0, keepdims=False):
+        """The variance, ``sum((x - mean)**2) / (n - ddof)`` over ``axis``
+        (ddof=0: the population's, as NumPy's default)."""
         if self._view is not None:
-            return int(np.count_nonzero(self._view))
-        return self._reduce("count_nonzero")
+            return np.var(self._view, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
+        n = 1
+        for a in set(range(self.ndim) if axis is None else _axes(axis, self.ndim)):
+            n *= self.shape[a]
+        wide = self.astype("float64")
+        centred = wide - (wide.mean() if axis is None else wide.mean(axis=axis, keepdims=True))
+        squares = np.asarray((centred * centred).sum(axis=axis, keepdims=keepdims))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = squares / np.float64(builtins.max(n - ddof, 0))
+        if dtype is None and self.dtype == np.float32:
+            dtype = np.float32
+        return _as(out[()], dtype)
+
+    def std(self, axis=None, dtype=None, ddof=0, keepdims=False):
+        """The standard deviation: the square root of :meth:`var`."""
+        return np.sqrt(self.var(axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+
+    def _arg(self, what, axis, keepdims):
+        if self._view is not None:
+            return getattr(np, what)(self._view, axis=axis, keepdims=keepdims)
+        if axis is None:
+            value = self._reduce_all(what)
+            return np.full((1,) * self.ndim, value) if keepdims else value
+        (k,) = _axes(operator.index(axis), self.ndim)
+        n = self.shape[k]
+        if n == 0:
+            raise HPXValueError(f"attempt to get {what} of an empty sequence")
+        extreme = self._reduce("min" if what == "argmin" else "max", k, keepdims=True)
+        # The first element equal to the extreme along the axis; where the
+        # extreme is NaN, the first NaN (the only elements unequal to
+        # themselves are on those lines).
+        hit = self == extreme
+        if self.dtype.kind == "f":
+            hit = hit | (self != self)
+        coords = np.arange(n, dtype=np.int64).reshape([n if i == k else 1 for i in range(self.ndim)])
+        from . import where
+
+        return where(hit, coords, np.int64(n))._reduce("min", k, keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        """The index of the first smallest element: flat (``axis=None``) or
+        along ``axis``."""
+        return self._arg("argmin", axis, keepdims)
+
+    def argmax(self, axis=None, keepdims=False):
+        """The index of the first largest element: flat (``axis=None``) or
+        along ``axis``."""
+        return self._arg("argmax", axis, keepdims)
+
+    def any(self, axis=None, keepdims=False):
+        """Whether any element is non-zero (over ``axis``)."""
+        if self._view is not None:
+            return np.any(self._view, axis=axis, keepdims=keepdims)
+        if axis is None:
+            value = self._reduce_all("any")
+            return np.full((1,) * self.ndim, value) if keepdims else value
+        return self.count_nonzero(axis=axis, keepdims=keepdims) > 0
+
+    def all(self, axis=None, keepdims=False):
+        """Whether every element is non-zero (over ``axis``; true where
+        there are none)."""
+        if self._view is not None:
+            return np.all(self._view, axis=axis, keepdims=keepdims)
+        if axis is None:
+            value = self._reduce_all("all")
+            return np.full((1,) * self.ndim, value) if keepdims else value
+        n = 1
+        for a in set(_axes(axis, self.ndim)):
+            n *= self.shape[a]
+        return self.count_nonzero(axis=axis, keepdims=keepdims) == n
+
+    def count_nonzero(self, axis=None, keepdims=False):
+        """The number of non-zero elements (over ``axis``)."""
+        if self._view is not None:
+            return np.count_nonzero(self._view, axis=axis, keepdims=keepdims)
+        if axis is None and not keepdims:
+            return int(self._reduce_all("count_nonzero"))
+        counts = self._nonzero().astype("uint8")._reduce("sum", axis, keepdims)
+        return np.asarray(counts).astype(np.int64)[()]
 
     def _scanned(self, op):
         if self._view is not None:
@@ -878,6 +947,11 @@ _NUMPY_BINARY = {
     "gt": operator.gt,
     "ge": operator.ge,
 }
+
+
+def _as(value, dtype):
+    """``value`` (a NumPy scalar or array) in ``dtype``, if one is given."""
+    return value if dtype is None else np.asarray(value).astype(dtype)[()]
 
 
 def from_numpy_view(x):

@@ -742,24 +742,25 @@ impl Array {
         value.into_python(py, what)
     }
 
-    /// A reduction (`sum prod min max mean`) along `axis` of a 2-d array,
-    /// as a NumPy array (sums in 64 bits for integers, means in float64).
-    fn reduce_axis<'py>(
+    /// A reduction (`sum prod min max mean`) over `axes` (any set of the
+    /// array's axes), as a flat NumPy array of the remaining axes, row-major
+    /// (sums in 64 bits for integers, means in float64).
+    fn reduce_axes<'py>(
         &self,
         py: Python<'py>,
         what: &str,
-        axis: usize,
+        axes: Vec<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let name = what.to_owned();
         with_array!(&self.ready(py)?, a, T => {
             let a = a.clone();
             if name == "mean" {
-                let means = block_failing(py, once(async move { a.mean_axis(axis).await }))?;
+                let means = block_failing(py, once(async move { a.mean_axes(&axes).await }))?;
                 return Ok(PyArray1::from_vec(py, means).into_any());
             }
             let op = reduce_op(&name)?;
             let values: Vec<<T as Numeric>::Sum> =
-                block_failing(py, once(async move { a.reduce_axis(axis, op).await }))?;
+                block_failing(py, once(async move { a.reduce_axes(&axes, op).await }))?;
             Ok(PyArray1::from_vec(py, values).into_any())
         })
     }

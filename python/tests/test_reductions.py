@@ -155,8 +155,8 @@ a = hpx.from_numpy(x, chunks=(1, 2))
 check("prod(axis=0)", a.prod(axis=0), x.prod(axis=0))
 raises("sum(axis=2) of a 2-d array", (hpx.HPXIndexError,), lambda: a.sum(axis=2),
        also=(IndexError,))
-raises("sum(axis=0) of a 1-d array", (hpx.HPXValueError,),
-       lambda: hpx.arange(5, distribution="block").sum(axis=0), also=(ValueError,))
+check("sum(axis=0) of a 1-d array is the sum", hpx.arange(5, distribution="block").sum(axis=0),
+      np.arange(5).sum(axis=0), dtype=True)
 done("reductions")
 """
 
@@ -164,6 +164,130 @@ done("reductions")
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_reductions_scans_axes(run_job, n):
     run_job(n, REDUCTIONS, args=(n,), timeout=180).assert_done("reductions")
+
+
+ANY_RANK = r"""
+import itertools
+import numpy as np
+import hpxpy as hpx
+from _jobkit import check, equal, truth, raises, done, expected_localities
+
+me, n = hpx.get_locality_id(), hpx.get_num_localities()
+equal("number of localities", n, expected_localities())
+
+
+def values(dt, shape, seed):
+    rng = np.random.default_rng(seed)
+    N = int(np.prod(shape))
+    if dt == "bool":
+        return (rng.random(N) < 0.3).reshape(shape)
+    if dt.startswith("float"):
+        return rng.uniform(-4, 4, N).astype(dt).reshape(shape)
+    return rng.integers(-9, 10, N).astype(dt).reshape(shape)
+
+
+def axis_sets(ndim):
+    # None, every single axis (and its negative), every pair, all axes.
+    yield None
+    for k in range(ndim):
+        yield k
+        yield k - ndim
+    for pair in itertools.combinations(range(ndim), 2):
+        yield pair
+    yield tuple(range(ndim))[::-1]
+
+
+LAYOUTS = [("local", {}), ("block", {"distribution": "block"}),
+           ("cyclic", {"distribution": "cyclic"}), ("chunks", {"chunks": 2}),
+           ("partitions", {"num_partitions": 5})]
+for shape in ((7,), (5, 4), (3, 4, 5), (2, 3, 1, 4), (4, 0, 3)):
+    layouts = LAYOUTS + ([("tiles", {"chunks": (2, 3)}), ("grid", {"distribution": "grid"})]
+                         if len(shape) == 2 else [])
+    for dt in ("float64", "int32", "bool", "float32"):
+        x = values(dt, shape, len(shape))
+        # Every layout for two dtypes, the block layout for the others.
+        for lname, kw in layouts if dt in ("float64", "int32") else layouts[1:2]:
+            a = hpx.from_numpy(x, **kw)
+            for i, axis in enumerate(axis_sets(len(shape))):
+                keepdims = i % 2 == 1
+                tag = f"{shape} {dt} {lname} axis={axis} keepdims={keepdims}"
+                low = dt == "float32"
+                rtol = 1e-5 if low else 1e-12
+                for what in ("sum", "mean", "min", "max", "any", "all", "count_nonzero"):
+                    want_error = None
+                    try:
+                        with np.errstate(all="ignore"):
+                            if what == "count_nonzero":
+                                want = np.count_nonzero(x, axis=axis, keepdims=keepdims)
+                            else:
+                                want = getattr(np, what)(x, axis=axis, keepdims=keepdims)
+                    except ValueError as e:
+                        want_error = e
+                    if want_error is not None:
+                        raises(f"{tag} {what} of nothing", (hpx.HPXValueError,),
+                               lambda: getattr(a, what)(axis=axis, keepdims=keepdims),
+                               also=(ValueError,))
+                        continue
+                    with np.errstate(all="ignore"):
+                        got = getattr(a, what)(axis=axis, keepdims=keepdims)
+                    check(f"{tag} {what}", got, want, rtol=rtol, dtype=True)
+                    if lname == "block":
+                        free = getattr(hpx, what)(a, axis=axis, keepdims=keepdims)
+                        check(f"{tag} hpx.{what}", free, want, rtol=rtol)
+                if dt != "bool":
+                    with np.errstate(all="ignore"):
+                        check(f"{tag} var", a.var(axis=axis, keepdims=keepdims),
+                              x.var(axis=axis, keepdims=keepdims), rtol=1e-4 if low else 1e-9,
+                              dtype=True)
+                        check(f"{tag} std ddof=1", a.std(axis=axis, ddof=1, keepdims=keepdims),
+                              x.std(axis=axis, ddof=1, keepdims=keepdims),
+                              rtol=1e-4 if low else 1e-9)
+                if dt == "float64" and isinstance(axis, tuple):
+                    check(f"{tag} prod", a.prod(axis=axis, keepdims=keepdims),
+                          x.prod(axis=axis, keepdims=keepdims), rtol=1e-12, dtype=True)
+            for k in range(-len(shape), len(shape)):
+                for what in ("argmin", "argmax"):
+                    tag = f"{shape} {dt} {lname} {what}(axis={k})"
+                    if x.shape[k] == 0 or (x.size == 0 and k is None):
+                        raises(tag, (hpx.HPXValueError,), lambda: getattr(a, what)(axis=k),
+                               also=(ValueError,))
+                        continue
+                    check(tag, getattr(a, what)(axis=k), getattr(np, what)(x, axis=k), dtype=True)
+                    check(f"{tag} keepdims", getattr(a, what)(axis=k, keepdims=True),
+                          getattr(np, what)(x, axis=k, keepdims=True), dtype=True)
+
+# NaN: min, max and their arguments as NumPy's (the first NaN wins).
+x = np.arange(60.0).reshape(3, 4, 5) % 7
+x[1, 2, 3] = np.nan
+x[2, 0, 0] = np.nan
+x[2, 3, 1] = np.nan
+a = hpx.from_numpy(x, distribution="cyclic")
+for axis in (0, 1, 2, (0, 2), None):
+    check(f"nan max axis={axis}", a.max(axis=axis), x.max(axis=axis))
+    check(f"nan min axis={axis} keepdims", a.min(axis=axis, keepdims=True),
+          x.min(axis=axis, keepdims=True))
+for k in (0, 1, 2):
+    check(f"nan argmax axis={k}", a.argmax(axis=k), x.argmax(axis=k), dtype=True)
+    check(f"nan argmin axis={k}", a.argmin(axis=k), x.argmin(axis=k), dtype=True)
+# Ties: the first index wins.
+t = np.zeros((4, 6), dtype="int64")
+t[:, 2] = 5
+t[1, 4] = 5
+tt = hpx.from_numpy(t, chunks=(1, 2))
+check("ties argmax axis=1", tt.argmax(axis=1), t.argmax(axis=1), dtype=True)
+check("ties argmin axis=0", tt.argmin(axis=0), t.argmin(axis=0), dtype=True)
+# Bad axes are NumPy's errors.
+a = hpx.from_numpy(np.ones((2, 3, 4)), distribution="block")
+raises("axis 3 of 3-d", (hpx.HPXIndexError,), lambda: a.sum(axis=3), also=(IndexError,))
+raises("repeated axis", (hpx.HPXValueError,), lambda: a.sum(axis=(1, -2)), also=(ValueError,))
+raises("argmax over two axes", (TypeError, ValueError), lambda: a.argmax(axis=(0, 1)))
+done("any rank")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_reductions_of_any_rank_over_any_axes_as_numpy(run_job, n):
+    run_job(n, ANY_RANK, args=(n,), timeout=400).assert_done("any rank")
 
 
 # --- cases NumPy users rely on (each once a bug) ---------------------------------
