@@ -668,6 +668,57 @@ async fn check_axes_of_any_rank() -> Result<(), String> {
     Ok(())
 }
 
+/// `a @ b` with the left operand in each 1-d layout reshaped (whole rows
+/// or not), the right one distributed or given as values, against a loop.
+async fn check_matmul() -> Result<(), String> {
+    let (m, k, n) = (7usize, 5usize, 3usize);
+    let left: Vec<f64> = (0..m * k).map(|i| (i % 7) as f64 - 3.0).collect();
+    let right: Vec<f64> = (0..k * n).map(|i| (i % 5) as f64 * 0.5 - 1.0).collect();
+    let want: Vec<f64> = (0..m * n)
+        .map(|ij| {
+            (0..k)
+                .map(|p| left[ij / n * k + p] * right[p * n + ij % n])
+                .sum()
+        })
+        .collect();
+    let b = hpx::from_vec(right.clone(), Distribution::Cyclic)
+        .await
+        .map_err(s)?
+        .reshape([k, n])
+        .await
+        .map_err(s)?;
+    for dist in layouts_1d(m * k, hpx::get_num_localities()) {
+        let a = hpx::from_vec(left.clone(), dist.clone())
+            .await
+            .map_err(s)?
+            .reshape([m, k])
+            .await
+            .map_err(s)?;
+        for (how, c) in [
+            ("distributed", a.matmul(&b).await.map_err(s)?),
+            (
+                "values",
+                a.matmul_values(right.clone(), n).await.map_err(s)?,
+            ),
+        ] {
+            let got = c.to_vec().await.map_err(s)?;
+            ensure(
+                c.shape() == [m, n] && got.len() == want.len(),
+                format!("{dist:?} {how}: shape {:?}", c.shape()),
+            )?;
+            ensure(
+                got.iter().zip(&want).all(|(g, w)| close(*g, *w)),
+                format!("{dist:?} {how}: {got:?}, expected {want:?}"),
+            )?;
+        }
+        ensure(
+            a.matmul(&a).await.is_err() && a.matmul_values(vec![1.0; 4], 2).await.is_err(),
+            format!("{dist:?}: mismatched shapes are errors"),
+        )?;
+    }
+    Ok(())
+}
+
 #[test]
 fn two_d_arrays_in_rows_and_tiles() {
     const TEST: &str = "two_d_arrays_in_rows_and_tiles";
@@ -678,6 +729,7 @@ fn two_d_arrays_in_rows_and_tiles() {
                     check_2d(r, c).await?;
                 }
                 check_axes_of_any_rank().await?;
+                check_matmul().await?;
                 let n = hpx::get_num_localities() as usize;
                 // A 2 x 2 grid needs 4 localities; 1 x n is always possible.
                 let grid = hpx::zeros::<f64>((4, 4))

@@ -8,6 +8,7 @@ use hpx_runtime::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::axes::{self, Fold};
+use crate::expr;
 use crate::math::Numeric;
 
 /// Elements handled per step of a reduction: the lanes combine element-wise
@@ -77,6 +78,10 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
         fold: &Fold,
         op: ReduceOp,
     ) -> Result<(Vec<u64>, Vec<u8>)>;
+    /// Makes this partition rows of a matrix product: `rows` holds the
+    /// same rows of the left operand (`k` columns, this element type),
+    /// `b` the whole right operand (`k` × `n`, raw row-major bytes).
+    fn matmul_rows(&mut self, rows: &dyn ErasedVec, b: &[u8], k: usize, n: usize) -> Result<()>;
 }
 
 /// Elements `start + j * stride .. start + j * stride + len` for `j` in
@@ -413,6 +418,48 @@ impl<T: Numeric> ErasedVec for Vec<T> {
             }
         }
         best.map(|(i, x)| (i as u64, bytemuck::bytes_of(&x).to_vec()))
+    }
+
+    fn matmul_rows(&mut self, rows: &dyn ErasedVec, b: &[u8], k: usize, n: usize) -> Result<()> {
+        let a = rows.as_any().downcast_ref::<Vec<T>>().ok_or_else(|| {
+            Error::BadArgument(format!("matmul of {} rows into {}", rows.dtype(), T::NAME))
+        })?;
+        // In place where the bytes are aligned (a call on this locality),
+        // else copied out.
+        let copied;
+        let b: &[T] = match bytemuck::try_cast_slice(b) {
+            Ok(b) => b,
+            Err(_) => {
+                copied = elements_from_bytes::<T>(b)?;
+                &copied
+            }
+        };
+        let m = a.len().checked_div(k).unwrap_or(self.len() / n.max(1));
+        let fits = k.checked_mul(n) == Some(b.len())
+            && m.checked_mul(k) == Some(a.len())
+            && m.checked_mul(n) == Some(self.len());
+        if !fits {
+            return Err(Error::BadArgument(format!(
+                "matmul of {} elements in rows of {k} by a {k} x {n} operand of {} elements into \
+                 {} elements",
+                a.len(),
+                b.len(),
+                self.len()
+            )));
+        }
+        if m == 0 || n == 0 || k == 0 {
+            self.as_mut_slice().fill(T::zero());
+            return Ok(());
+        }
+        // Rows in one piece per worker thread (blocks of whole rows).
+        let per = m.div_ceil(expr::worker_threads()).max(1);
+        let pieces: Vec<(&[T], &mut [T])> =
+            a.chunks(per * k).zip(self.chunks_mut(per * n)).collect();
+        expr::parallel(pieces, |(a, c)| {
+            T::matmul_kernel(c.len() / n, k, n, a, b, c);
+            Ok(())
+        })?;
+        Ok(())
     }
 
     fn fold_partials(

@@ -415,10 +415,7 @@ impl<'a> Plan<'a> {
 
     /// The ranges the work is split into, one per worker thread.
     fn pieces(&self) -> Vec<Range<usize>> {
-        let threads = tokio::runtime::Handle::try_current()
-            .map(|h| h.metrics().num_workers())
-            .unwrap_or(1)
-            .max(1);
+        let threads = worker_threads();
         if threads == 1 || self.len < PARALLEL {
             return std::iter::once(0..self.len).collect();
         }
@@ -741,9 +738,18 @@ fn cast_into<T: Numeric>(src: &[T], to: &str, out: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// The number of worker threads of the runtime this thread works for (1
+/// outside one): how many pieces a large computation is split into.
+pub(crate) fn worker_threads() -> usize {
+    tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_workers())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// Runs `work` on each item, the first on this thread and the others on
 /// threads of their own; the first error wins.
-fn parallel<I: Send, R: Send>(
+pub(crate) fn parallel<I: Send, R: Send>(
     items: Vec<I>,
     work: impl Fn(I) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {

@@ -439,6 +439,9 @@ mod kernels {
         fn unary_float_kernel(op: UnaryOp, a: &[Self], out: &mut [<Self as Numeric>::Float])
         where
             Self: Numeric;
+        /// `c = a @ b` for row-major `a` (`m` × `k`), `b` (`k` × `n`) and
+        /// `c` (`m` × `n`, overwritten); integers wrap, as NumPy's.
+        fn matmul_kernel(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]);
     }
 }
 
@@ -507,6 +510,23 @@ macro_rules! integer_kernels_common {
         #[inline(always)]
         fn unary_float_kernel(op: UnaryOp, a: &[Self], out: &mut [f64]) {
             float_map!(op, a, out, f64, |x| x as f64)
+        }
+
+        fn matmul_kernel(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
+            c.fill(0);
+            if n == 0 {
+                return;
+            }
+            for (row, a_row) in c.chunks_exact_mut(n).zip(a.chunks_exact(k.max(1))).take(m) {
+                for (&x, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
+                    if x == 0 {
+                        continue;
+                    }
+                    for (o, &y) in row.iter_mut().zip(b_row) {
+                        *o = o.wrapping_add(x.wrapping_mul(y));
+                    }
+                }
+            }
         }
     };
 }
@@ -719,6 +739,43 @@ macro_rules! float {
             #[inline(always)]
             fn unary_kernel(op: UnaryOp, a: &[$t], out: &mut [$t]) {
                 float_map!(op, a, out, $t, |x| x)
+            }
+
+            fn matmul_kernel(m: usize, k: usize, n: usize, a: &[$t], b: &[$t], c: &mut [$t]) {
+                assert!(
+                    a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+                    "matmul_kernel: callers check the lengths"
+                );
+                if m == 0 || n == 0 {
+                    return;
+                }
+                // SAFETY: the three slices hold at least m*k, k*n and m*n
+                // elements (checked above), read and written row-major
+                // (column stride 1, row strides k, n and n); `c` is only
+                // written (`read_dst` false: c = 1 * a @ b).
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        k as isize,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
             }
 
             #[inline(always)]

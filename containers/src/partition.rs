@@ -491,6 +491,28 @@ pub(crate) async fn part_copy(into: GlobalId, from: GlobalId) -> Result<(), Erro
     }
 }
 
+/// Partition `into` of a matrix product becomes partition `rows` of the
+/// left operand (`k` columns, on this locality too) times the whole right
+/// operand `b` (`k` × `n`, raw row-major bytes).
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_matmul(
+    into: GlobalId,
+    rows: GlobalId,
+    b: SharedBytes,
+    k: u64,
+    n: u64,
+) -> Result<(), Error> {
+    if into == rows {
+        return Err(Error::BadArgument(
+            "a matrix product into its own operand".into(),
+        ));
+    }
+    let (k, n) = (to_usize(k)?, to_usize(n)?);
+    let source = component_shared::<Partition>(rows).await?;
+    let mut target = component_exclusive::<Partition>(into).await?;
+    target.data.matmul_rows(source.data.as_ref(), &b, k, n)
+}
+
 /// A typed handle to one partition.
 pub(crate) fn handle(part: &ComponentRef) -> Component<Partition> {
     Component::from_ref(part.clone())

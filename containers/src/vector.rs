@@ -10,6 +10,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use hpx_runtime::element::ReduceOp;
 use hpx_runtime::{
     async_at, Action, Component, ComponentRef, Error, GlobalId, LocalityId, PodVec, Result,
+    SharedBytes,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
@@ -812,6 +813,88 @@ impl<T: Numeric> PartitionedVector<T> {
         Ok(target)
     }
 
+    /// The matrix product `self @ other` of 2-d arrays (`m` × `k` times
+    /// `k` × `n`): a new `m` × `n` array whose rows lie with the left
+    /// operand's rows. The left operand is used in place where its
+    /// partitions are whole rows (block, chunked and explicit layouts;
+    /// else it is first redistributed in block rows); the right one is
+    /// read once and sent whole to every owner of rows, which multiplies
+    /// its rows with the `gemm` crate (floats) or a plain loop (integers,
+    /// wrapping as NumPy's). Memory: every owner holds the right operand.
+    pub async fn matmul(&self, other: &PartitionedVector<T>) -> Result<PartitionedVector<T>> {
+        let n = match *other.shape() {
+            [k, n] if Some(&k) == self.shape().get(1) => n,
+            _ => {
+                return Err(Error::BadArgument(format!(
+                    "matmul of shapes {:?} and {:?}: needs m x k and k x n",
+                    self.shape(),
+                    other.shape()
+                )))
+            }
+        };
+        let b = other.to_vec().await?;
+        self.matmul_bytes(SharedBytes(bytes::Bytes::from_owner(Elements(b))), n)
+            .await
+    }
+
+    /// `self @ b` for a 2-d array `self` (`m` × `k`) and the `k` × `n`
+    /// values `b` (row-major) held here; as [`matmul`](Self::matmul).
+    pub async fn matmul_values(&self, b: Vec<T>, n: usize) -> Result<PartitionedVector<T>> {
+        let bytes = SharedBytes(bytes::Bytes::from_owner(Elements(b)));
+        self.matmul_bytes(bytes, n).await
+    }
+
+    /// [`matmul_values`](Self::matmul_values) with the values as the bytes
+    /// that travel.
+    async fn matmul_bytes(&self, b: SharedBytes, n: usize) -> Result<PartitionedVector<T>> {
+        let count = b.len() / std::mem::size_of::<T>().max(1);
+        let (m, k) = match *self.shape() {
+            [m, k] if k.checked_mul(n) == Some(count) => (m, k),
+            _ => {
+                return Err(Error::BadArgument(format!(
+                    "matmul of shape {:?} by {count} values in rows of {n}: needs m x k and k x n",
+                    self.shape(),
+                )))
+            }
+        };
+        if k == 0 {
+            // Sums of nothing: zeros, in block rows.
+            return PartitionedVector::<T>::create(block(vec![m, n])?, |_| Ok(Init::Zeros)).await;
+        }
+        let layout = &self.meta.layout;
+        let whole_rows =
+            layout.is_contiguous() && layout.partition_sizes().iter().all(|s| s % k == 0);
+        let rows = if whole_rows {
+            self.clone()
+        } else {
+            self.redistribute(block(vec![m, k])?.spec().clone()).await?
+        };
+        let sizes: Vec<usize> = rows
+            .meta
+            .layout
+            .partition_sizes()
+            .iter()
+            .map(|s| s / k * n)
+            .collect();
+        let spec = LayoutSpec {
+            shape: vec![m, n],
+            distribution: Distribution::Explicit {
+                sizes,
+                localities: rows.meta.layout.localities().to_vec(),
+            },
+            over: rows.meta.layout.spec().over.clone(),
+            grid: None,
+        };
+        let out =
+            PartitionedVector::<T>::create(Layout::from_spec(spec)?, |_| Ok(Init::Zeros)).await?;
+        let (k64, n64) = (k as u64, n as u64);
+        out.on_pairs(&rows, partition::part_matmul, |into, from| {
+            (into, from, b.clone(), k64, n64)
+        })
+        .await?;
+        Ok(out)
+    }
+
     /// This array's elements in `other`'s layout (`self` itself, shared, if
     /// the placements already agree).
     pub async fn aligned_with<U: Numeric>(
@@ -1165,6 +1248,16 @@ async fn describe(d: &Descriptor) -> (String, Layout, Vec<ComponentRef>) {
 }
 
 /// The block layout of `shape` over every locality of the job.
+/// A vector of elements seen as its bytes: the owner of bytes that travel
+/// without a copy into a byte vector.
+struct Elements<T>(Vec<T>);
+
+impl<T: Numeric> AsRef<[u8]> for Elements<T> {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
 fn block(shape: Vec<usize>) -> Result<Layout> {
     Layout::from_spec(LayoutSpec {
         shape,

@@ -34,6 +34,7 @@ from ._array import (
     _broadcast_shape,
     _create,
     _dtype_name,
+    _matmul,
     _is_scalar,
     _operand,
     _promote,
@@ -194,6 +195,68 @@ def swapaxes(x, axis1, axis2):
     if not isinstance(x, DistributedArray):
         return np.swapaxes(x, axis1, axis2)
     return x.swapaxes(axis1, axis2)
+
+
+def matmul(x1, x2):
+    """NumPy's ``matmul`` (``x1 @ x2``) for 1-d and 2-d arrays, one or both
+    distributed (see :meth:`DistributedArray.__matmul__`)."""
+    return _matmul(x1, x2)
+
+
+def dot(a, b):
+    """NumPy's ``dot``: ``a @ b`` for 1-d and 2-d arrays, ``a * b`` where one
+    is a scalar."""
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return a * b
+    return _matmul(a, b)
+
+
+def vdot(a, b):
+    """NumPy's ``vdot``: the inner product of the flattened arrays."""
+    flat = [x.ravel() if isinstance(x, DistributedArray) else np.ravel(x) for x in (a, b)]
+    if flat[0].size != flat[1].size:
+        raise HPXValueError(f"vdot: vectors of {flat[0].size} and {flat[1].size} elements")
+    return _matmul(flat[0], flat[1])
+
+
+def outer(a, b):
+    """NumPy's ``outer``: ``a.ravel()[:, None] * b.ravel()[None, :]``, a new
+    array whose rows lie with ``a``'s elements where ``a`` is distributed."""
+    if isinstance(a, DistributedArray):
+        right = b.to_numpy() if isinstance(b, DistributedArray) else np.asarray(b)
+        return a.ravel().reshape(-1, 1) * right.reshape(1, -1)
+    if isinstance(b, DistributedArray):
+        return b.ravel().reshape(1, -1) * np.ravel(a).reshape(-1, 1)
+    return np.outer(a, b)
+
+
+def tensordot(a, b, axes=2):
+    """NumPy's ``tensordot`` for 1-d and 2-d arrays: ``axes`` an int (the
+    last ``axes`` axes of ``a`` with the first of ``b``) or a pair of axis
+    lists of equal length."""
+    nda, ndb = np.ndim(a), np.ndim(b)
+    if isinstance(axes, int):
+        if not 0 <= axes <= builtins.min(nda, ndb):
+            raise HPXValueError(f"tensordot: axes={axes} for arrays of {nda} and {ndb} dimensions")
+        left = list(range(nda - axes, nda))
+        right = list(range(axes))
+    else:
+        left, right = ([axes[0]] if isinstance(axes[0], int) else list(axes[0]),
+                       [axes[1]] if isinstance(axes[1], int) else list(axes[1]))
+        left, right = [a_ % nda for a_ in left], [b_ % ndb for b_ in right]
+    if len(left) != len(right):
+        raise HPXValueError("tensordot: the axis lists differ in length")
+    if nda > 2 or ndb > 2:
+        raise HPXValueError("tensordot: 1-d and 2-d arrays only")
+    if not left:
+        return outer(a, b)
+    if len(left) == 2:
+        # Both axes of two matrices: sum of the element-wise product.
+        bb = b if left == right else transpose(b)
+        return (a * bb).sum() if isinstance(a, DistributedArray) else (bb * a).sum()
+    aa = a if nda == 1 or left[0] == nda - 1 else transpose(a)
+    bb = b if ndb == 1 or right[0] == 0 else transpose(b)
+    return _matmul(aa, bb)
 
 
 def ravel(x):
@@ -1107,6 +1170,11 @@ __all__ = [
     "empty_like",
     "power",
     "where",
+    "matmul",
+    "dot",
+    "vdot",
+    "outer",
+    "tensordot",
     "sum",
     "prod",
     "mean",

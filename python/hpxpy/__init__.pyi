@@ -210,6 +210,12 @@ class DistributedArray:
         """Whether every element is non-zero."""
     def count_nonzero(self, axis: _Axis = None, keepdims: bool = False) -> Any:
         """The number of non-zero elements."""
+    def __matmul__(self, other: DistributedArray | ArrayLike) -> Any:
+        """``a @ b`` for 1-d and 2-d arrays (collective): rows with ``a``'s."""
+    def __rmatmul__(self, other: ArrayLike) -> Any:
+        """``x @ a`` for a NumPy ``x``."""
+    def dot(self, other: DistributedArray | ArrayLike | _Scalar) -> Any:
+        """NumPy's ``a.dot(b)``."""
     def cumsum(self) -> DistributedArray:
         """Running sums, flat (integers in 64 bits), in a new array (collective)."""
     def cumprod(self) -> DistributedArray:
@@ -799,6 +805,17 @@ def argmax(x: DistributedArray | ArrayLike, axis: int | None = None,
     """The index of the first largest element: flat, or along ``axis``."""
 def cumsum(x: DistributedArray) -> DistributedArray:
     """Running sums of a DistributedArray, in a new array (collective)."""
+def matmul(x1: DistributedArray | ArrayLike, x2: DistributedArray | ArrayLike) -> Any:
+    """``x1 @ x2`` for 1-d and 2-d arrays (collective): the product's rows lie with ``x1``'s."""
+def dot(a: DistributedArray | ArrayLike, b: DistributedArray | ArrayLike) -> Any:
+    """NumPy's ``dot``: ``a @ b`` for 1-d and 2-d arrays, ``a * b`` with a scalar."""
+def vdot(a: DistributedArray | ArrayLike, b: DistributedArray | ArrayLike) -> Any:
+    """The inner product of the flattened arrays."""
+def outer(a: DistributedArray | ArrayLike, b: DistributedArray | ArrayLike) -> Any:
+    """``a.ravel()[:, None] * b.ravel()[None, :]``."""
+def tensordot(a: DistributedArray | ArrayLike, b: DistributedArray | ArrayLike,
+              axes: int | tuple[Any, Any] = 2) -> Any:
+    """NumPy's ``tensordot`` for 1-d and 2-d arrays."""
 def to_numpy(x: DistributedArray) -> NDArray[Any]:
     """``x.to_numpy()``: every element in a new NumPy array (not collective)."""
 def for_each(array: DistributedArray, fn: Callable[[NDArray[Any]], _T]) -> list[_T]:

@@ -522,6 +522,27 @@ class DistributedArray:
             a, b = b, a
         return combine(a, b, name)
 
+    def __matmul__(self, other):
+        """``a @ b`` (NumPy's ``matmul``) for 1-d and 2-d arrays, the other
+        a DistributedArray or NumPy array (collective): a new array whose
+        rows lie with ``a``'s rows. Where ``a``'s partitions are whole rows
+        (block, chunks) they are used in place, else ``a`` is first
+        redistributed in block rows; ``b`` is read once and sent whole to
+        every owner of rows, which multiplies with a blocked kernel
+        (the ``gemm`` crate for floats). Two 1-d arrays give their inner
+        product."""
+        return _matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _matmul(other, self)
+
+    def dot(self, other):
+        """NumPy's ``a.dot(b)``: ``a @ b`` for 1-d and 2-d arrays, ``a * b``
+        for a scalar."""
+        if np.ndim(other) == 0 and not isinstance(other, DistributedArray):
+            return self * other
+        return _matmul(self, other)
+
     def _cast(self, name):
         if name == "bool":
             return self
@@ -947,6 +968,64 @@ _NUMPY_BINARY = {
     "gt": operator.gt,
     "ge": operator.ge,
 }
+
+
+# --- linear algebra ------------------------------------------------------
+
+
+def _local(x):
+    """``x`` as NumPy where it is not distributed (a view's array)."""
+    if isinstance(x, DistributedArray):
+        return x._view if x._view is not None else x
+    return np.asarray(x)
+
+
+def _matmul(x, y):
+    """NumPy's ``matmul`` for 1-d and 2-d operands, one or both
+    distributed: the product's rows lie with the left operand's (see
+    :meth:`DistributedArray.__matmul__`)."""
+    x, y = _local(x), _local(y)
+    xd, yd = isinstance(x, DistributedArray), isinstance(y, DistributedArray)
+    if not xd and not yd:
+        return from_numpy_view(np.matmul(x, y))
+    if x.ndim == 0 or y.ndim == 0:
+        raise HPXValueError("matmul: an operand has no dimensions (use * for scalars)")
+    if x.ndim > 2 or y.ndim > 2:
+        raise HPXValueError(
+            f"matmul of a {x.ndim}-d and a {y.ndim}-d array: 1-d and 2-d operands only"
+        )
+    k = x.shape[-1]
+    if y.shape[0] != k:
+        raise HPXValueError(
+            f"matmul: the operands' core dimensions differ ({k} and {y.shape[0]}): shapes "
+            f"{x.shape} and {y.shape}"
+        )
+    name = _promote(x.dtype, y.dtype)
+    if name == "bool":
+        raise DTypeError("matmul of boolean arrays is not supported; use astype('int64')")
+    if x.ndim == 1 and y.ndim == 1:
+        both = (x if xd else y)._cast(name)
+        other = y if xd else x
+        return (both * (other._cast(name) if isinstance(other, DistributedArray)
+                        else np.asarray(other, dtype=name))).sum().astype(name)
+    X = x if x.ndim == 2 else x.reshape(1, k)
+    Y = y if y.ndim == 2 else y.reshape(k, 1)
+    if isinstance(X, DistributedArray):
+        X = X._cast(name)
+        if isinstance(Y, DistributedArray):
+            core = X._core.matmul(Y._cast(name)._core)
+        else:
+            Y = np.ascontiguousarray(Y, dtype=name)
+            core = X._core.matmul_values(Y, Y.shape[1])
+        out = DistributedArray._wrap(core, False)
+    else:
+        # A NumPy left operand: (Y.T @ X.T).T, the rows with Y's.
+        out = _matmul(Y.T, np.ascontiguousarray(X.T, dtype=name)).T
+    if x.ndim == 1:
+        return out.reshape(out.shape[1])
+    if y.ndim == 1:
+        return out.reshape(out.shape[0])
+    return out
 
 
 def _as(value, dtype):

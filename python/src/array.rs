@@ -844,6 +844,42 @@ impl Array {
         Ok(Array::new(inner))
     }
 
+    /// `self @ other` for 2-d arrays of the same dtype, a new array whose
+    /// rows lie with this array's (collective in a job of several).
+    fn matmul(&self, py: Python<'_>, other: &Array) -> PyResult<Array> {
+        let (a, b) = (self.ready(py)?, other.ready(py)?);
+        let inner = with_dtype!(numpy_name(a.dtype()), T => {
+            let a = a.typed::<T>().map_err(to_py)?;
+            let b = b.typed::<T>().map_err(to_py)?;
+            block_failing(py, shared_array(async move {
+                Ok(AnyVector::from(a.matmul(&b).await?))
+            }))?
+        });
+        Ok(Array::new(inner))
+    }
+
+    /// `self @ values` for a 2-d array and a contiguous NumPy array of this
+    /// dtype holding `k` × `n` values (collective in a job of several).
+    fn matmul_values(
+        &self,
+        py: Python<'_>,
+        values: &Bound<'_, PyAny>,
+        n: usize,
+    ) -> PyResult<Array> {
+        with_array!(&self.ready(py)?, a, T => {
+            let data: PyReadonlyArrayDyn<'_, T> = values.extract()?;
+            let b = data
+                .as_slice()
+                .map_err(|e| raise("HPXValueError", e.to_string()))?
+                .to_vec();
+            let a = a.clone();
+            let inner = block_failing(py, shared_array(async move {
+                Ok(AnyVector::from(a.matmul_values(b, n).await?))
+            }))?;
+            Ok(Array::new(inner))
+        })
+    }
+
     /// The transpose of a 2-d array, a new array in block rows (a 1-d
     /// array: itself; collective in a job of several).
     fn transpose(&self, py: Python<'_>) -> PyResult<Array> {

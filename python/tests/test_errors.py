@@ -82,7 +82,8 @@ raises("a[10] = 1", I, set_out_of_range)
 raises("a[1, 2] of a 1-d array", V, lambda: a[1, 2], also=(ValueError,))
 raises("m.sum(axis=2)", I, lambda: m.sum(axis=2), also=(IndexError,))
 raises("m.mean(axis=-3)", I, lambda: m.mean(axis=-3))
-raises("a.sum(axis=0) of 1-d", V, lambda: a.sum(axis=0))
+raises("a.sum(axis=1) of 1-d", I, lambda: a.sum(axis=1), also=(IndexError,))
+raises("a.sum(axis=(0, 0))", V, lambda: a.sum(axis=(0, 0)), also=(ValueError,))
 
 
 def strided_assignment():

@@ -784,3 +784,52 @@ done("reshape")
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_reshape_views_and_copies(run_job, n):
     run_job(n, RESHAPE, args=(n,), timeout=180).assert_done("reshape")
+
+
+MATMUL = OPS_PRELUDE + r"""
+rng = np.random.default_rng(4)
+for (m, k, q) in ((7, 5, 3), (1, 4, 6), (5, 1, 5), (0, 3, 2), (4, 0, 3), (9, 8, 0)):
+    A, B = rng.standard_normal((m, k)), rng.standard_normal((k, q))
+    v, w = rng.standard_normal(k), rng.standard_normal(m)
+    for lay in ({}, {"distribution": "block"}, {"distribution": "cyclic"}, {"chunks": (2, 2)},
+                {"distribution": "grid"}, {"chunks": 3}):
+        tag = f"{m}x{k} @ {k}x{q} {lay}"
+        a, b = hpx.from_numpy(A, **lay), hpx.from_numpy(B, **lay)
+        compare(f"{tag} a @ b", a @ b, A @ B)
+        compare(f"{tag} a @ B (NumPy)", a @ B, A @ B)
+        compare(f"{tag} A (NumPy) @ b", A @ b, A @ B)
+        compare(f"{tag} a @ v", a @ v, A @ v)
+        compare(f"{tag} w @ a", w @ a, w @ A)
+        compare(f"{tag} hpx.matmul", hpx.matmul(a, b), np.matmul(A, B))
+        compare(f"{tag} hpx.dot", hpx.dot(a, b), np.dot(A, B))
+        compare(f"{tag} a.dot", a.dot(B), A.dot(B))
+        compare(f"{tag} tensordot 1", hpx.tensordot(a, b, 1), np.tensordot(A, B, 1))
+        compare(f"{tag} tensordot ([0], [0])", hpx.tensordot(a, a, ([0], [0])),
+                np.tensordot(A, A, ([0], [0])))
+        check(f"{tag} tensordot 2", hpx.tensordot(a, a, 2), np.tensordot(A, A, 2), rtol=1e-9)
+        check(f"{tag} vdot", hpx.vdot(a, a), np.vdot(A, A), rtol=1e-9)
+    x = hpx.from_numpy(v, distribution="block")
+    check(f"{k} x @ x", x @ x, v @ v, rtol=1e-9)
+    compare(f"{k} outer", hpx.outer(x, w), np.outer(v, w))
+    compare(f"{k} outer NumPy first", hpx.outer(w, x), np.outer(w, v))
+# Integers wrap as NumPy's; dtypes promote as NumPy's.
+I = rng.integers(-9, 9, (6, 4)).astype("int32")
+J = rng.integers(-9, 9, (4, 5)).astype("int32")
+compare("int32 @ int32", hpx.from_numpy(I, distribution="block") @ hpx.from_numpy(J), I @ J)
+compare("int32 @ float64", hpx.from_numpy(I) @ J.astype("float64"), I @ J.astype("float64"))
+big = np.full((3, 3), 2**62, dtype="int64")
+compare("int64 wraps", hpx.from_numpy(big) @ hpx.from_numpy(big), big @ big)
+compare("float32", hpx.from_numpy(I.astype("float32")) @ J.astype("float32"),
+        I.astype("float32") @ J.astype("float32"))
+# Bad shapes and types are NumPy's errors.
+a = hpx.from_numpy(np.ones((3, 4)), distribution="block")
+raises("core dimensions differ", ValueError, lambda: a @ np.ones((3, 2)))
+raises("3-d", ValueError, lambda: hpx.from_numpy(np.ones((2, 2, 2))) @ np.ones((2, 2)))
+raises("bool", (hpx.DTypeError, TypeError), lambda: hpx.from_numpy(np.ones((2, 2), bool)) @ np.ones((2, 2), bool))
+done("matmul")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_matmul_dot_and_friends_as_numpy(run_job, n):
+    run_job(n, MATMUL, args=(n,), timeout=240).assert_done("matmul")
