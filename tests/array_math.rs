@@ -659,6 +659,36 @@ async fn check_axes_of_any_rank() -> Result<(), String> {
             let got = a.reduce_axes(&axes, ReduceOp::Max).await.map_err(s)?;
             ensure(got == maxes, format!("{what}: maxima {got:?}"))?;
         }
+        for axes in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
+            let p = a.permute_axes(&axes).await.map_err(s)?;
+            let got = p.to_vec().await.map_err(s)?;
+            let dims = [shape[axes[0]], shape[axes[1]], shape[axes[2]]];
+            let want: Vec<i64> = (0..60)
+                .map(|t| {
+                    let to = [t / (dims[1] * dims[2]), t / dims[2] % dims[1], t % dims[2]];
+                    let mut from = [0; 3];
+                    for (i, &ax) in axes.iter().enumerate() {
+                        from[ax] = to[i];
+                    }
+                    source[from[0] * 20 + from[1] * 5 + from[2]]
+                })
+                .collect();
+            ensure(
+                p.shape() == dims && got == want,
+                format!("{dist:?}: permute_axes({axes:?})"),
+            )?;
+        }
+        ensure(
+            a.permute_axes(&[0, 0, 1]).await.is_err() && a.permute_axes(&[1, 0]).await.is_err(),
+            format!("{dist:?}: bad permutations are errors"),
+        )?;
         ensure(
             a.reduce_axes(&[3], ReduceOp::Sum).await.is_err()
                 && a.reduce_axes(&[1, 1], ReduceOp::Sum).await.is_err(),

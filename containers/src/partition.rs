@@ -276,9 +276,9 @@ pub(crate) async fn part_write_spans(
 
 /// Sends the elements of partition `index` of `from` (here, id `gid`) to
 /// the partitions `targets` of layout `to` that hold them: one message per
-/// target partition, owner to owner. With `transposed`, `from` is a 2-d
-/// `r` × `c` array and `to` its transpose, `c` × `r`: element `(i, j)` goes
-/// to `(j, i)`.
+/// target partition, owner to owner. With a permutation `axes` (empty: none),
+/// `to` has `from`'s axes in that order (NumPy's `transpose(axes)`): target
+/// axis `i` is source axis `axes[i]`.
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_send(
     gid: GlobalId,
@@ -286,7 +286,7 @@ pub(crate) async fn part_send(
     from: Layout,
     to: Layout,
     targets: Vec<GlobalId>,
-    transposed: bool,
+    axes: Vec<u8>,
 ) -> Result<(), Error> {
     let index = to_usize(index)?;
     if targets.len() != to.num_partitions() || index >= from.num_partitions() {
@@ -301,28 +301,21 @@ pub(crate) async fn part_send(
             to.len()
         )));
     }
-    let (rows, cols) = match (from.shape(), to.shape()) {
-        (&[r, c], &[c2, r2]) if transposed && r == r2 && c == c2 => (r, c),
-        _ if transposed => {
-            return Err(Error::BadArgument(format!(
-                "a transposition of shape {:?} into {:?}",
-                from.shape(),
-                to.shape()
-            )))
-        }
-        _ => (0, 0),
+    let permuted = if axes.is_empty() {
+        None
+    } else {
+        Some(Permutation::new(from.shape(), to.shape(), &axes)?)
     };
     let source = component_shared::<Partition>(gid).await?;
     check_size(&from, index, source.data.len())?;
     let mut plan: std::collections::BTreeMap<usize, (Vec<Span>, Vec<Span>)> =
         std::collections::BTreeMap::new();
-    if transposed {
-        // Element by element: a row of the source is a column of the
-        // target, so consecutive elements land `rows` apart (strided spans).
+    if let Some(permuted) = permuted {
+        // Element by element: consecutive elements of the source land a
+        // fixed stride apart in the target (strided spans).
         for run in from.runs(index) {
             for k in 0..run.len {
-                let g = run.global + k;
-                let place = to.locate((g % cols) * rows + g / cols)?;
+                let place = to.locate(permuted.target(run.global + k))?;
                 let (src, dst) = plan.entry(place.partition).or_default();
                 push_span(src, run.local + k, 1);
                 push_span(dst, place.local, 1);
@@ -361,6 +354,57 @@ pub(crate) async fn part_send(
         .into_iter()
         .collect::<Result<Vec<()>>>()?;
     Ok(())
+}
+
+/// Where the elements of an array go when its axes are permuted: the
+/// target flat index of each source flat index.
+struct Permutation {
+    /// The source's shape.
+    shape: Vec<usize>,
+    /// For each source axis, the target's stride of the axis it becomes.
+    strides: Vec<usize>,
+}
+
+impl Permutation {
+    /// The permutation `axes` (target axis `i` is source axis `axes[i]`)
+    /// of an array of shape `from` into one of shape `to`; an error unless
+    /// `axes` is a permutation and `to` the permuted shape.
+    fn new(from: &[usize], to: &[usize], axes: &[u8]) -> Result<Permutation> {
+        let bad = || {
+            Error::BadArgument(format!(
+                "axes {axes:?} do not permute shape {from:?} into {to:?}"
+            ))
+        };
+        if axes.len() != from.len() || to.len() != from.len() {
+            return Err(bad());
+        }
+        let mut target_of = vec![usize::MAX; from.len()];
+        for (i, &a) in axes.iter().enumerate() {
+            let a = usize::from(a);
+            match target_of.get_mut(a) {
+                Some(t) if *t == usize::MAX && from[a] == to[i] => *t = i,
+                _ => return Err(bad()),
+            }
+        }
+        let mut target_strides = vec![1usize; to.len()];
+        for i in (0..to.len().saturating_sub(1)).rev() {
+            target_strides[i] = target_strides[i + 1] * to[i + 1];
+        }
+        Ok(Permutation {
+            shape: from.to_vec(),
+            strides: target_of.iter().map(|&t| target_strides[t]).collect(),
+        })
+    }
+
+    /// The target flat index of source flat index `g`.
+    fn target(&self, mut g: usize) -> usize {
+        let mut at = 0;
+        for (&len, &stride) in self.shape.iter().zip(&self.strides).rev() {
+            at += g % len * stride;
+            g /= len;
+        }
+        at
+    }
 }
 
 /// Elements `start..end` of partition `gid` as raw bytes, lent from the

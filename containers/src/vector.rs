@@ -747,7 +747,7 @@ impl<T: Numeric> PartitionedVector<T> {
         }
         layout.check_localities(hpx_runtime::get_num_localities())?;
         let target = PartitionedVector::<T>::create(layout, |_| Ok(Init::Zeros)).await?;
-        target.receive_from(self, false).await?;
+        target.receive_from(self, &[]).await?;
         Ok(target)
     }
 
@@ -788,28 +788,43 @@ impl<T: Numeric> PartitionedVector<T> {
             }
         }
         let target = PartitionedVector::<T>::create(block(shape)?, |_| Ok(Init::Zeros)).await?;
-        target.receive_from(self, false).await?;
+        target.receive_from(self, &[]).await?;
         Ok(target)
     }
 
-    /// The transpose of a 2-d array (NumPy's `.T`), a new array in block
-    /// rows: every owner sends each other owner, in one message, the
-    /// elements of its partitions that land there. A 1-d array is its own
-    /// transpose (this array, shared).
+    /// The transpose (NumPy's `.T`: the axes in reverse order), a new array
+    /// in block rows: every owner sends each other owner, in one message,
+    /// the elements of its partitions that land there. A 1-d array is its
+    /// own transpose (this array, shared).
     pub async fn transpose(&self) -> Result<PartitionedVector<T>> {
-        let (rows, cols) = match *self.shape() {
-            [_] => return Ok(self.clone()),
-            [r, c] => (r, c),
-            ref other => {
-                return Err(Error::BadArgument(format!(
-                    "transpose of a {}-d array: 1-d and 2-d arrays only",
-                    other.len()
-                )))
-            }
-        };
-        let target =
-            PartitionedVector::<T>::create(block(vec![cols, rows])?, |_| Ok(Init::Zeros)).await?;
-        target.receive_from(self, true).await?;
+        if self.shape().len() == 1 {
+            return Ok(self.clone());
+        }
+        let axes: Vec<usize> = (0..self.shape().len()).rev().collect();
+        self.permute_axes(&axes).await
+    }
+
+    /// The array with its axes in the order `axes` (NumPy's
+    /// `transpose(axes)`: axis `i` of the result is axis `axes[i]` of this
+    /// array), a new array in block rows, sent owner to owner as
+    /// [`transpose`](Self::transpose). The same order gives a copy.
+    pub async fn permute_axes(&self, axes: &[usize]) -> Result<PartitionedVector<T>> {
+        let shape = self.shape();
+        let mut seen = vec![false; shape.len()];
+        let ok = axes.len() == shape.len()
+            && axes
+                .iter()
+                .all(|&a| seen.get_mut(a).is_some_and(|s| !std::mem::replace(s, true)));
+        if !ok {
+            return Err(Error::BadArgument(format!(
+                "axes {axes:?} are not a permutation of the {} axes of an array of shape \
+                 {shape:?}",
+                shape.len()
+            )));
+        }
+        let permuted: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
+        let target = PartitionedVector::<T>::create(block(permuted)?, |_| Ok(Init::Zeros)).await?;
+        target.receive_from(self, axes).await?;
         Ok(target)
     }
 
@@ -915,10 +930,15 @@ impl<T: Numeric> PartitionedVector<T> {
     }
 
     /// Overwrites this array's elements with `source`'s (as many, any
-    /// layout, in row-major order; with `transposed`, `source` is 2-d and
-    /// this array its transpose), sent owner to owner.
-    async fn receive_from(&self, source: &PartitionedVector<T>, transposed: bool) -> Result<()> {
+    /// layout, in row-major order; with a permutation `axes`, this array
+    /// has `source`'s axes in that order), sent owner to owner.
+    async fn receive_from(&self, source: &PartitionedVector<T>, axes: &[usize]) -> Result<()> {
         let targets: Vec<GlobalId> = self.partition_ids();
+        let axes = axes
+            .iter()
+            .map(|&a| u8::try_from(a))
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map_err(|_| Error::BadArgument(format!("axes {axes:?}: at most 255 axes")))?;
         let from = &source.meta.layout;
         let calls = source
             .meta
@@ -936,7 +956,7 @@ impl<T: Numeric> PartitionedVector<T> {
                         from.clone(),
                         self.meta.layout.clone(),
                         targets.clone(),
-                        transposed,
+                        axes.clone(),
                     ),
                 )
             });
@@ -1071,7 +1091,7 @@ impl<T: Numeric> PartitionedVector<T> {
                 .await?;
             return Ok(());
         }
-        self.receive_from(other, false).await
+        self.receive_from(other, &[]).await
     }
 
     async fn scan(&self, op: ReduceOp, inclusive: bool, init: Option<T>) -> Result<()> {
@@ -1123,7 +1143,7 @@ impl<T: Numeric> PartitionedVector<T> {
         };
         let contiguous = self.redistribute(blocks).await?;
         Box::pin(contiguous.scan(op, inclusive, init)).await?;
-        self.receive_from(&contiguous, false).await
+        self.receive_from(&contiguous, &[]).await
     }
 
     /// A scan of a round-robin layout of chunks of `chunk` elements: the

@@ -190,6 +190,13 @@ def transpose(x, axes=None):
     return x.transpose() if axes is None else x.transpose(axes)
 
 
+def moveaxis(x, source, destination):
+    """NumPy's ``moveaxis`` (see :meth:`DistributedArray.moveaxis`)."""
+    if not isinstance(x, DistributedArray):
+        return np.moveaxis(x, source, destination)
+    return x.moveaxis(source, destination)
+
+
 def swapaxes(x, axis1, axis2):
     """``x`` with two axes swapped (2-d arrays: the transpose)."""
     if not isinstance(x, DistributedArray):
@@ -1155,6 +1162,7 @@ __all__ = [
     "reshape",
     "transpose",
     "swapaxes",
+    "moveaxis",
     "ravel",
     "squeeze",
     "expand_dims",

@@ -140,11 +140,14 @@ class DistributedArray:
         partitions where each holds whole rows of the new shape, else a block copy."""
     @property
     def T(self) -> DistributedArray:
-        """The transpose of a 2-d array (a new array in block rows; collective)."""
+        """The axes reversed (a new array in block rows; collective)."""
     def transpose(self, *axes: int | Sequence[int]) -> DistributedArray:
-        """The transpose of a 2-d array (a new array in block rows; collective)."""
+        """The axes reversed or in the order ``axes`` (a new array in block rows; collective)."""
     def swapaxes(self, axis1: int, axis2: int) -> DistributedArray:
-        """Two axes swapped (2-d arrays: the transpose)."""
+        """Two axes swapped."""
+    def moveaxis(self, source: int | Sequence[int],
+                 destination: int | Sequence[int]) -> DistributedArray:
+        """Axes moved to new places, the others in their order."""
     def ravel(self) -> DistributedArray:
         """The elements as a 1-d array (a view where the layout allows it)."""
     def flatten(self) -> DistributedArray:
@@ -729,9 +732,12 @@ def empty_like(x: DistributedArray, dtype: DTypeLike | None = None) -> Distribut
 def reshape(x: DistributedArray, shape: int | Sequence[int], order: str = "C") -> DistributedArray:
     """``x`` in ``shape`` (see :meth:`DistributedArray.reshape`)."""
 def transpose(x: DistributedArray, axes: Sequence[int] | None = None) -> DistributedArray:
-    """The transpose of a 2-d ``x`` (a new array in block rows; collective)."""
+    """``x`` with its axes reversed or in the order ``axes`` (a new array in block rows)."""
 def swapaxes(x: DistributedArray, axis1: int, axis2: int) -> DistributedArray:
-    """``x`` with two axes swapped (2-d arrays: the transpose)."""
+    """``x`` with two axes swapped."""
+def moveaxis(x: DistributedArray, source: int | Sequence[int],
+             destination: int | Sequence[int]) -> DistributedArray:
+    """NumPy's ``moveaxis``."""
 def ravel(x: DistributedArray) -> DistributedArray:
     """``x`` as a 1-d array."""
 def squeeze(x: DistributedArray, axis: int | Sequence[int] | None = None) -> DistributedArray:

@@ -306,31 +306,50 @@ class DistributedArray:
         return self.transpose()
 
     def transpose(self, *axes):
-        """The transpose of a 2-d array, a new array in block rows (NumPy
-        gives a view; collective); a 1-d array is itself. ``axes`` may only
-        be ``(1, 0)`` or ``(0, 1)`` here (``(0,)`` for 1-d)."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        if self.ndim > 2:
-            raise HPXValueError(f"transpose of a {self.ndim}-d array: 1-d and 2-d arrays only")
+        """The array with its axes reversed, or in the order ``axes`` (axis
+        ``i`` of the result is axis ``axes[i]``): a new array in block rows,
+        each owner sending every other owner its elements in one message
+        (NumPy gives a view; collective). A 1-d array, or ``axes`` in their
+        own order, gives this array itself."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = () if axes[0] is None else tuple(axes[0])
+        order = list(range(self.ndim))[::-1]
         if axes:
             if len(axes) != self.ndim:
                 raise HPXValueError(f"axes {axes} do not match an array of {self.ndim} dimensions")
             order = _axes(axes, self.ndim)
             if sorted(order) != list(range(self.ndim)):
-                raise HPXValueError(f"axes {axes} do not match an array of {self.ndim} dimensions")
-            if order == list(range(self.ndim)):
-                return self
+                raise HPXValueError(f"repeated axis in transpose: {axes}")
         if self._view is not None:
-            return from_numpy_view(self._view.T)
-        if self.ndim < 2:
+            return from_numpy_view(self._view.transpose(order))
+        if order == list(range(self.ndim)):
             return self
-        return DistributedArray._wrap(self._core.transpose(), self._bool)
+        if self.ndim == 2:
+            return DistributedArray._wrap(self._core.transpose(), self._bool)
+        return DistributedArray._wrap(self._core.permute_axes(order), self._bool)
 
     def swapaxes(self, axis1, axis2):
-        """Axes ``axis1`` and ``axis2`` swapped (2-d arrays: the transpose)."""
+        """Axes ``axis1`` and ``axis2`` swapped (see :meth:`transpose`)."""
         a, b = _axes((axis1, axis2), self.ndim)
-        return self if a == b else self.transpose()
+        order = list(range(self.ndim))
+        order[a], order[b] = order[b], order[a]
+        return self.transpose(order)
+
+    def moveaxis(self, source, destination):
+        """NumPy's ``moveaxis``: the axes ``source`` moved to the places
+        ``destination`` (ints or sequences of the same length), the others
+        in their order (see :meth:`transpose`)."""
+        src = _axes(source, self.ndim)
+        dst = _axes(destination, self.ndim)
+        if len(src) != len(dst):
+            raise HPXValueError("`source` and `destination` arguments must have the same number "
+                                "of elements")
+        if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+            raise HPXValueError(f"repeated axis in moveaxis: {source} -> {destination}")
+        order = [a for a in range(self.ndim) if a not in src]
+        for d, s_ in sorted(zip(dst, src)):
+            order.insert(d, s_)
+        return self.transpose(order)
 
     def ravel(self):
         """The elements as a 1-d array, row-major (a view where

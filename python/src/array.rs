@@ -844,6 +844,19 @@ impl Array {
         Ok(Array::new(inner))
     }
 
+    /// The array with its axes in the order `axes` (NumPy's
+    /// `transpose(axes)`), a new array in block rows (collective in a job of
+    /// several).
+    fn permute_axes(&self, py: Python<'_>, axes: Vec<usize>) -> PyResult<Array> {
+        with_array!(&self.ready(py)?, a, T => {
+            let a = a.clone();
+            let inner = block_failing(py, shared_array(async move {
+                Ok(AnyVector::from(a.permute_axes(&axes).await?))
+            }))?;
+            Ok(Array::new(inner))
+        })
+    }
+
     /// `self @ other` for 2-d arrays of the same dtype, a new array whose
     /// rows lie with this array's (collective in a job of several).
     fn matmul(&self, py: Python<'_>, other: &Array) -> PyResult<Array> {

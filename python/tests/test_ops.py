@@ -776,7 +776,28 @@ compare("transpose((1, 0))", m.transpose((1, 0)), x.reshape(6, 10).transpose((1,
 compare("transpose(0, 1)", m.transpose(0, 1), x.reshape(6, 10))
 raises("transpose with a repeated axis", ValueError, lambda: m.transpose(0, 0))
 raises("transpose with an axis too many", ValueError, lambda: m.transpose(1, 0, 2))
-raises("transpose of 3-d", ValueError, lambda: hpx.from_numpy(x).reshape(3, 4, 5).T)
+# Permutations of any rank, in every layout, uneven and empty.
+for shape in ((3, 4, 5), (2, 1, 3, 2), (4, 0, 2)):
+    t = data("int32", int(np.prod(shape)), 5).reshape(shape)
+    nd = len(shape)
+    for lay in ({}, {"distribution": "block"}, {"distribution": "cyclic"}, {"chunks": 2}):
+        dt = hpx.from_numpy(t, **lay)
+        tag = f"{shape} {lay}"
+        compare(f"{tag} .T", dt.T, t.T)
+        compare(f"{tag} transpose(axes)", dt.transpose((1, 0) + tuple(range(2, nd))),
+                t.transpose((1, 0) + tuple(range(2, nd))))
+        compare(f"{tag} transpose(*axes)", dt.transpose(*range(nd)[::-1]), t.transpose())
+        compare(f"{tag} hpx.transpose(axes)", hpx.transpose(dt, (2, 0, 1) + tuple(range(3, nd))),
+                np.transpose(t, (2, 0, 1) + tuple(range(3, nd))))
+        compare(f"{tag} swapaxes(0, -1)", dt.swapaxes(0, -1), t.swapaxes(0, -1))
+        compare(f"{tag} moveaxis(0, -1)", hpx.moveaxis(dt, 0, -1), np.moveaxis(t, 0, -1))
+        compare(f"{tag} moveaxis([0, 1], [-1, 0])", dt.moveaxis([0, 1], [-1, 0]),
+                np.moveaxis(t, [0, 1], [-1, 0]))
+        compare(f"{tag} .T + 1", dt.T + 1, t.T + 1)
+t3 = hpx.from_numpy(x.reshape(3, 4, 5), distribution="block")
+raises("transpose with a repeated axis (3-d)", ValueError, lambda: t3.transpose(0, 0, 1))
+raises("moveaxis with a repeated axis", ValueError, lambda: t3.moveaxis([0, 0], [1, 2]))
+raises("moveaxis out of range", IndexError, lambda: t3.moveaxis(3, 0))
 done("reshape")
 """
 
