@@ -104,15 +104,22 @@ impl Fold {
     /// starting at flat index `global`: every value of the segment goes to
     /// `slot` (innermost group reduced) or the `j`-th to `slot + j` (kept).
     fn segments<T>(&self, global: u64, values: &[T], mut f: impl FnMut(u64, &[T])) {
-        let (len, reduced) = self.inner();
+        self.spans(global, values.len(), |slot, at, n| {
+            f(slot, &values[at..at + n]);
+        });
+    }
+
+    /// [`segments`](Self::segments) as (slot, offset in the run, length).
+    fn spans(&self, global: u64, len: usize, mut f: impl FnMut(u64, usize, usize)) {
+        let (line, reduced) = self.inner();
         let mut g = global;
-        let mut rest = values;
-        while !rest.is_empty() {
-            let at = g % len;
-            let n = ((len - at) as usize).min(rest.len());
-            let base = self.line_slot(g / len);
-            f(if reduced { base } else { base + at }, &rest[..n]);
-            rest = &rest[n..];
+        let mut done = 0;
+        while done < len {
+            let at = g % line;
+            let n = ((line - at) as usize).min(len - done);
+            let base = self.line_slot(g / line);
+            f(if reduced { base } else { base + at }, done, n);
+            done += n;
             g += n as u64;
         }
     }
@@ -231,6 +238,95 @@ fn sparse<T: Numeric>(parts: &[(u64, &[T])], fold: &Fold, op: ReduceOp) -> (Vec<
     merged.into_iter().unzip()
 }
 
+/// Scans a partition's runs `(first flat index, values)` along the axis
+/// that `fold` reduces (a fold over one axis: its slots are the lines
+/// along it), in place, in flat order: each line starts from its carry
+/// (`carries`: (slot, value), any order), else from its first element.
+pub(crate) fn scan_lines<T: Numeric>(
+    parts: &mut [(u64, &mut [T])],
+    fold: &Fold,
+    op: ReduceOp,
+    carries: &[(u64, T)],
+) {
+    let inner_reduced = fold.inner_reduced();
+    let total: usize = parts.iter().map(|(_, v)| v.len()).sum();
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for (global, values) in parts.iter() {
+        fold.spans(*global, values.len(), |slot, _, n| {
+            lo = lo.min(slot);
+            hi = hi.max(if inner_reduced {
+                slot
+            } else {
+                slot + n as u64 - 1
+            });
+        });
+    }
+    let mut acc = if lo <= hi && hi - lo < 2 * total as u64 + 64 {
+        Running::Dense(lo, vec![None; (hi - lo + 1) as usize])
+    } else {
+        Running::Sparse(std::collections::HashMap::new())
+    };
+    for &(slot, c) in carries {
+        acc.set(slot, c);
+    }
+    for (global, values) in parts.iter_mut() {
+        fold.spans(*global, values.len(), |slot, at, n| {
+            let seg = &mut values[at..at + n];
+            if inner_reduced {
+                let mut carry = acc.get(slot);
+                for x in seg.iter_mut() {
+                    let v = carry.map_or(*x, |c| combine(op, c, *x));
+                    *x = v;
+                    carry = Some(v);
+                }
+                if let Some(c) = carry {
+                    acc.set(slot, c);
+                }
+            } else {
+                for (j, x) in seg.iter_mut().enumerate() {
+                    let key = slot + j as u64;
+                    let v = acc.get(key).map_or(*x, |c| combine(op, c, *x));
+                    *x = v;
+                    acc.set(key, v);
+                }
+            }
+        });
+    }
+}
+
+/// The running value of each line of a scan: dense over the slots a
+/// partition touches, or a map where they are far apart.
+enum Running<T> {
+    Dense(u64, Vec<Option<T>>),
+    Sparse(std::collections::HashMap<u64, T>),
+}
+
+impl<T: Copy> Running<T> {
+    fn get(&self, slot: u64) -> Option<T> {
+        match self {
+            Running::Dense(lo, v) => slot
+                .checked_sub(*lo)
+                .and_then(|i| v.get(i as usize).copied().flatten()),
+            Running::Sparse(m) => m.get(&slot).copied(),
+        }
+    }
+
+    /// Sets the running value of `slot` (a carry for a slot this partition
+    /// does not touch is dropped).
+    fn set(&mut self, slot: u64, value: T) {
+        match self {
+            Running::Dense(lo, v) => {
+                if let Some(x) = slot.checked_sub(*lo).and_then(|i| v.get_mut(i as usize)) {
+                    *x = Some(value);
+                }
+            }
+            Running::Sparse(m) => {
+                m.insert(slot, value);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +400,31 @@ mod tests {
                     assert_eq!(both, want, "{shape:?} {axes:?} round robin {cut}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn lines_scan_along_any_axis_from_their_carries() {
+        let shape = [3usize, 4, 5];
+        let data: Vec<i64> = (0..60).map(|i| i * 7 % 11 - 5).collect();
+        for axis in 0..3 {
+            let fold = Fold::new(&shape, &[axis]).unwrap();
+            // The reference: a running sum along the axis.
+            let stride: usize = shape[axis + 1..].iter().product();
+            let mut want = data.clone();
+            for g in 0..60 {
+                if g / stride % shape[axis] > 0 {
+                    want[g] += want[g - stride];
+                }
+            }
+            // Two halves: the second starts from the first's line totals.
+            let mut got = data.clone();
+            let (first, second) = got.split_at_mut(23);
+            scan_lines::<i64>(&mut [(0, first)], &fold, ReduceOp::Sum, &[]);
+            let (slots, totals) = partials::<i64>(&[(0, &data[..23])], &fold, ReduceOp::Sum);
+            let carries: Vec<(u64, i64)> = slots.into_iter().zip(totals).collect();
+            scan_lines::<i64>(&mut [(23, second)], &fold, ReduceOp::Sum, &carries);
+            assert_eq!(got, want, "axis {axis}");
         }
     }
 

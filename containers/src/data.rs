@@ -78,6 +78,18 @@ pub(crate) trait ErasedVec: Any + Send + Sync {
         fold: &Fold,
         op: ReduceOp,
     ) -> Result<(Vec<u64>, Vec<u8>)>;
+    /// Scans this partition along the one axis `fold` reduces, in place:
+    /// its runs (global index, local index, length; in flat order, apart)
+    /// in flat order, each line from its carry (`slots` and their raw
+    /// `carries`, this element type).
+    fn scan_axis(
+        &mut self,
+        runs: &[(u64, u64, u64)],
+        fold: &Fold,
+        op: ReduceOp,
+        slots: &[u64],
+        carries: &[u8],
+    ) -> Result<()>;
     /// Makes this partition rows of a matrix product: `rows` holds the
     /// same rows of the left operand (`k` columns, this element type),
     /// `b` the whole right operand (`k` × `n`, raw row-major bytes).
@@ -418,6 +430,42 @@ impl<T: Numeric> ErasedVec for Vec<T> {
             }
         }
         best.map(|(i, x)| (i as u64, bytemuck::bytes_of(&x).to_vec()))
+    }
+
+    fn scan_axis(
+        &mut self,
+        runs: &[(u64, u64, u64)],
+        fold: &Fold,
+        op: ReduceOp,
+        slots: &[u64],
+        carries: &[u8],
+    ) -> Result<()> {
+        check_op::<T>(op)?;
+        let carries = elements_from_bytes::<T>(carries)?;
+        if carries.len() != slots.len() {
+            return Err(Error::Codec(format!(
+                "{} carries for {} lines",
+                carries.len(),
+                slots.len()
+            )));
+        }
+        let carries: Vec<(u64, T)> = slots.iter().copied().zip(carries).collect();
+        let mut parts: Vec<(u64, &mut [T])> = Vec::with_capacity(runs.len());
+        let mut rest: &mut [T] = self.as_mut_slice();
+        let mut at = 0usize;
+        for &(global, local, len) in runs {
+            let (local, len) = (to_usize(local)?, to_usize(len)?);
+            let skip = local
+                .checked_sub(at)
+                .filter(|s| s.saturating_add(len) <= rest.len())
+                .ok_or_else(|| Error::BadArgument("scan runs out of order".into()))?;
+            let (run, after) = std::mem::take(&mut rest)[skip..].split_at_mut(len);
+            parts.push((global, run));
+            rest = after;
+            at = local + len;
+        }
+        axes::scan_lines::<T>(&mut parts, fold, op, &carries);
+        Ok(())
     }
 
     fn matmul_rows(&mut self, rows: &dyn ErasedVec, b: &[u8], k: usize, n: usize) -> Result<()> {

@@ -488,6 +488,28 @@ pub(crate) async fn part_scan(
     Ok(p.data.scan(op, inclusive, carry)?.map(PodVec))
 }
 
+/// Scans the partition along `axis` of the array in place, each line
+/// along it from its carry (`slots`, raw `carries`).
+#[hpx_macros::action(crate = hpx_runtime)]
+pub(crate) async fn part_scan_axis(
+    p: &mut Partition,
+    layout: Layout,
+    partition: u64,
+    axis: u64,
+    op: ReduceOp,
+    slots: PodVec<u64>,
+    carries: PodVec<u8>,
+) -> Result<(), Error> {
+    let partition = to_usize(partition)?;
+    check_size(&layout, partition, p.data.len())?;
+    let fold = Fold::new(layout.shape(), &[to_usize(axis)?])?;
+    let runs: Vec<(u64, u64, u64)> = layout
+        .runs(partition)
+        .map(|r| (r.global as u64, r.local as u64, r.len as u64))
+        .collect();
+    p.data.scan_axis(&runs, &fold, op, &slots, &carries)
+}
+
 /// The combination of each run of `chunk` elements of the partition.
 #[hpx_macros::action(crate = hpx_runtime)]
 pub(crate) async fn part_chunk_totals(

@@ -15,6 +15,7 @@ use hpx_runtime::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::{OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard};
 
+use crate::axes::Fold;
 use crate::builder::IntoShape;
 use crate::data::{combine, push_span, Span};
 use crate::function::{self, ElementMap, ElementPredicate, ElementReduce};
@@ -1193,6 +1194,77 @@ impl<T: Numeric> PartitionedVector<T> {
                 to_u64(chunk),
                 PodVec(bytemuck::cast_slice(&carries[q]).to_vec()),
                 first_without_carry[q],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Scans along `axis` in place (NumPy's `cumsum(axis=k)` with
+    /// [`ReduceOp::Sum`], `cumprod` with `Prod`): each element becomes the
+    /// combination of the elements before it along that axis and itself.
+    /// Two passes on the owners: each partition's line totals, then each
+    /// partition scans from the combination of the partitions before it
+    /// (layouts whose partitions are not contiguous runs are scanned in
+    /// block rows and sent back).
+    pub async fn inclusive_scan_axis(&self, axis: usize, op: ReduceOp) -> Result<()> {
+        let shape = self.shape().to_vec();
+        let fold = Fold::new(&shape, &[axis])?;
+        if !T::supports(op) {
+            return Err(Error::BadArgument(format!(
+                "{} is not defined for {}",
+                op.name(),
+                T::NAME
+            )));
+        }
+        let layout = self.meta.layout.clone();
+        if !layout.is_contiguous() {
+            let contiguous = self.redistribute(block(shape)?.spec().clone()).await?;
+            Box::pin(contiguous.inclusive_scan_axis(axis, op)).await?;
+            return self.receive_from(&contiguous, &[]).await;
+        }
+        let axes = vec![axis as u64];
+        let partials = self
+            .on_all(partition::part_fold, |p| {
+                (layout.clone(), p as u64, axes.clone(), op)
+            })
+            .await?;
+        let lines = usize::try_from(fold.slots())
+            .map_err(|_| Error::BadArgument(format!("shape {shape:?} is too large")))?;
+        let mut running: Vec<T::Sum> = vec![<T::Sum as Numeric>::zero(); lines];
+        let mut seen = vec![false; lines];
+        let mut carries = Vec::with_capacity(partials.len());
+        for (keys, values) in partials {
+            let values = hpx_runtime::element::elements_from_bytes::<T::Sum>(&values)?;
+            if keys.len() != values.len() {
+                return Err(Error::Codec("line totals of different lengths".into()));
+            }
+            let (mut slots, mut from) = (Vec::new(), Vec::new());
+            for (&k, v) in keys.0.iter().zip(values) {
+                let i = usize::try_from(k)
+                    .ok()
+                    .filter(|&i| i < lines)
+                    .ok_or_else(|| Error::Codec(format!("a line total for line {k}")))?;
+                if seen[i] {
+                    slots.push(k);
+                    from.push(running[i].cast::<T>());
+                    running[i] = combine(op, running[i], v);
+                } else {
+                    running[i] = v;
+                    seen[i] = true;
+                }
+            }
+            carries.push((slots, bytemuck::cast_slice::<T, u8>(&from).to_vec()));
+        }
+        self.on_all(partition::part_scan_axis, |p| {
+            let (slots, from) = &carries[p];
+            (
+                layout.clone(),
+                p as u64,
+                axis as u64,
+                op,
+                PodVec(slots.clone()),
+                PodVec(from.clone()),
             )
         })
         .await?;

@@ -204,6 +204,34 @@ def swapaxes(x, axis1, axis2):
     return x.swapaxes(axis1, axis2)
 
 
+def meshgrid(*xi, indexing="xy", sparse=False, copy=True):
+    """NumPy's ``meshgrid``: coordinate arrays from 1-d coordinate vectors
+    (DistributedArrays or NumPy), as new block-distributed arrays
+    (collective). ``indexing="xy"`` (default) swaps the first two axes of
+    the result, ``"ij"`` does not. Each array is built by broadcasting its
+    vector on the owners (nothing gathered but the vectors); ``sparse=True``
+    gives each vector shaped to broadcast against the others instead.
+    ``copy`` is accepted for NumPy's signature: the results are always new
+    arrays."""
+    if indexing not in ("xy", "ij"):
+        raise HPXValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    vectors = [x.to_numpy().ravel() if isinstance(x, DistributedArray) else np.ravel(x)
+               for x in xi]
+    n = len(vectors)
+    shapes = []
+    for i, v in enumerate(vectors):
+        shape = [1] * n
+        shape[i] = v.size
+        if indexing == "xy" and n > 1:
+            shape[0], shape[1] = shape[1], shape[0]
+        shapes.append(tuple(shape))
+    if sparse:
+        return tuple(from_numpy(v.reshape(s), distribution="block")
+                     for v, s in zip(vectors, shapes))
+    full = tuple(builtins.max(k) for k in zip(*shapes)) if shapes else ()
+    return tuple(broadcast_to(v.reshape(s), full) for v, s in zip(vectors, shapes))
+
+
 def matmul(x1, x2):
     """NumPy's ``matmul`` (``x1 @ x2``) for 1-d and 2-d arrays, one or both
     distributed (see :meth:`DistributedArray.__matmul__`)."""
@@ -792,9 +820,18 @@ def count_nonzero(x, axis=None, keepdims=False):
     return np.count_nonzero(x, axis=axis, keepdims=keepdims)
 
 
-def cumsum(x):
-    """Running sums of a DistributedArray, in a new array."""
-    return x.cumsum()
+def cumsum(x, axis=None):
+    """Running sums, flat (``axis=None``) or along ``axis``, in a new array."""
+    if isinstance(x, DistributedArray):
+        return x.cumsum(axis=axis)
+    return np.cumsum(x, axis=axis)
+
+
+def cumprod(x, axis=None):
+    """Running products, flat (``axis=None``) or along ``axis``, in a new array."""
+    if isinstance(x, DistributedArray):
+        return x.cumprod(axis=axis)
+    return np.cumprod(x, axis=axis)
 
 
 def to_numpy(x):
@@ -1179,6 +1216,7 @@ __all__ = [
     "power",
     "where",
     "matmul",
+    "meshgrid",
     "dot",
     "vdot",
     "outer",
@@ -1198,6 +1236,7 @@ __all__ = [
     "all",
     "count_nonzero",
     "cumsum",
+    "cumprod",
     "to_numpy",
     "for_each",
     "barrier",

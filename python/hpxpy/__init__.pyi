@@ -219,10 +219,10 @@ class DistributedArray:
         """``x @ a`` for a NumPy ``x``."""
     def dot(self, other: DistributedArray | ArrayLike | _Scalar) -> Any:
         """NumPy's ``a.dot(b)``."""
-    def cumsum(self) -> DistributedArray:
-        """Running sums, flat (integers in 64 bits), in a new array (collective)."""
-    def cumprod(self) -> DistributedArray:
-        """Running products, flat (integers in 64 bits), in a new array (collective)."""
+    def cumsum(self, axis: int | None = None) -> DistributedArray:
+        """Running sums (integers in 64 bits): flat, or along ``axis`` (collective)."""
+    def cumprod(self, axis: int | None = None) -> DistributedArray:
+        """Running products (integers in 64 bits): flat, or along ``axis`` (collective)."""
 
     # Element-wise math (collective; runs where the data lives): with another
     # DistributedArray of the same shape and layout, or a scalar.
@@ -809,8 +809,13 @@ def argmin(x: DistributedArray | ArrayLike, axis: int | None = None,
 def argmax(x: DistributedArray | ArrayLike, axis: int | None = None,
         keepdims: bool = False) -> Any:
     """The index of the first largest element: flat, or along ``axis``."""
-def cumsum(x: DistributedArray) -> DistributedArray:
-    """Running sums of a DistributedArray, in a new array (collective)."""
+def cumsum(x: DistributedArray | ArrayLike, axis: int | None = None) -> Any:
+    """Running sums, flat or along ``axis`` (collective)."""
+def cumprod(x: DistributedArray | ArrayLike, axis: int | None = None) -> Any:
+    """Running products, flat or along ``axis`` (collective)."""
+def meshgrid(*xi: DistributedArray | ArrayLike, indexing: str = "xy", sparse: bool = False,
+             copy: bool = True) -> tuple[DistributedArray, ...]:
+    """NumPy's ``meshgrid``: new block-distributed coordinate arrays (collective)."""
 def matmul(x1: DistributedArray | ArrayLike, x2: DistributedArray | ArrayLike) -> Any:
     """``x1 @ x2`` for 1-d and 2-d arrays (collective): the product's rows lie with ``x1``'s."""
 def dot(a: DistributedArray | ArrayLike, b: DistributedArray | ArrayLike) -> Any:

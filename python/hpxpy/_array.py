@@ -939,10 +939,13 @@ class DistributedArray:
         counts = self._nonzero().astype("uint8")._reduce("sum", axis, keepdims)
         return np.asarray(counts).astype(np.int64)[()]
 
-    def _scanned(self, op):
+    def _scanned(self, op, axis=None):
         if self._view is not None:
-            return from_numpy_view(np.cumsum(self._view) if op == "sum" else np.cumprod(self._view))
-        if self.ndim != 1:
+            scan = np.cumsum if op == "sum" else np.cumprod
+            return from_numpy_view(scan(self._view, axis=axis))
+        if axis is not None:
+            (axis,) = _axes(operator.index(axis), self.ndim)
+        elif self.ndim != 1:
             # NumPy's flat scan of an n-d array is a 1-d array: scanned here
             # and made a 1-d array in blocks (the layout of n-d arrays is
             # along axis 0, which a flat result does not have).
@@ -955,16 +958,21 @@ class DistributedArray:
         if name == "bool" or self.dtype.kind in "iu":
             name = "uint64" if self.dtype.kind == "u" else "int64"
         out = self.astype(name) if name != self.dtype.name else self.copy()
-        out._core.scan(op)
+        if axis is None:
+            out._core.scan(op)
+        else:
+            out._core.scan_axis(op, axis)
         return out
 
-    def cumsum(self):
-        """Running sums, flat (integers in 64 bits), in a new array."""
-        return self._scanned("sum")
+    def cumsum(self, axis=None):
+        """Running sums (integers in 64 bits), in a new array: flat
+        (``axis=None``, a 1-d array) or along ``axis``, in the same shape."""
+        return self._scanned("sum", axis)
 
-    def cumprod(self):
-        """Running products, flat (integers in 64 bits), in a new array."""
-        return self._scanned("prod")
+    def cumprod(self, axis=None):
+        """Running products (integers in 64 bits), in a new array: flat
+        (``axis=None``) or along ``axis``."""
+        return self._scanned("prod", axis)
 
 
 _NUMPY_BINARY = {

@@ -835,6 +835,16 @@ impl Array {
         })
     }
 
+    /// Scans in place along `axis`: every element becomes the combination
+    /// (`op`) of it and the elements before it along that axis.
+    fn scan_axis(&self, py: Python<'_>, op: &str, axis: usize) -> PyResult<()> {
+        let op = reduce_op(op)?;
+        with_array!(&self.writable(py)?, a, _T => {
+            let a = a.clone();
+            block_failing(py, once(async move { a.inclusive_scan_axis(axis, op).await }))
+        })
+    }
+
     /// The array with the shape `shape` (collective in a job of several):
     /// a view sharing its partitions where the layout allows it, else a
     /// copy in the block distribution.

@@ -854,3 +854,30 @@ done("matmul")
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_matmul_dot_and_friends_as_numpy(run_job, n):
     run_job(n, MATMUL, args=(n,), timeout=240).assert_done("matmul")
+
+
+MESHGRID = OPS_PRELUDE + r"""
+x, y, z = np.arange(4.0), np.linspace(-1, 1, 3), np.array([2, 5], dtype="int32")
+for indexing in ("xy", "ij"):
+    for inputs in ((x, y), (x, y, z), (x,)):
+        dist = [hpx.from_numpy(v, distribution="block") for v in inputs]
+        want = np.meshgrid(*inputs, indexing=indexing)
+        got = hpx.meshgrid(*dist, indexing=indexing)
+        equal(f"{indexing} {len(inputs)} count", len(got), len(want))
+        for i, (g, w) in enumerate(zip(got, want)):
+            compare(f"{indexing} {len(inputs)} grid {i}", g, w)
+        sparse = hpx.meshgrid(*inputs, indexing=indexing, sparse=True)
+        for i, (g, w) in enumerate(zip(sparse, np.meshgrid(*inputs, indexing=indexing,
+                                                            sparse=True))):
+            compare(f"{indexing} {len(inputs)} sparse {i}", g, w)
+X, Y = hpx.meshgrid(x, y)
+compare("a function of the grid", hpx.sqrt(X * X + Y * Y), np.sqrt(np.add.outer(y * 0, x) ** 2
+        + np.add.outer(y, x * 0) ** 2))
+raises("bad indexing", ValueError, lambda: hpx.meshgrid(x, y, indexing="yx"))
+done("meshgrid")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_meshgrid_as_numpy(run_job, n):
+    run_job(n, MESHGRID, args=(n,), timeout=120).assert_done("meshgrid")

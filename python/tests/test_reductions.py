@@ -290,6 +290,50 @@ def test_reductions_of_any_rank_over_any_axes_as_numpy(run_job, n):
     run_job(n, ANY_RANK, args=(n,), timeout=400).assert_done("any rank")
 
 
+SCANS = r"""
+import numpy as np
+import hpxpy as hpx
+from _jobkit import check, equal, raises, done, expected_localities
+
+me, n = hpx.get_locality_id(), hpx.get_num_localities()
+equal("number of localities", n, expected_localities())
+rng = np.random.default_rng(3)
+for shape in ((7,), (5, 4), (3, 4, 5), (4, 0, 3), (2, 1, 3)):
+    for dt in ("int32", "float64", "bool", "uint8"):
+        if dt == "bool":
+            x = rng.random(shape) < 0.5
+        elif dt == "float64":
+            x = rng.uniform(-2, 2, shape)
+        else:
+            x = rng.integers(1 if dt == "uint8" else -3, 4, shape).astype(dt)
+        layouts = [("local", {}), ("block", {"distribution": "block"}),
+                   ("cyclic", {"distribution": "cyclic"}), ("chunks", {"chunks": 2}),
+                   ("partitions", {"num_partitions": 5})]
+        if len(shape) == 2:
+            layouts.append(("tiles", {"chunks": (2, 3)}))
+        for lname, kw in layouts if dt in ("int32", "float64") else layouts[1:3]:
+            a = hpx.from_numpy(x, **kw)
+            for axis in range(-len(shape), len(shape)):
+                tag = f"{shape} {dt} {lname} axis={axis}"
+                check(f"{tag} cumsum", a.cumsum(axis=axis), np.cumsum(x, axis=axis), dtype=True)
+                check(f"{tag} cumprod", a.cumprod(axis=axis), np.cumprod(x, axis=axis),
+                      dtype=True, rtol=1e-12)
+            check(f"{shape} {dt} {lname} hpx.cumsum(axis=0)", hpx.cumsum(a, axis=0),
+                  np.cumsum(x, axis=0), dtype=True)
+            check(f"{shape} {dt} {lname} cumsum() is flat", a.cumsum(), np.cumsum(x), dtype=True)
+a = hpx.from_numpy(np.ones((2, 3)), distribution="block")
+raises("cumsum(axis=2) of 2-d", (hpx.HPXIndexError,), lambda: a.cumsum(axis=2),
+       also=(IndexError,))
+raises("cumsum(axis=(0, 1))", (TypeError,), lambda: a.cumsum(axis=(0, 1)))
+done("scans")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_scans_along_an_axis_as_numpy(run_job, n):
+    run_job(n, SCANS, args=(n,), timeout=300).assert_done("scans")
+
+
 # --- cases NumPy users rely on (each once a bug) ---------------------------------
 
 
