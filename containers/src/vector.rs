@@ -1339,7 +1339,6 @@ async fn describe(d: &Descriptor) -> (String, Layout, Vec<ComponentRef>) {
     (d.dtype.clone(), d.layout.clone(), d.parts.clone())
 }
 
-/// The block layout of `shape` over every locality of the job.
 /// A vector of elements seen as its bytes: the owner of bytes that travel
 /// without a copy into a byte vector.
 struct Elements<T>(Vec<T>);
@@ -1350,6 +1349,7 @@ impl<T: Numeric> AsRef<[u8]> for Elements<T> {
     }
 }
 
+/// The block layout of `shape` over every locality of the job.
 fn block(shape: Vec<usize>) -> Result<Layout> {
     Layout::from_spec(LayoutSpec {
         shape,

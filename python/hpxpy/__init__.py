@@ -902,21 +902,21 @@ class Communicator:
             )
         return int(root)
 
-    def all_reduce(self, value, op="sum"):
+    def all_reduce(self, value, op="sum", out=None):
         """See :func:`hpxpy.all_reduce`."""
-        return _reduce_value(self._comm, value, op, "all", 0)
+        return _reduce_value(self._comm, value, op, "all", 0, out)
 
-    def reduce(self, value, op="sum", root=0):
+    def reduce(self, value, op="sum", root=0, out=None):
         """See :func:`hpxpy.reduce`."""
-        return _reduce_value(self._comm, value, op, "root", self._root(root))
+        return _reduce_value(self._comm, value, op, "root", self._root(root), out)
 
-    def inclusive_scan(self, value, op="sum"):
+    def inclusive_scan(self, value, op="sum", out=None):
         """See :func:`hpxpy.inclusive_scan`."""
-        return _reduce_value(self._comm, value, op, "inclusive", 0)
+        return _reduce_value(self._comm, value, op, "inclusive", 0, out)
 
-    def exclusive_scan(self, value, op="sum"):
+    def exclusive_scan(self, value, op="sum", out=None):
         """See :func:`hpxpy.exclusive_scan`."""
-        return _reduce_value(self._comm, value, op, "exclusive", 0)
+        return _reduce_value(self._comm, value, op, "exclusive", 0, out)
 
     def broadcast(self, value=None, root=0):
         """See :func:`hpxpy.broadcast`."""
@@ -1016,7 +1016,9 @@ def _comm(comm):
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _reduce_value(comm, value, op, kind, root):
+def _reduce_value(comm, value, op, kind, root, out=None):
+    if out is not None and not isinstance(value, np.ndarray):
+        raise HPXValueError("out= is for reductions of NumPy arrays")
     if isinstance(value, DistributedArray) and not value.is_view():
         if comm.size != get_num_localities():
             raise HPXValueError(
@@ -1046,6 +1048,16 @@ def _reduce_value(comm, value, op, kind, root):
         a = a.astype(np.int64)
     name = _dtype_name(a.dtype)
     flat = np.ascontiguousarray(a).reshape(-1)
+    if out is not None:
+        if (not isinstance(out, np.ndarray) or out.shape != a.shape or out.dtype != a.dtype
+                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise HPXValueError(
+                f"out must be a writable C-contiguous {name} array of shape {a.shape}"
+            )
+        got = comm.reduce_array(flat, name, op, kind, int(root), out.reshape(-1))
+        if got is None and kind == "exclusive" and op in ("sum", "prod"):
+            out[...] = 0 if op == "sum" else 1
+        return None if got is None and kind == "root" else out
     out = comm.reduce_array(flat, name, op, kind, int(root))
     if out is None:
         if kind == "exclusive" and op in ("sum", "prod"):
@@ -1064,31 +1076,37 @@ def barrier(comm=None):
     _comm(comm).barrier()
 
 
-def all_reduce(value, op="sum", comm=None):
+def all_reduce(value, op="sum", comm=None, out=None):
     """Combines ``value`` over all localities with ``op`` (``'sum'``,
     ``'prod'``, ``'min'``, ``'max'``; ``'bitwise_and'``, ``'bitwise_or'``,
     ``'bitwise_xor'`` for integers) and returns the result everywhere.
     Python numbers and NumPy arrays combine element by element; a
-    DistributedArray, already shared by all, reduces all its elements."""
-    return _comm(comm).all_reduce(value, op)
+    DistributedArray, already shared by all, reduces all its elements.
+    ``out`` (NumPy arrays only: a writable C-contiguous array of the same
+    shape and dtype) receives the result and is returned, as mpi4py's
+    ``Allreduce(sendbuf, recvbuf)``: no new array is made, and the memory
+    the reduction works in is kept for the next such call."""
+    return _comm(comm).all_reduce(value, op, out)
 
 
-def reduce(value, op="sum", root=0, comm=None):
+def reduce(value, op="sum", root=0, comm=None, out=None):
     """As :func:`all_reduce` for numbers and NumPy arrays, but only ``root``
-    gets the result (None elsewhere); a DistributedArray reduces with
-    all_reduce or its methods."""
-    return _comm(comm).reduce(value, op, root)
+    gets the result (None elsewhere; ``out``, if given, is written on the
+    root only); a DistributedArray reduces with all_reduce or its methods."""
+    return _comm(comm).reduce(value, op, root, out)
 
 
-def inclusive_scan(value, op="sum", comm=None):
-    """Locality i gets ``value`` of localities 0..i combined."""
-    return _comm(comm).inclusive_scan(value, op)
+def inclusive_scan(value, op="sum", comm=None, out=None):
+    """Locality i gets ``value`` of localities 0..i combined (into ``out``
+    as :func:`all_reduce`)."""
+    return _comm(comm).inclusive_scan(value, op, out)
 
 
-def exclusive_scan(value, op="sum", comm=None):
+def exclusive_scan(value, op="sum", comm=None, out=None):
     """Locality i gets ``value`` of localities 0..i-1 combined (locality 0:
-    zero for sum, one for prod, None otherwise)."""
-    return _comm(comm).exclusive_scan(value, op)
+    zero for sum, one for prod, None otherwise; into ``out`` as
+    :func:`all_reduce`)."""
+    return _comm(comm).exclusive_scan(value, op, out)
 
 
 def broadcast(value=None, root=0, comm=None):

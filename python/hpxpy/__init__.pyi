@@ -850,13 +850,13 @@ class Communicator:
         """The members' locality numbers, by rank."""
     def barrier(self) -> None:
         """Waits until every member has called it."""
-    def all_reduce(self, value: Any, op: _Op = "sum") -> Any:
+    def all_reduce(self, value: Any, op: _Op = "sum", out: NDArray[Any] | None = None) -> Any:
         """Like hpxpy.all_reduce, over the members."""
-    def reduce(self, value: Any, op: _Op = "sum", root: int = 0) -> Any:
+    def reduce(self, value: Any, op: _Op = "sum", root: int = 0, out: NDArray[Any] | None = None) -> Any:
         """Like hpxpy.reduce, over the members (``root`` is a rank)."""
-    def inclusive_scan(self, value: Any, op: _Op = "sum") -> Any:
+    def inclusive_scan(self, value: Any, op: _Op = "sum", out: NDArray[Any] | None = None) -> Any:
         """Like hpxpy.inclusive_scan, over the members by rank."""
-    def exclusive_scan(self, value: Any, op: _Op = "sum") -> Any:
+    def exclusive_scan(self, value: Any, op: _Op = "sum", out: NDArray[Any] | None = None) -> Any:
         """Like hpxpy.exclusive_scan, over the members by rank."""
     def broadcast(self, value: _T | None = None, root: int = 0) -> _T:
         """Like hpxpy.broadcast, over the members (``root`` is a rank)."""
@@ -873,32 +873,45 @@ def barrier(comm: Communicator | None = None) -> None:
     """Waits until every locality (or member of ``comm``) has called it."""
 
 @overload
-def all_reduce(value: DistributedArray, op: _Op = "sum", comm: Communicator | None = None) -> Any:
+def all_reduce(value: DistributedArray, op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> Any:
     """Combines ``value`` over all localities with ``op``; the result everywhere (a DistributedArray: all its elements)."""
 @overload
-def all_reduce(value: NDArray[Any], op: _Op = "sum", comm: Communicator | None = None) -> NDArray[Any]: ...
+def all_reduce(value: NDArray[Any], op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> NDArray[Any]: ...
 @overload
-def all_reduce(value: bool, op: _Op = "sum", comm: Communicator | None = None) -> np.int64: ...  # type: ignore[overload-overlap]
+def all_reduce(value: bool, op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> np.int64: ...  # type: ignore[overload-overlap]
 @overload
-def all_reduce(value: int, op: _Op = "sum", comm: Communicator | None = None) -> int: ...
+def all_reduce(value: int, op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> int: ...
 @overload
-def all_reduce(value: float, op: _Op = "sum", comm: Communicator | None = None) -> float: ...
+def all_reduce(value: float, op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> float: ...
 @overload
-def all_reduce(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any: ...
+def all_reduce(value: Any, op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> Any: ...
 @overload
-def reduce(value: NDArray[Any], op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> NDArray[Any] | None:
+def reduce(value: NDArray[Any], op: _Op = "sum", root: int = 0, comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> NDArray[Any] | None:
     """As all_reduce, but only ``root`` gets the result (None elsewhere)."""
 @overload
-def reduce(value: bool, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> np.int64 | None: ...  # type: ignore[overload-overlap]
+def reduce(value: bool, op: _Op = "sum", root: int = 0, comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> np.int64 | None: ...  # type: ignore[overload-overlap]
 @overload
-def reduce(value: int, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> int | None: ...
+def reduce(value: int, op: _Op = "sum", root: int = 0, comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> int | None: ...
 @overload
-def reduce(value: float, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> float | None: ...
+def reduce(value: float, op: _Op = "sum", root: int = 0, comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> float | None: ...
 @overload
-def reduce(value: Any, op: _Op = "sum", root: int = 0, comm: Communicator | None = None) -> Any: ...
-def inclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any:
+def reduce(value: Any, op: _Op = "sum", root: int = 0, comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> Any: ...
+def inclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> Any:
     """Locality i gets ``value`` of localities 0..i combined."""
-def exclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None) -> Any:
+def exclusive_scan(value: Any, op: _Op = "sum", comm: Communicator | None = None,
+        out: NDArray[Any] | None = None) -> Any:
     """Locality i gets ``value`` of localities 0..i-1 combined (locality 0: 0 for sum, 1 for prod, else None)."""
 def broadcast(value: _T | None = None, root: int = 0, comm: Communicator | None = None) -> _T:
     """The root's ``value`` (any picklable object) on every locality; a DistributedArray: the same array, no data moved (a locality that passed it gets its own object back, others a new handle)."""

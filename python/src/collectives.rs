@@ -3,7 +3,10 @@
 //! element by element; any other value travels as bytes (the Python layer
 //! pickles it).
 
-use numpy::{PyArray1, PyReadonlyArrayDyn};
+use std::any::Any;
+
+use numpy::{PyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -21,6 +24,9 @@ use hpx::AnyVector;
 #[pyclass(frozen, module = "hpxpy._core", name = "Comm")]
 pub(crate) struct Comm {
     inner: Communicator,
+    /// The vector of the last reduction into `out=`, kept so that the next
+    /// one copies its input into memory already mapped.
+    spare: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// The elements of a contiguous NumPy array of `T`, copied out.
@@ -57,7 +63,10 @@ impl Comm {
                 return Err(raise("HPXValueError", "a sub-group needs a name"));
             }
         };
-        Ok(Comm { inner })
+        Ok(Comm {
+            inner,
+            spare: Mutex::new(None),
+        })
     }
 
     /// This locality's rank in the group.
@@ -88,6 +97,13 @@ impl Comm {
     /// over the members; `kind` is `all` (everyone gets it), `root` (the
     /// member `root` gets it, the others None), `inclusive` or `exclusive`
     /// (scans; the first member's exclusive scan is None).
+    ///
+    /// With `out` (a writable contiguous array of `dtype` and as many
+    /// elements), the result is written there and `out` returned, as
+    /// MPI's receive buffer: the input is copied into a vector kept from
+    /// the last such call, so no fresh memory is touched.
+    #[pyo3(signature = (array, dtype, op, kind, root, out=None))]
+    #[allow(clippy::too_many_arguments)]
     fn reduce_array<'py>(
         &self,
         py: Python<'py>,
@@ -96,11 +112,50 @@ impl Comm {
         op: &str,
         kind: &str,
         root: u32,
+        out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         with_dtype!(dtype, T => {
-            let v: Vec<T> = values(array)?;
-            let out = self.reduce_vec(py, v, op, kind, root)?;
-            Ok(out.map(|v| PyArray1::from_vec(py, v).into_any()))
+            let Some(out) = out else {
+                let v: Vec<T> = values(array)?;
+                let reduced = self.reduce_vec(py, v, op, kind, root)?;
+                return Ok(reduced.map(|v| PyArray1::from_vec(py, v).into_any()));
+            };
+            let data: PyReadonlyArrayDyn<'_, T> = array.extract()?;
+            let input = data
+                .as_slice()
+                .map_err(|e| raise("HPXValueError", e.to_string()))?;
+            let mut v: Vec<T> = self
+                .spare
+                .lock()
+                .take()
+                .and_then(|b| b.downcast::<Vec<T>>().ok())
+                .map(|b| *b)
+                .unwrap_or_default();
+            v.clear();
+            v.extend_from_slice(input);
+            drop(data);
+            let Some(reduced) = self.reduce_vec(py, v, op, kind, root)? else {
+                return Ok(None);
+            };
+            {
+                let mut target: PyReadwriteArrayDyn<'_, T> = out.extract()?;
+                let target = target
+                    .as_slice_mut()
+                    .map_err(|e| raise("HPXValueError", e.to_string()))?;
+                if target.len() != reduced.len() {
+                    return Err(raise(
+                        "HPXValueError",
+                        format!(
+                            "out has {} elements, the result {}",
+                            target.len(),
+                            reduced.len()
+                        ),
+                    ));
+                }
+                target.copy_from_slice(&reduced);
+            }
+            *self.spare.lock() = Some(Box::new(reduced));
+            Ok(Some(out.clone()))
         })
     }
 

@@ -223,6 +223,46 @@ equal("reversed broadcast root rank 0 is the last locality", rev.broadcast(me, r
 solo = hpx.Communicator(f"solo{me}", [me])
 equal("solo", (solo.rank, solo.size, solo.all_reduce(me + 5), solo.all_gather("x")),
       (0, 1, me + 5, ["x"]))
+# --- reductions into out= (mpi4py's receive buffer) ---------------------------
+from _jobkit import raises
+for dt in ("float64", "int32", "uint8"):
+    for shape in ((5,), (3, 4), (0,), (1 << 17,)):
+        x = (np.arange(int(np.prod(shape))) % 7 + me).astype(dt).reshape(shape)
+        total = sum((np.arange(int(np.prod(shape))) % 7 + i).astype(dt).reshape(shape)
+                    for i in everyone).astype(dt)
+        for rep in range(2):  # the second call reuses the kept memory
+            out = np.full(shape, 99, dtype=dt)
+            got = hpx.all_reduce(x + rep, out=out)
+            truth(f"all_reduce out {dt} {shape} {rep} is out", got is out)
+            check(f"all_reduce out {dt} {shape} {rep}", out, (total + n * rep).astype(dt),
+                  dtype=True)
+        out = np.zeros(shape, dtype=dt)
+        got = hpx.reduce(x, op="max", root=last, out=out)
+        if me == last:
+            truth(f"reduce out {dt} {shape} is out", got is out)
+            check(f"reduce out {dt} {shape}", out,
+                  np.maximum.reduce([(np.arange(int(np.prod(shape))) % 7 + i).astype(dt)
+                                     for i in everyone]).reshape(shape), dtype=True)
+        else:
+            truth(f"reduce out {dt} {shape} elsewhere is None", got is None)
+        out = np.zeros(shape, dtype=dt)
+        hpx.inclusive_scan(x, out=out)
+        check(f"inclusive_scan out {dt} {shape}", out,
+              sum((np.arange(int(np.prod(shape))) % 7 + i).astype(dt).reshape(shape)
+                  for i in range(me + 1)).astype(dt), dtype=True)
+        out = np.full(shape, 5, dtype=dt)
+        hpx.exclusive_scan(x, out=out)
+        check(f"exclusive_scan out {dt} {shape}", out,
+              sum((np.arange(int(np.prod(shape))) % 7 + i).astype(dt).reshape(shape)
+                  for i in range(me)) + np.zeros(shape, dtype=dt) if me else np.zeros(shape, dt),
+              dtype=False)
+v = np.ones(6)
+raises("out of another shape", (hpx.HPXValueError,), lambda: hpx.all_reduce(v, out=np.ones(5)))
+raises("out of another dtype", (hpx.HPXValueError,),
+       lambda: hpx.all_reduce(v, out=np.ones(6, dtype="float32")))
+raises("out not contiguous", (hpx.HPXValueError,),
+       lambda: hpx.all_reduce(v, out=np.ones(12)[::2]))
+raises("out with a number", (hpx.HPXValueError,), lambda: hpx.all_reduce(1.5, out=np.ones(1)))
 # The world still works after the groups.
 equal("world after groups", hpx.all_reduce(1), n)
 hpx.barrier()
