@@ -12,8 +12,7 @@ array, beside what the same user writes with hpxpy:
 
     barrier         hpx.barrier()                 comm.Barrier()
     allreduce1      hpx.all_reduce(1.0, op="sum") comm.Allreduce of 1 float64
-    allreduce8M     hpx.all_reduce(ndarray 8 MiB, comm.Allreduce (8 MiB)
-                      out=buffer)                   into a buffer
+    allreduce8M     hpx.all_reduce(ndarray 8 MiB) comm.Allreduce (8 MiB)
     arange          hpx.arange(n, dtype=float64,  np.arange of the block
                       distribution="block")
     sum             a.sum()                       block.sum() + Allreduce
@@ -78,7 +77,6 @@ class Hpx:
         self.b = hpx.ones(n, dtype="float64", distribution="block")
         self.m = hpx.ones((n // COLS, COLS), dtype="float64", distribution="block")
         self.big = np.ones(1 << 20)
-        self.big_out = np.empty_like(self.big)
 
     def barrier(self):
         self.hpx.barrier()
@@ -91,7 +89,7 @@ class Hpx:
         return {
             "barrier": hpx.barrier,
             "allreduce1": lambda: hpx.all_reduce(1.0, op="sum"),
-            "allreduce8M": lambda: hpx.all_reduce(self.big, op="sum", out=self.big_out),
+            "allreduce8M": lambda: hpx.all_reduce(self.big, op="sum"),
             "arange": lambda: hpx.arange(self.n, dtype="float64", distribution="block"),
             "sum": a.sum,
             "axpy": lambda: hpx.evaluate(a * 2.0 + b),

@@ -1083,9 +1083,9 @@ def all_reduce(value, op="sum", comm=None, out=None):
     Python numbers and NumPy arrays combine element by element; a
     DistributedArray, already shared by all, reduces all its elements.
     ``out`` (NumPy arrays only: a writable C-contiguous array of the same
-    shape and dtype) receives the result and is returned, as mpi4py's
-    ``Allreduce(sendbuf, recvbuf)``: no new array is made, and the memory
-    the reduction works in is kept for the next such call."""
+    shape and dtype) receives a copy of the result and is returned, as
+    mpi4py's ``Allreduce(sendbuf, recvbuf)`` (no faster: the reduction
+    still works in a vector of its own)."""
     return _comm(comm).all_reduce(value, op, out)
 
 

@@ -3,10 +3,7 @@
 //! element by element; any other value travels as bytes (the Python layer
 //! pickles it).
 
-use std::any::Any;
-
 use numpy::{PyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
-use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -24,9 +21,6 @@ use hpx::AnyVector;
 #[pyclass(frozen, module = "hpxpy._core", name = "Comm")]
 pub(crate) struct Comm {
     inner: Communicator,
-    /// The vector of the last reduction into `out=`, kept so that the next
-    /// one copies its input into memory already mapped.
-    spare: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// The elements of a contiguous NumPy array of `T`, copied out.
@@ -63,10 +57,7 @@ impl Comm {
                 return Err(raise("HPXValueError", "a sub-group needs a name"));
             }
         };
-        Ok(Comm {
-            inner,
-            spare: Mutex::new(None),
-        })
+        Ok(Comm { inner })
     }
 
     /// This locality's rank in the group.
@@ -99,9 +90,8 @@ impl Comm {
     /// (scans; the first member's exclusive scan is None).
     ///
     /// With `out` (a writable contiguous array of `dtype` and as many
-    /// elements), the result is written there and `out` returned, as
-    /// MPI's receive buffer: the input is copied into a vector kept from
-    /// the last such call, so no fresh memory is touched.
+    /// elements), the result is copied there and `out` returned, as MPI's
+    /// receive buffer.
     #[pyo3(signature = (array, dtype, op, kind, root, out=None))]
     #[allow(clippy::too_many_arguments)]
     fn reduce_array<'py>(
@@ -115,27 +105,12 @@ impl Comm {
         out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         with_dtype!(dtype, T => {
-            let Some(out) = out else {
-                let v: Vec<T> = values(array)?;
-                let reduced = self.reduce_vec(py, v, op, kind, root)?;
-                return Ok(reduced.map(|v| PyArray1::from_vec(py, v).into_any()));
-            };
-            let data: PyReadonlyArrayDyn<'_, T> = array.extract()?;
-            let input = data
-                .as_slice()
-                .map_err(|e| raise("HPXValueError", e.to_string()))?;
-            let mut v: Vec<T> = self
-                .spare
-                .lock()
-                .take()
-                .and_then(|b| b.downcast::<Vec<T>>().ok())
-                .map(|b| *b)
-                .unwrap_or_default();
-            v.clear();
-            v.extend_from_slice(input);
-            drop(data);
+            let v: Vec<T> = values(array)?;
             let Some(reduced) = self.reduce_vec(py, v, op, kind, root)? else {
                 return Ok(None);
+            };
+            let Some(out) = out else {
+                return Ok(Some(PyArray1::from_vec(py, reduced).into_any()));
             };
             {
                 let mut target: PyReadwriteArrayDyn<'_, T> = out.extract()?;
@@ -154,7 +129,6 @@ impl Comm {
                 }
                 target.copy_from_slice(&reduced);
             }
-            *self.spare.lock() = Some(Box::new(reduced));
             Ok(Some(out.clone()))
         })
     }

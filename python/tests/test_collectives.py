@@ -230,7 +230,7 @@ for dt in ("float64", "int32", "uint8"):
         x = (np.arange(int(np.prod(shape))) % 7 + me).astype(dt).reshape(shape)
         total = sum((np.arange(int(np.prod(shape))) % 7 + i).astype(dt).reshape(shape)
                     for i in everyone).astype(dt)
-        for rep in range(2):  # the second call reuses the kept memory
+        for rep in range(2):  # out is overwritten each time
             out = np.full(shape, 99, dtype=dt)
             got = hpx.all_reduce(x + rep, out=out)
             truth(f"all_reduce out {dt} {shape} {rep} is out", got is out)
