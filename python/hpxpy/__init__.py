@@ -270,15 +270,16 @@ def tensordot(a, b, axes=2):
     last ``axes`` axes of ``a`` with the first of ``b``) or a pair of axis
     lists of equal length."""
     nda, ndb = np.ndim(a), np.ndim(b)
-    if isinstance(axes, int):
+    if isinstance(axes, (int, np.integer)):
+        axes = int(axes)
         if not 0 <= axes <= builtins.min(nda, ndb):
             raise HPXValueError(f"tensordot: axes={axes} for arrays of {nda} and {ndb} dimensions")
         left = list(range(nda - axes, nda))
         right = list(range(axes))
     else:
-        left, right = ([axes[0]] if isinstance(axes[0], int) else list(axes[0]),
-                       [axes[1]] if isinstance(axes[1], int) else list(axes[1]))
-        left, right = [a_ % nda for a_ in left], [b_ % ndb for b_ in right]
+        left, right = ([axes[0]] if np.ndim(axes[0]) == 0 else list(axes[0]),
+                       [axes[1]] if np.ndim(axes[1]) == 0 else list(axes[1]))
+        left, right = [int(a_) % nda for a_ in left], [int(b_) % ndb for b_ in right]
     if len(left) != len(right):
         raise HPXValueError("tensordot: the axis lists differ in length")
     if nda > 2 or ndb > 2:
