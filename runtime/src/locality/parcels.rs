@@ -128,19 +128,21 @@ impl Locality {
         ) {
             tracer.leaving(flow, started);
         }
-        let sent = self.port.send(parcel).map_err(|e| match e {
-            // The transport knew of the loss before it told the handler:
-            // the lifecycle learns it here first, so that nothing that
-            // fails with it (a request, and so main) is seen before the
-            // abort it causes, with its culprit.
-            TransportError::PeerLost { locality, reason } => {
-                self.on_peer_lost(locality, &reason);
-                Error::LocalityLost { locality, reason }
+        let sent = self.port.send(parcel).map_err(|e| {
+            if let Some(reason) = self.aborted() {
+                return Error::Aborted(reason);
             }
-            e => match self.aborted() {
-                Some(reason) => Error::Aborted(reason),
-                None => Error::from(e),
-            },
+            match e {
+                // The transport knew of the loss before it told the
+                // handler: the lifecycle learns it here first, so that
+                // nothing that fails with it (a request, and so main) is
+                // seen before the abort it causes, with its culprit.
+                TransportError::PeerLost { locality, reason } => {
+                    self.on_peer_lost(locality, &reason);
+                    Error::LocalityLost { locality, reason }
+                }
+                e => Error::from(e),
+            }
         });
         match (&sent, &self.tracer, started) {
             (Err(_), _, _) => self.counters.unsent(header.dest, bytes),
