@@ -124,6 +124,31 @@ impl Fold {
         }
     }
 
+    /// The slots that the runs `(first flat index, length)` touch, as
+    /// (first, count), where one accumulator per slot of that range is not
+    /// much larger than the elements (a block of rows); `None` where the
+    /// slots are too far apart (round robin) or there are no elements.
+    fn dense_range(
+        &self,
+        runs: impl Iterator<Item = (u64, usize)> + Clone,
+    ) -> Option<(u64, usize)> {
+        let total: usize = runs.clone().map(|(_, n)| n).sum();
+        let inner_reduced = self.inner_reduced();
+        let (mut lo, mut hi) = (u64::MAX, 0);
+        for (global, len) in runs {
+            self.spans(global, len, |slot, _, n| {
+                lo = lo.min(slot);
+                hi = hi.max(if inner_reduced {
+                    slot
+                } else {
+                    slot + n as u64 - 1
+                });
+            });
+        }
+        let span = hi.checked_sub(lo)? + 1;
+        (span <= 2 * total as u64 + 64).then_some((lo, span as usize))
+    }
+
     /// Whether the innermost group is reduced.
     fn inner_reduced(&self) -> bool {
         self.inner().1
@@ -143,27 +168,9 @@ pub(crate) fn partials<T: Numeric>(
     if total == 0 {
         return (Vec::new(), Vec::new());
     }
-    let mut lo = u64::MAX;
-    let mut hi = 0;
-    let inner_reduced = fold.inner_reduced();
-    for &(global, values) in parts {
-        fold.segments(global, values, |slot, seg| {
-            let last = if inner_reduced {
-                slot
-            } else {
-                slot + seg.len() as u64 - 1
-            };
-            lo = lo.min(slot);
-            hi = hi.max(last);
-        });
-    }
-    // Dense where the slots touched are not much sparser than the
-    // elements (a block of rows), else pieces sorted by slot (round robin).
-    let span = hi - lo + 1;
-    if span <= 2 * total as u64 + 64 {
-        dense::<T>(parts, fold, op, lo, span as usize)
-    } else {
-        sparse::<T>(parts, fold, op)
+    match fold.dense_range(parts.iter().map(|(g, v)| (*g, v.len()))) {
+        Some((lo, span)) => dense::<T>(parts, fold, op, lo, span),
+        None => sparse::<T>(parts, fold, op),
     }
 }
 
@@ -249,22 +256,9 @@ pub(crate) fn scan_lines<T: Numeric>(
     carries: &[(u64, T)],
 ) {
     let inner_reduced = fold.inner_reduced();
-    let total: usize = parts.iter().map(|(_, v)| v.len()).sum();
-    let (mut lo, mut hi) = (u64::MAX, 0);
-    for (global, values) in parts.iter() {
-        fold.spans(*global, values.len(), |slot, _, n| {
-            lo = lo.min(slot);
-            hi = hi.max(if inner_reduced {
-                slot
-            } else {
-                slot + n as u64 - 1
-            });
-        });
-    }
-    let mut acc = if lo <= hi && hi - lo < 2 * total as u64 + 64 {
-        Running::Dense(lo, vec![None; (hi - lo + 1) as usize])
-    } else {
-        Running::Sparse(std::collections::HashMap::new())
+    let mut acc = match fold.dense_range(parts.iter().map(|(g, v)| (*g, v.len()))) {
+        Some((lo, span)) => Running::Dense(lo, vec![None; span]),
+        None => Running::Sparse(std::collections::HashMap::new()),
     };
     for &(slot, c) in carries {
         acc.set(slot, c);

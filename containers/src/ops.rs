@@ -176,40 +176,14 @@ impl<T: Numeric> PartitionedVector<T> {
     /// identity of `op` (sums, products, bitwise or and xor); for other
     /// operations it is an error, as NumPy's reduction of nothing.
     pub async fn reduce_axes(&self, axes: &[usize], op: ReduceOp) -> Result<Vec<T::Sum>> {
-        let shape = self.shape().to_vec();
-        let fold = Fold::new(&shape, axes)?;
-        if !T::supports(op) {
-            return Err(Error::BadArgument(format!(
-                "{} is not defined for {}",
-                op.name(),
-                T::NAME
-            )));
-        }
-        let slots = usize::try_from(fold.slots())
-            .map_err(|_| Error::BadArgument(format!("shape {shape:?} is too large")))?;
-        let layout = self.layout().clone();
-        let wire: Vec<u64> = axes.iter().map(|&a| a as u64).collect();
-        let partials = self
-            .on_all(partition::part_fold, |p| {
-                (layout.clone(), p as u64, wire.clone(), op)
-            })
-            .await?;
+        let (slots, partials) = self.axis_partials(axes, op).await?;
+        let shape = self.shape();
         let mut out: Vec<Option<T::Sum>> = vec![None; slots];
-        for (keys, values) in partials {
-            let values = hpx_runtime::element::elements_from_bytes::<T::Sum>(&values)?;
-            if keys.len() != values.len() {
-                return Err(Error::Codec("axis partials of different lengths".into()));
-            }
-            for (k, v) in keys.0.into_iter().zip(values) {
-                let slot = usize::try_from(k)
-                    .ok()
-                    .and_then(|k| out.get_mut(k))
-                    .ok_or_else(|| Error::Codec(format!("axis partial for slot {k}")))?;
-                *slot = Some(match *slot {
-                    Some(acc) => combine(op, acc, v),
-                    None => v,
-                });
-            }
+        for (slot, v) in partials.into_iter().flatten() {
+            out[slot] = Some(match out[slot] {
+                Some(acc) => combine(op, acc, v),
+                None => v,
+            });
         }
         out.into_iter()
             .enumerate()
@@ -226,6 +200,55 @@ impl<T: Numeric> PartitionedVector<T> {
                 ))),
             })
             .collect()
+    }
+
+    /// Each partition's partial results of a reduction with `op` over
+    /// `axes` (see [`crate::axes`]), in partition order: (output slot,
+    /// partial) pairs, slots checked; and the number of slots.
+    pub(crate) async fn axis_partials(
+        &self,
+        axes: &[usize],
+        op: ReduceOp,
+    ) -> Result<(usize, Vec<Vec<(usize, T::Sum)>>)> {
+        let shape = self.shape();
+        let fold = Fold::new(shape, axes)?;
+        if !T::supports(op) {
+            return Err(Error::BadArgument(format!(
+                "{} is not defined for {}",
+                op.name(),
+                T::NAME
+            )));
+        }
+        let slots = usize::try_from(fold.slots())
+            .map_err(|_| Error::BadArgument(format!("shape {shape:?} is too large")))?;
+        let layout = self.layout().clone();
+        let wire: Vec<u64> = axes.iter().map(|&a| a as u64).collect();
+        let partials = self
+            .on_all(partition::part_fold, |p| {
+                (layout.clone(), p as u64, wire.clone(), op)
+            })
+            .await?;
+        let decoded = partials
+            .into_iter()
+            .map(|(keys, values)| {
+                let values = hpx_runtime::element::elements_from_bytes::<T::Sum>(&values)?;
+                if keys.len() != values.len() {
+                    return Err(Error::Codec("axis partials of different lengths".into()));
+                }
+                keys.0
+                    .into_iter()
+                    .zip(values)
+                    .map(|(k, v)| {
+                        usize::try_from(k)
+                            .ok()
+                            .filter(|&slot| slot < slots)
+                            .map(|slot| (slot, v))
+                            .ok_or_else(|| Error::Codec(format!("axis partial for slot {k}")))
+                    })
+                    .collect()
+            })
+            .collect::<Result<Vec<Vec<_>>>>()?;
+        Ok((slots, decoded))
     }
 
     /// [`reduce_axes`](Self::reduce_axes) over one axis.

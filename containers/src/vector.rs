@@ -1208,51 +1208,29 @@ impl<T: Numeric> PartitionedVector<T> {
     /// (layouts whose partitions are not contiguous runs are scanned in
     /// block rows and sent back).
     pub async fn inclusive_scan_axis(&self, axis: usize, op: ReduceOp) -> Result<()> {
-        let shape = self.shape().to_vec();
-        let fold = Fold::new(&shape, &[axis])?;
-        if !T::supports(op) {
-            return Err(Error::BadArgument(format!(
-                "{} is not defined for {}",
-                op.name(),
-                T::NAME
-            )));
-        }
         let layout = self.meta.layout.clone();
         if !layout.is_contiguous() {
-            let contiguous = self.redistribute(block(shape)?.spec().clone()).await?;
+            Fold::new(self.shape(), &[axis])?;
+            let contiguous = self
+                .redistribute(block(self.shape().to_vec())?.spec().clone())
+                .await?;
             Box::pin(contiguous.inclusive_scan_axis(axis, op)).await?;
             return self.receive_from(&contiguous, &[]).await;
         }
-        let axes = vec![axis as u64];
-        let partials = self
-            .on_all(partition::part_fold, |p| {
-                (layout.clone(), p as u64, axes.clone(), op)
-            })
-            .await?;
-        let lines = usize::try_from(fold.slots())
-            .map_err(|_| Error::BadArgument(format!("shape {shape:?} is too large")))?;
-        let mut running: Vec<T::Sum> = vec![<T::Sum as Numeric>::zero(); lines];
-        let mut seen = vec![false; lines];
+        let (lines, partials) = self.axis_partials(&[axis], op).await?;
+        let mut running: Vec<Option<T::Sum>> = vec![None; lines];
         let mut carries = Vec::with_capacity(partials.len());
-        for (keys, values) in partials {
-            let values = hpx_runtime::element::elements_from_bytes::<T::Sum>(&values)?;
-            if keys.len() != values.len() {
-                return Err(Error::Codec("line totals of different lengths".into()));
-            }
+        for partial in partials {
             let (mut slots, mut from) = (Vec::new(), Vec::new());
-            for (&k, v) in keys.0.iter().zip(values) {
-                let i = usize::try_from(k)
-                    .ok()
-                    .filter(|&i| i < lines)
-                    .ok_or_else(|| Error::Codec(format!("a line total for line {k}")))?;
-                if seen[i] {
-                    slots.push(k);
-                    from.push(running[i].cast::<T>());
-                    running[i] = combine(op, running[i], v);
-                } else {
-                    running[i] = v;
-                    seen[i] = true;
-                }
+            for (i, v) in partial {
+                running[i] = Some(match running[i] {
+                    Some(carry) => {
+                        slots.push(i as u64);
+                        from.push(carry.cast::<T>());
+                        combine(op, carry, v)
+                    }
+                    None => v,
+                });
             }
             carries.push((slots, bytemuck::cast_slice::<T, u8>(&from).to_vec()));
         }
